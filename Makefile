@@ -1,0 +1,33 @@
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+HOST ?= 127.0.0.1
+PORT ?= 5000
+
+.PHONY: run test install services bench worker
+
+$(BIN)/.installed: requirements.txt
+	test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements.txt
+	touch $@
+
+install: $(BIN)/.installed
+
+# The product with embedded defaults: SQLite, in-process Redis, inline jobs, the WeChat emulator at /_emulator.
+run: install
+	$(BIN)/flask --app wsgi db upgrade
+	$(BIN)/flask --app wsgi seed-demo
+	$(BIN)/flask --app wsgi run --host $(HOST) --port $(PORT) --with-threads
+
+# The whole suite against real PostgreSQL and Redis on localhost.
+test: install services
+	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
+
+services:
+	./scripts/services-up
+
+bench: install services
+	$(BIN)/python -m bench
+
+worker: install
+	$(BIN)/rq worker --with-scheduler --url $${REDIS_URL:?set REDIS_URL} payouts default posters notifications

@@ -1,0 +1,72 @@
+"""Liebian: WeChat community distribution backend."""
+from __future__ import annotations
+
+import logging
+
+from apiflask import APIFlask
+from flask import g
+
+from app.config import EMULATOR_PREFIX, Settings, load_settings
+from app.runtime import Runtime, build_runtime, set_runtime
+
+
+def create_app(settings: Settings | None = None, runtime: Runtime | None = None) -> APIFlask:
+    settings = settings or (runtime.settings if runtime else load_settings())
+    runtime = runtime or build_runtime(settings)
+    set_runtime(runtime)
+
+    app = APIFlask(
+        __name__,
+        title="Liebian API",
+        version="1.0",
+        spec_path="/openapi.json",
+        docs_path="/docs",
+    )
+    app.config.update(
+        SECRET_KEY=settings.secret_key,
+        MAX_CONTENT_LENGTH=settings.max_body_bytes,
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Lax",
+        SESSION_COOKIE_SECURE=settings.public_base_url.startswith("https://"),
+        JSON_AS_ASCII=False,
+        SYNC_LOCAL_SPEC=False,
+        AUTO_VALIDATION_ERROR_SCHEMA=True,
+        VALIDATION_ERROR_STATUS_CODE=422,
+        INFO={"description": "Liebian: WeChat community distribution backend. Errors share one shape: "
+                             "{code, message, status, details}."},
+    )
+    app.extensions["liebian"] = runtime
+    app.config["LIEBIAN_SETTINGS"] = settings
+    logging.basicConfig(level=logging.INFO)
+
+    from app.api import register_api
+
+    register_api(app)
+
+    from app.cli import register_cli
+
+    register_cli(app)
+
+    if settings.embedded_emulator:
+        _mount_emulator(app, settings)
+
+    @app.teardown_appcontext
+    def _close_session(_exc):
+        s = g.pop("db_session", None)
+        if s is not None:
+            s.close()
+
+    return app
+
+
+def _mount_emulator(app: APIFlask, settings: Settings) -> None:
+    """Embedded default: the local WeChat emulator answers under /_emulator in this same process."""
+    try:
+        from wechat.emulator import create_emulator_for
+    except ImportError:  # emulator not built yet
+        return
+    from werkzeug.middleware.dispatcher import DispatcherMiddleware
+
+    emulator = create_emulator_for(settings)
+    app.extensions["wechat_emulator"] = emulator
+    app.wsgi_app = DispatcherMiddleware(app.wsgi_app, {EMULATOR_PREFIX: emulator.wsgi_app})

@@ -1,0 +1,16 @@
+"""HTTP layer: blueprints by audience, one error envelope, request-scoped database session."""
+from __future__ import annotations
+
+from apiflask import APIFlask
+
+from app.api import envelope
+
+
+def register_api(app: APIFlask) -> None:
+    envelope.install(app)
+    from app.api import health
+
+    blueprints = [health.bp]
+    # Each audience's blueprint is appended here as it lands.
+    for bp in blueprints:
+        app.register_blueprint(bp)

@@ -1,0 +1,69 @@
+"""One JSON error shape for the whole API: {code, message, status, details}.
+
+Every failure (domain errors, validation, unknown routes, wrong methods, malformed or oversized bodies,
+and anything unexpected) answers with it."""
+from __future__ import annotations
+
+import logging
+
+from apiflask import APIFlask, HTTPError
+from flask import jsonify, request
+from werkzeug.exceptions import HTTPException
+
+from app.errors import DomainError
+
+log = logging.getLogger(__name__)
+
+CODES = {
+    400: "bad_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    409: "conflict",
+    413: "payload_too_large",
+    415: "unsupported_media_type",
+    422: "validation_error",
+    429: "rate_limited",
+    500: "internal_error",
+    502: "upstream_error",
+    503: "unavailable",
+}
+
+
+def error_response(status: int, code: str, message: str, details: dict | None = None):
+    resp = jsonify({"code": code, "message": message, "status": status, "details": details or {}})
+    resp.status_code = status
+    return resp
+
+
+def install(app: APIFlask) -> None:
+    @app.error_processor
+    def _apiflask_error(error: HTTPError):
+        details = error.detail or {}
+        code = (error.extra_data or {}).get("code") or CODES.get(error.status_code, "error")
+        message = error.message
+        if error.status_code == 422:
+            message = "Some fields are missing or invalid; see details."
+        elif error.status_code == 400 and "json" in str(details).lower() or "decode" in str(message).lower():
+            code, message = "malformed_json", "The request body is not valid JSON."
+        resp = error_response(error.status_code, code, message, details if isinstance(details, dict) else {"detail": details})
+        if error.headers:
+            resp.headers.update(error.headers)
+        return resp
+
+    @app.errorhandler(DomainError)
+    def _domain_error(err: DomainError):
+        return error_response(err.status, err.code, err.message, err.details)
+
+    @app.errorhandler(HTTPException)
+    def _http_error(err: HTTPException):
+        status = err.code or 500
+        return error_response(status, CODES.get(status, "error"), err.description or err.name)
+
+    @app.errorhandler(Exception)
+    def _unexpected(err: Exception):
+        if isinstance(err, HTTPException):
+            return _http_error(err)
+        log.exception("unhandled error on %s %s", request.method, request.path)
+        return error_response(500, "internal_error", "Something went wrong on our side; it has been logged.")

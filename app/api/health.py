@@ -1,0 +1,34 @@
+from __future__ import annotations
+
+from apiflask import APIBlueprint
+from sqlalchemy import text
+
+from app.api.web import db, runtime
+
+bp = APIBlueprint("health", __name__, tag="health")
+
+
+@bp.get("/healthz")
+@bp.doc(summary="Database, Redis and queue reachability", responses={200: "all reachable", 503: "something is down"})
+def healthz():
+    checks: dict[str, dict] = {}
+    rt = runtime()
+    try:
+        db().execute(text("SELECT 1"))
+        checks["database"] = {"ok": True, "backend": rt.engine.dialect.name}
+    except Exception as exc:  # report, never raise: this endpoint exists to say what is down
+        checks["database"] = {"ok": False, "error": type(exc).__name__}
+    try:
+        rt.redis.ping()
+        checks["redis"] = {"ok": True, "embedded": rt.settings.redis_url is None}
+    except Exception as exc:
+        checks["redis"] = {"ok": False, "error": type(exc).__name__}
+    try:
+        from workers.queues import QUEUES, get_queue
+
+        depth = {name: get_queue(name).count for name in QUEUES}
+        checks["queues"] = {"ok": True, "inline": rt.inline_jobs, "depth": depth}
+    except Exception as exc:
+        checks["queues"] = {"ok": False, "error": type(exc).__name__}
+    ok = all(c["ok"] for c in checks.values())
+    return {"ok": ok, "checks": checks}, (200 if ok else 503)

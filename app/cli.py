@@ -1,0 +1,45 @@
+"""Flask CLI commands: migrations (Flask-Migrate), demo seeding, operators."""
+from __future__ import annotations
+
+import click
+from flask import current_app
+from flask.cli import AppGroup
+from flask_migrate import Migrate
+
+from app.migrate import MIGRATIONS
+
+
+class _MetadataOnly:
+    """Flask-Migrate wants a `db`; our env.py reads plain SQLAlchemy metadata instead of Flask-SQLAlchemy."""
+
+    from app.db import Base as _Base
+
+    metadata = _Base.metadata
+
+
+def register_cli(app) -> None:
+    Migrate(app, _MetadataOnly(), directory=str(MIGRATIONS), render_as_batch=True)
+
+    operators = AppGroup("operators", help="Console accounts.")
+
+    @operators.command("create")
+    @click.argument("username")
+    @click.password_option()
+    def create_operator(username: str, password: str):
+        from app.identity.operators import create_operator as create
+
+        rt = current_app.extensions["liebian"]
+        with rt.session() as s:
+            op = create(s, username, password)
+            click.echo(f"operator {op.username} created (id {op.id})")
+
+    app.cli.add_command(operators)
+
+    @app.cli.command("seed-demo")
+    def seed_demo():
+        """Create demo members, an operator (admin/admin) and sample data; safe to run twice."""
+        from app.demo import seed
+
+        rt = current_app.extensions["liebian"]
+        with rt.session() as s:
+            click.echo(seed(s))

@@ -1,0 +1,81 @@
+import ast
+from pathlib import Path
+
+from alembic.script import ScriptDirectory
+from sqlalchemy import create_engine, inspect
+
+from app.db import Base, import_all_models
+from app.migrate import alembic_config, upgrade_database
+
+
+def test_healthz_reports_real_database_redis_and_queues(client):
+    body = client.get("/healthz").get_json()
+    assert body["ok"] is True
+    assert body["checks"]["database"]["backend"] == "postgresql"
+    assert body["checks"]["redis"] == {"ok": True, "embedded": False}
+    assert body["checks"]["queues"]["inline"] is False
+
+
+def test_healthz_says_503_when_redis_is_down(app, rt, monkeypatch):
+    import redis
+
+    monkeypatch.setattr(rt, "redis", redis.Redis(host="127.0.0.1", port=1, socket_connect_timeout=0.2))
+    resp = app.test_client().get("/healthz")
+    assert resp.status_code == 503
+    assert resp.get_json()["checks"]["redis"]["ok"] is False
+
+
+def test_unknown_route_and_wrong_method_use_the_error_envelope(client):
+    r = client.get("/no/such/thing")
+    assert r.status_code == 404
+    assert r.get_json()["code"] == "not_found" and r.get_json()["message"]
+    r = client.delete("/healthz")
+    assert r.status_code == 405
+    assert r.get_json()["code"] == "method_not_allowed"
+
+
+def test_openapi_description_is_served(client):
+    spec = client.get("/openapi.json").get_json()
+    assert spec["openapi"].startswith("3.")
+    assert "/healthz" in spec["paths"]
+
+
+def test_migrations_have_a_single_head():
+    heads = ScriptDirectory.from_config(alembic_config("sqlite://")).get_heads()
+    assert len(heads) == 1, heads
+
+
+def test_migrations_upgrade_a_blank_sqlite_database_to_the_models(tmp_path):
+    url = f"sqlite:///{tmp_path / 'blank.db'}"
+    upgrade_database(url)
+    import_all_models()
+    tables = set(inspect(create_engine(url)).get_table_names())
+    assert {t.name for t in Base.metadata.sorted_tables} <= tables
+
+
+def test_migrations_match_the_models_on_postgresql(engine):
+    from alembic.autogenerate import compare_metadata
+    from alembic.migration import MigrationContext
+
+    import_all_models()
+    with engine.connect() as conn:
+        diff = compare_metadata(MigrationContext.configure(conn), Base.metadata)
+    assert diff == [], "models changed without a migration: " + repr(diff)[:2000]
+
+
+def test_domain_code_never_imports_flask():
+    """Domain services take a session and return data; only app/api, app/cli and the factory know Flask."""
+    root = Path(__file__).resolve().parent.parent
+    offenders = []
+    for path in list((root / "app").rglob("*.py")) + list((root / "workers").rglob("*.py")):
+        rel = path.relative_to(root).as_posix()
+        if rel.startswith(("app/api/", "app/cli.py", "app/__init__.py")):
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = []
+            if isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.module:
+                names = [node.module]
+            offenders += [f"{rel}: {n}" for n in names if n.split(".")[0] in ("flask", "apiflask", "flask_migrate")]
+    assert offenders == []
