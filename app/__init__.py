@@ -35,6 +35,10 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
         INFO={"description": "Liebian: WeChat community distribution backend. Errors share one shape: "
                              "{code, message, status, details}."},
     )
+    app.security_schemes = {
+        "MemberBearer": {"type": "http", "scheme": "bearer", "description": "mini-program access token"},
+        "OperatorBearer": {"type": "http", "scheme": "bearer", "description": "console operator token"},
+    }
     app.extensions["liebian"] = runtime
     app.config["LIEBIAN_SETTINGS"] = settings
     logging.basicConfig(level=logging.INFO)

@@ -8,9 +8,9 @@ from app.api import envelope
 
 def register_api(app: APIFlask) -> None:
     envelope.install(app)
-    from app.api import health
+    from app.api import admin_identity, health, member_identity
 
-    blueprints = [health.bp]
+    blueprints = [health.bp, member_identity.bp, admin_identity.bp]
     # Each audience's blueprint is appended here as it lands.
     for bp in blueprints:
         app.register_blueprint(bp)

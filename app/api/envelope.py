@@ -37,6 +37,10 @@ def error_response(status: int, code: str, message: str, details: dict | None = 
     return resp
 
 
+def _malformed_json() -> bool:
+    return request.is_json and bool(request.get_data(cache=True)) and request.get_json(silent=True) is None
+
+
 def install(app: APIFlask) -> None:
     @app.error_processor
     def _apiflask_error(error: HTTPError):
@@ -45,7 +49,7 @@ def install(app: APIFlask) -> None:
         message = error.message
         if error.status_code == 422:
             message = "Some fields are missing or invalid; see details."
-        elif error.status_code == 400 and "json" in str(details).lower() or "decode" in str(message).lower():
+        elif error.status_code == 400 and _malformed_json():
             code, message = "malformed_json", "The request body is not valid JSON."
         resp = error_response(error.status_code, code, message, details if isinstance(details, dict) else {"detail": details})
         if error.headers:
@@ -59,6 +63,8 @@ def install(app: APIFlask) -> None:
     @app.errorhandler(HTTPException)
     def _http_error(err: HTTPException):
         status = err.code or 500
+        if status == 400 and _malformed_json():
+            return error_response(400, "malformed_json", "The request body is not valid JSON.")
         return error_response(status, CODES.get(status, "error"), err.description or err.name)
 
     @app.errorhandler(Exception)
