@@ -67,7 +67,11 @@ def mp_login(body):
 @bp.output(TokensOut)
 @bp.doc(summary="Rotate a refresh token into a new token pair")
 def mp_refresh(body):
-    issued = miniapp.refresh(db(), runtime().settings.secret_key, body["refresh_token"])
+    try:
+        issued = miniapp.refresh(db(), runtime().settings.secret_key, body["refresh_token"])
+    except miniapp.RefreshReused:
+        db().commit()  # keep the revocation: a replayed token means the login is compromised
+        raise
     db().commit()
     return issued
 

@@ -23,6 +23,12 @@ from app.members.service import find_or_create_by_identity, get_member
 REFRESH_TTL = timedelta(days=30)
 
 
+class RefreshReused(Unauthorized):
+    """The family has been revoked in this session: the caller must commit before answering."""
+
+    code = "refresh_reused"
+
+
 def _tokens(secret: str, api_session: ApiSession, refresh: str) -> dict:
     return {
         "access_token": tokens.issue(secret, "member", api_session.member_id, api_session.id),
@@ -71,7 +77,7 @@ def refresh(session: Session, secret: str, refresh_token: str) -> dict:
     if row.revoked_at is not None or row.rotated_at is not None:
         if row.rotated_at is not None:
             revoke_family(session, row.family)
-        raise Unauthorized("This refresh token was already used; sign in again.", code="refresh_reused")
+        raise RefreshReused("This refresh token was already used; sign in again.")
     if row.expires_at <= utcnow():
         raise Unauthorized("Your login has expired; sign in again.", code="refresh_expired")
     row.rotated_at = utcnow()
