@@ -1,0 +1,86 @@
+"""Where the poster fonts come from, and which characters each one can draw.
+
+Text: Noto Sans CJK (OFL), installed by requirements.txt through the `cvttf-notosanscjk-regular` wheel, so a
+plain `pip install -r requirements.txt` gives every machine the same CJK glyphs.
+Emoji: Noto Color Emoji from Debian's `fonts-noto-color-emoji` (a CBDT bitmap font: FreeType only loads it at
+its one strike, 109 px, so emoji are drawn there and scaled). Without it emoji are left out, never drawn as
+tofu boxes. POSTER_FONT_TEXT / POSTER_FONT_EMOJI override either path."""
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+from pathlib import Path
+
+from PIL import ImageFont
+
+EMOJI_STRIKE = 109
+
+_EMOJI_CANDIDATES = (
+    "/usr/share/fonts/truetype/noto/NotoColorEmoji.ttf",
+    "/usr/share/fonts/noto/NotoColorEmoji.ttf",
+)
+_TEXT_FALLBACKS = (
+    "/usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc",
+    "/usr/share/fonts/truetype/wqy/wqy-microhei.ttc",
+)
+
+
+class FontMissing(RuntimeError):
+    pass
+
+
+@lru_cache(maxsize=1)
+def text_font_path() -> str:
+    override = os.environ.get("POSTER_FONT_TEXT")
+    if override:
+        return override
+    try:
+        import cvttf_NotoSansCJK_Regular as pkg
+
+        path = Path(pkg.__file__).parent / "NotoSansCJKtc-Regular.otf"
+        if path.exists():
+            return str(path)
+    except ImportError:
+        pass
+    for candidate in _TEXT_FALLBACKS:
+        if Path(candidate).exists():
+            return candidate
+    raise FontMissing("No CJK font: run `pip install -r requirements.txt` (cvttf-notosanscjk-regular).")
+
+
+@lru_cache(maxsize=1)
+def emoji_font_path() -> str | None:
+    override = os.environ.get("POSTER_FONT_EMOJI")
+    if override is not None:
+        return override or None  # an empty value turns colour emoji off
+    return next((c for c in _EMOJI_CANDIDATES if Path(c).exists()), None)
+
+
+@lru_cache(maxsize=64)
+def text_font(size: int) -> ImageFont.FreeTypeFont:
+    return ImageFont.truetype(text_font_path(), size)
+
+
+@lru_cache(maxsize=1)
+def emoji_font() -> ImageFont.FreeTypeFont | None:
+    path = emoji_font_path()
+    return ImageFont.truetype(path, EMOJI_STRIKE) if path else None
+
+
+def _codepoints(path: str | None) -> frozenset[int]:
+    if not path:
+        return frozenset()
+    from fontTools.ttLib import TTFont
+
+    with TTFont(path, lazy=True, fontNumber=0) as font:
+        return frozenset(font["cmap"].getBestCmap())
+
+
+@lru_cache(maxsize=1)
+def text_codepoints() -> frozenset[int]:
+    return _codepoints(text_font_path())
+
+
+@lru_cache(maxsize=1)
+def emoji_codepoints() -> frozenset[int]:
+    return _codepoints(emoji_font_path())
