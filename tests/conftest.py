@@ -5,6 +5,8 @@ LIEBIAN_TEST_SLOT lets several suites run side by side on one machine (own datab
 from __future__ import annotations
 
 import os
+import threading
+from types import SimpleNamespace
 
 import pytest
 import redis as redis_lib
@@ -31,10 +33,96 @@ def _recreate_database() -> None:
     admin.dispose()
 
 
+# --- WeChat test world (owned by the WeChat adapter area) ---------------------------------------------------
+# A real emulator over HTTP and the Liebian app served on a port, so that WeChat can call Liebian back
+# (message pushes to /wechat/callback, pay notifications to /wechatpay/notify/transfer). Ports are taken before
+# settings are built: PUBLIC_BASE_URL must be the live app's URL.
+
+
+class _LateApp:
+    """A WSGI app whose target is installed after the server socket exists."""
+
+    def __init__(self):
+        self.target = None
+
+    def __call__(self, environ, start_response):
+        if self.target is None:
+            start_response("503 Service Unavailable", [("Content-Type", "text/plain")])
+            return [b"no live app in this test (use the live_app fixture)"]
+        return self.target(environ, start_response)
+
+
+def _serve(wsgi) -> tuple[str, object]:
+    from werkzeug.serving import make_server
+
+    server = make_server("127.0.0.1", 0, wsgi, threaded=True)
+    threading.Thread(target=server.serve_forever, daemon=True, name=f"serve-{server.port}").start()
+    return f"http://127.0.0.1:{server.port}", server
+
+
 @pytest.fixture(scope="session")
-def test_env() -> dict[str, str]:
+def _wechat_world():
+    from wechat.emulator import config_for, create_emulator
+    from wechat.keys import generate_private_pem, public_pem_of
+
+    merchant_key, platform_key = generate_private_pem(), generate_private_pem()
+    live, emu_wsgi = _LateApp(), _LateApp()
+    live_url, live_server = _serve(live)
+    emu_url, emu_server = _serve(emu_wsgi)
+    env = {"WECHAT_APP_ID": "wxtestservice0001", "WECHAT_APP_SECRET": "test-service-secret",
+           "WECHAT_TOKEN": "liebiantesttoken", "WECHAT_ENCODING_AES_KEY": "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG",
+           "WECHAT_MINIAPP_ID": "wxtestminiapp0001", "WECHAT_MINIAPP_SECRET": "test-miniapp-secret",
+           "WECHAT_API_BASE": emu_url, "WECHAT_OPEN_BASE": emu_url, "WECHAT_MP_BASE": emu_url,
+           "WECHATPAY_API_BASE": emu_url, "WECHATPAY_MCH_ID": "1900000109",
+           "WECHATPAY_API_V3_KEY": "testApiV3Key0123456789abcdefghij", "WECHATPAY_PRIVATE_KEY": merchant_key,
+           "WECHATPAY_CERT_SERIAL": "TESTMERCHANTSERIAL0001", "WECHATPAY_PUBLIC_KEY": public_pem_of(platform_key),
+           "WECHATPAY_PUBLIC_KEY_ID": "PUB_KEY_ID_TEST0001", "PUBLIC_BASE_URL": live_url}
+    emulator_app = create_emulator(config_for(load_settings({**env, "SECRET_KEY": "x"}),
+                                              platform_private_key=platform_key,
+                                              merchant_public_key=public_pem_of(merchant_key)))
+    emu_wsgi.target = emulator_app
+    yield SimpleNamespace(env=env, live=live, live_url=live_url, emulator_url=emu_url, emulator_app=emulator_app,
+                          emulator=emulator_app.extensions["wechat_emulator"], platform_key=platform_key,
+                          merchant_key=merchant_key)
+    live_server.shutdown()
+    emu_server.shutdown()
+
+
+@pytest.fixture(scope="session")
+def test_env(_wechat_world) -> dict[str, str]:
     return {"DATABASE_URL": DATABASE_URL, "REDIS_URL": REDIS_URL, "SECRET_KEY": "test-secret-key",
-            "PUBLIC_BASE_URL": "http://liebian.test"}
+            **_wechat_world.env}
+
+
+@pytest.fixture(autouse=True)
+def _fresh_emulator(_wechat_world):
+    """Every test starts with an empty emulated WeChat (people, tokens, bills, faults)."""
+    yield
+    _wechat_world.emulator.reset()
+
+
+@pytest.fixture
+def emulator(_wechat_world):
+    """The emulator: `.emu` is the in-process Emulator (world, pay, faults), `.url` its HTTP base,
+    `.sim(path, **json)` POSTs to /_sim/<path>."""
+    import requests
+
+    def sim(path, method="POST", **body):
+        r = requests.request(method, f"{_wechat_world.emulator_url}/_sim/{path}", json=body, timeout=30)
+        r.raise_for_status()
+        return r.json()
+
+    return SimpleNamespace(emu=_wechat_world.emulator, url=_wechat_world.emulator_url, sim=sim,
+                           world=_wechat_world.emulator.world, pay=_wechat_world.emulator.pay,
+                           faults=_wechat_world.emulator.faults)
+
+
+@pytest.fixture
+def live_app(app, _wechat_world):
+    """The Liebian app served over HTTP at settings.public_base_url (yields that URL)."""
+    _wechat_world.live.target = app
+    yield _wechat_world.live_url
+    _wechat_world.live.target = None
 
 
 @pytest.fixture(scope="session")
