@@ -8,9 +8,9 @@ from app.api import envelope
 
 def register_api(app: APIFlask) -> None:
     envelope.install(app)
-    from app.api import admin_identity, health, member_identity
+    from app.api import admin_identity, admin_referrals, health, member_identity, member_referrals
 
-    blueprints = [health.bp, member_identity.bp, admin_identity.bp]
+    blueprints = [health.bp, member_identity.bp, admin_identity.bp, member_referrals.bp, admin_referrals.bp]
     # Each audience's blueprint is appended here as it lands.
     for bp in blueprints:
         app.register_blueprint(bp)

@@ -4,7 +4,7 @@ from __future__ import annotations
 from apiflask import APIBlueprint, Schema
 from apiflask.fields import Integer, List, String
 from apiflask.validators import Length, OneOf
-from flask import g, redirect, session
+from flask import g, redirect, request, session
 
 from app.api.auth import MEMBER_AUTH, current_member_id, member_required
 from app.api.web import db, runtime
@@ -125,9 +125,9 @@ def h5_oauth_callback(query):
     context = oauth.consume_state(rt.redis, query["state"], session.pop("oauth_state", None))
     member = oauth.complete(db(), official_account(), query["code"], context["scope"])
     if context.get("share"):
-        from app.api import hooks_registry
+        from app.referrals.events import on_h5_landing
 
-        hooks_registry.run_h5_landing(db(), member.id, context["share"])
+        on_h5_landing(db(), member.id, context["share"], request.remote_addr, request.user_agent.string)
     db().commit()
     session.clear()
     session["member_id"] = member.id

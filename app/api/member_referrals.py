@@ -1,0 +1,142 @@
+"""Partners', clerks' and store managers' referral endpoints, and the public share link."""
+from __future__ import annotations
+
+from datetime import timedelta
+
+from apiflask import APIBlueprint, Schema
+from apiflask.fields import Integer, String
+from apiflask.validators import Length, OneOf, Range
+from flask import Response, redirect, request, url_for
+
+from app.api.auth import MEMBER_AUTH, current_member_id, member_required, role_required
+from app.api.web import db, runtime
+from app.api.wechat_clients import mini_program, official_account
+from app.db import utcnow
+from app.errors import Forbidden
+from app.referrals import codes, events, partners, views
+from app.referrals.stores import current_assignment
+
+bp = APIBlueprint("member_referrals", __name__, tag="referrals")
+
+
+class SceneIn(Schema):
+    scene = String(required=True, validate=Length(1, 64))
+
+
+class PartnerIn(Schema):
+    note = String(load_default="", validate=Length(max=500))
+
+
+class ChannelQuery(Schema):
+    channel = String(load_default="share_qr", validate=OneOf(("oa_qr", "mini_code", "share_qr")))
+
+
+class PageQuery(Schema):
+    limit = Integer(load_default=50, validate=Range(1, 200))
+    before_id = Integer(load_default=None, allow_none=True)
+
+
+class DaysQuery(Schema):
+    days = Integer(load_default=30, validate=Range(1, 366))
+
+
+def _code_out(code) -> dict:
+    base = runtime().settings.public_base_url
+    return {"id": code.id, "scene": code.scene, "kind": code.kind, "status": code.status,
+            "share_url": codes.share_url(base, code),
+            "images": {ch: f"{base}/api/mp/code.png?channel={ch}" for ch in ("oa_qr", "mini_code", "share_qr")}}
+
+
+@bp.post("/api/mp/touch")
+@member_required
+@bp.input(SceneIn, arg_name="body")
+@bp.doc(summary="Mini-program launched with a scene (decodeURIComponent(options.scene))", security=MEMBER_AUTH)
+def mp_touch(body):
+    result = events.on_mini_launch(db(), current_member_id(), body["scene"], request.remote_addr,
+                                   request.user_agent.string)
+    db().commit()
+    return {"outcome": result.outcome, "bound": result.bound}
+
+
+@bp.post("/api/mp/partner")
+@member_required
+@bp.input(PartnerIn, arg_name="body")
+@bp.doc(summary="Become a partner (or apply, by the merchant's policy)", security=MEMBER_AUTH)
+def mp_become_partner(body):
+    spent = _spent_fen(current_member_id())
+    result = partners.request_partnership(db(), current_member_id(), body["note"], spent_fen=spent)
+    db().commit()
+    return result
+
+
+def _spent_fen(member_id: int) -> int:
+    try:
+        from app.orders.service import total_spent_fen
+    except ImportError:
+        return 0
+    return total_spent_fen(db(), member_id)
+
+
+@bp.get("/api/mp/code")
+@member_required
+@bp.doc(summary="My exclusive code (partners and clerks)", security=MEMBER_AUTH)
+def mp_my_code():
+    code = codes.ensure_personal_code(db(), current_member_id())
+    out = _code_out(code)
+    db().commit()
+    return out
+
+
+@bp.get("/api/mp/code.png")
+@member_required
+@bp.input(ChannelQuery, location="query", arg_name="query")
+@bp.doc(summary="My exclusive code as a PNG", security=MEMBER_AUTH,
+        responses={200: {"description": "PNG image", "content": {"image/png": {}}}})
+def mp_my_code_png(query):
+    code = codes.ensure_personal_code(db(), current_member_id())
+    channel = query["channel"]
+    if channel == "oa_qr":
+        png = codes.oa_qr_png(db(), official_account(), code)
+    elif channel == "mini_code":
+        png = codes.mini_code_png(db(), mini_program(), code)
+    else:
+        png = codes.share_qr_png(db(), runtime().settings.public_base_url, code)
+    db().commit()
+    return Response(png, mimetype="image/png", headers={"Cache-Control": "private, max-age=3600"})
+
+
+@bp.get("/api/mp/team")
+@role_required("partner", "clerk")
+@bp.input(PageQuery, location="query", arg_name="query")
+@bp.doc(summary="My direct referrals and second-level count", security=MEMBER_AUTH)
+def mp_team(query):
+    return views.team_of(db(), current_member_id(), query["limit"], query["before_id"])
+
+
+@bp.get("/api/mp/staff/figures")
+@role_required("clerk")
+@bp.input(DaysQuery, location="query", arg_name="query")
+@bp.doc(summary="A clerk's own new customers and first orders", security=MEMBER_AUTH)
+def mp_staff_figures(query):
+    return views.staff_figures(db(), current_member_id(), utcnow() - timedelta(days=query["days"]))
+
+
+@bp.get("/api/mp/store/figures")
+@role_required("store_manager")
+@bp.input(DaysQuery, location="query", arg_name="query")
+@bp.doc(summary="Per-clerk figures of the manager's own store", security=MEMBER_AUTH)
+def mp_store_figures(query):
+    assignment = current_assignment(db(), current_member_id())
+    if assignment is None or assignment.position != "manager":
+        raise Forbidden("You are not managing a store.", code="not_a_manager")
+    since = utcnow() - timedelta(days=query["days"])
+    return {"store_id": assignment.store_id, "clerks": views.store_figures(db(), assignment.store_id, since)}
+
+
+@bp.get("/s/<scene>")
+@bp.doc(summary="Share link: lands in WeChat OAuth carrying the scene", responses={302: "to sign-in"})
+def share_link(scene: str):
+    if not scene.isalnum() or len(scene) > 32:
+        scene = ""
+    return redirect(url_for("member_identity.h5_oauth_start", scope="snsapi_userinfo", share=scene or None,
+                            next="/h5/me"))

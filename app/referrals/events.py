@@ -1,0 +1,38 @@
+"""Referral touches arriving from WeChat and the mini-program, as plain calls (the HTTP shells adapt)."""
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy.orm import Session
+
+from app.members.service import find_or_create_by_identity
+from app.referrals.binding import TouchResult, touch
+from app.referrals.models import Touch
+from app.referrals.settings import get_rules
+
+
+def on_follow_or_scan(session: Session, *, openid: str, scene: str | None, subscribed_now: bool,
+                      at: datetime | None = None) -> str | None:
+    """Service-account subscribe (with or without a qrscene_) or SCAN. Returns the welcome text to reply."""
+    member, _created = find_or_create_by_identity(session, "oa_openid", openid)
+    if scene:
+        touch(session, scene=scene, member_id=member.id, channel="oa_subscribe" if subscribed_now else "oa_scan",
+              new_follower=subscribed_now, now=at)
+    return get_rules(session).welcome_text if subscribed_now else None
+
+
+def on_unsubscribe(session: Session, *, openid: str, at: datetime | None = None) -> None:
+    member, _ = find_or_create_by_identity(session, "oa_openid", openid)
+    session.add(Touch(member_id=member.id, channel="oa_unsubscribe", outcome="unsubscribed",
+                      **({"created_at": at} if at else {})))
+    session.flush()
+
+
+def on_mini_launch(session: Session, member_id: int, scene: str, ip: str | None = None,
+                   user_agent: str | None = None) -> TouchResult:
+    return touch(session, scene=scene, member_id=member_id, channel="mini_launch", ip=ip, user_agent=user_agent)
+
+
+def on_h5_landing(session: Session, member_id: int, scene: str, ip: str | None = None,
+                  user_agent: str | None = None) -> TouchResult:
+    return touch(session, scene=scene, member_id=member_id, channel="h5_landing", ip=ip, user_agent=user_agent)

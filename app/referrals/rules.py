@@ -1,0 +1,76 @@
+"""The operator's binding rules, and the pure decision of what a touch does. No database here."""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+from datetime import datetime, timedelta
+
+from app.errors import ValidationFailed
+
+CHOICES = {
+    "who": ("any_unbound", "new_only"),
+    "when": ("first_touch", "first_purchase"),
+    "duration": ("permanent", "protection", "last_touch"),
+    "partner_policy": ("everyone", "application", "spend", "designated"),
+}
+
+
+@dataclass(frozen=True)
+class BindingRules:
+    # Who may be bound: anyone without a referrer, or only people we had never seen before this touch.
+    who: str = "any_unbound"
+    # Bind on the touch itself, or remember the touch and bind at the first purchase.
+    when: str = "first_touch"
+    # permanent first touch; `protection`: after protection_days a new touch may rebind; last_touch: always.
+    duration: str = "permanent"
+    protection_days: int = 30
+    # A member is "new" when their first touch comes within this many hours of their first sighting.
+    new_member_hours: int = 24
+    partner_policy: str = "everyone"
+    partner_spend_threshold_fen: int = 0
+    welcome_text: str = "欢迎关注！点击菜单进入会员中心。"
+    permanent_qr_budget: int = 90_000  # of WeChat's lifetime 100,000; past it, 30-day codes renewed in time
+    temp_qr_days: int = 30
+    temp_qr_renew_days: int = 3
+
+    @classmethod
+    def from_dict(cls, raw: dict | None) -> "BindingRules":
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in (raw or {}).items() if k in known})
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    def validated(self) -> "BindingRules":
+        errors = {}
+        for name, allowed in CHOICES.items():
+            if getattr(self, name) not in allowed:
+                errors[name] = [f"must be one of {', '.join(allowed)}"]
+        for name in ("protection_days", "new_member_hours", "partner_spend_threshold_fen", "temp_qr_renew_days"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+                errors[name] = ["must be a whole number ≥ 0"]
+        if not isinstance(self.permanent_qr_budget, int) or not 0 <= self.permanent_qr_budget <= 100_000:
+            errors["permanent_qr_budget"] = ["must be between 0 and 100000 (WeChat's lifetime quota)"]
+        if not isinstance(self.temp_qr_days, int) or not 1 <= self.temp_qr_days <= 30:
+            errors["temp_qr_days"] = ["must be between 1 and 30 (WeChat's limit for temporary codes)"]
+        if not isinstance(self.welcome_text, str) or len(self.welcome_text) > 600:
+            errors["welcome_text"] = ["must be text of at most 600 characters"]
+        if errors:
+            raise ValidationFailed("The binding rules are invalid.", code="rules_invalid", details=errors)
+        return self
+
+
+def decide(rules: BindingRules, *, current_referrer_id: int | None, bound_at: datetime | None,
+           candidate_referrer_id: int, member_is_new: bool, now: datetime) -> str:
+    """What a valid touch does to a member: bind | rebind | already_bound | protected | not_new."""
+    if current_referrer_id is None:
+        if rules.who == "new_only" and not member_is_new:
+            return "not_new"
+        return "bind"
+    if current_referrer_id == candidate_referrer_id:
+        return "already_bound"
+    if rules.duration == "permanent":
+        return "already_bound"
+    if rules.duration == "protection" and bound_at is not None and now < bound_at + timedelta(days=rules.protection_days):
+        return "protected"
+    return "rebind"

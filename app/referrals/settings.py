@@ -1,0 +1,35 @@
+from __future__ import annotations
+
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from app.referrals.models import ReferralSettings
+from app.referrals.rules import BindingRules
+
+
+def _row(session: Session, lock: bool = False) -> ReferralSettings:
+    row = session.get(ReferralSettings, 1, with_for_update=lock)
+    if row is None:
+        try:
+            with session.begin_nested():
+                session.add(ReferralSettings(id=1, rules=BindingRules().to_dict(), permanent_qr_used=0))
+        except IntegrityError:
+            pass
+        row = session.get(ReferralSettings, 1, with_for_update=lock)
+    return row
+
+
+def get_rules(session: Session) -> BindingRules:
+    return BindingRules.from_dict(_row(session).rules)
+
+
+def update_rules(session: Session, changes: dict) -> BindingRules:
+    row = _row(session, lock=True)
+    rules = BindingRules.from_dict({**row.rules, **changes}).validated()
+    row.rules = rules.to_dict()
+    session.flush()
+    return rules
+
+
+def locked_settings(session: Session) -> ReferralSettings:
+    return _row(session, lock=True)

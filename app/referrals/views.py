@@ -1,0 +1,115 @@
+"""What partners, clerks, store managers and operators see of referrals."""
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+from sqlalchemy import Date, and_, case, cast, func, select
+from sqlalchemy.orm import Session, aliased
+
+from app.crypto import mask_name
+from app.members.models import Member
+from app.referrals.models import Binding, ReferralCode, StaffAssignment, Touch
+
+SHANGHAI = timezone(timedelta(hours=8))
+
+
+def _first_binding_channel(session: Session, referrer_id: int, member_ids: list[int]) -> dict[int, str]:
+    if not member_ids:
+        return {}
+    rows = session.execute(select(Binding.member_id, Binding.channel, Binding.created_at)
+                           .where(Binding.referrer_id == referrer_id, Binding.member_id.in_(member_ids))
+                           .order_by(Binding.created_at.desc())).all()
+    out: dict[int, str] = {}
+    for member_id, channel, _ in rows:
+        out.setdefault(member_id, channel)
+    return out
+
+
+def team_of(session: Session, partner_id: int, limit: int = 50, before_id: int | None = None) -> dict:
+    """A partner's direct referrals (newest first) and the size of the second level."""
+    query = select(Member.id, Member.nickname, Member.avatar_url, Member.bound_at).where(
+        Member.referrer_id == partner_id, Member.status == "active")
+    if before_id:
+        query = query.where(Member.id < before_id)
+    rows = session.execute(query.order_by(Member.id.desc()).limit(limit)).all()
+    channels = _first_binding_channel(session, partner_id, [r.id for r in rows])
+    level1 = session.scalar(select(func.count()).where(Member.referrer_id == partner_id, Member.status == "active"))
+    child = aliased(Member)
+    level2 = session.scalar(select(func.count()).select_from(child).join(Member, child.referrer_id == Member.id)
+                            .where(Member.referrer_id == partner_id, child.status == "active"))
+    return {
+        "direct_count": level1,
+        "second_level_count": level2,
+        "direct": [{"id": r.id, "nickname": mask_name(r.nickname), "avatar_url": r.avatar_url,
+                    "joined_at": r.bound_at.isoformat() if r.bound_at else None, "channel": channels.get(r.id)}
+                   for r in rows],
+    }
+
+
+def _local_day(column):
+    # Days are Asia/Shanghai days, whatever the database's time zone.
+    return cast(func.timezone("Asia/Shanghai", column), Date)
+
+
+def code_stats(session: Session, code_id: int, days: int = 30, now: datetime | None = None) -> dict:
+    """Scans, follows, binds and conversion (binds / scans) by day for one code."""
+    now = now or datetime.now(timezone.utc)
+    since = now - timedelta(days=days)
+    dialect = session.get_bind().dialect.name
+    day = _local_day(Touch.created_at) if dialect == "postgresql" else func.date(Touch.created_at, "+8 hours")
+    rows = session.execute(
+        select(day.label("day"), func.count().label("scans"),
+               func.sum(case((Touch.new_follower.is_(True), 1), else_=0)).label("follows"),
+               func.sum(case((Touch.outcome.in_(("bound", "rebound")), 1), else_=0)).label("binds"))
+        .where(Touch.code_id == code_id, Touch.created_at >= since).group_by(day).order_by(day)).all()
+    by_day = [{"day": str(r.day), "scans": r.scans, "follows": int(r.follows or 0), "binds": int(r.binds or 0),
+               "conversion": round((r.binds or 0) / r.scans, 4) if r.scans else 0.0} for r in rows]
+    totals = {k: sum(d[k] for d in by_day) for k in ("scans", "follows", "binds")}
+    totals["conversion"] = round(totals["binds"] / totals["scans"], 4) if totals["scans"] else 0.0
+    return {"code_id": code_id, "days": days, "totals": totals, "by_day": by_day}
+
+
+def staff_figures(session: Session, clerk_id: int, since: datetime) -> dict:
+    new_customers = session.scalar(select(func.count()).where(Binding.referrer_id == clerk_id,
+                                                              Binding.created_at >= since))
+    return {"clerk_id": clerk_id, "new_customers": new_customers, "first_orders": _first_orders(session, [clerk_id],
+                                                                                                 since).get(clerk_id, 0)}
+
+
+def store_figures(session: Session, store_id: int, since: datetime) -> list[dict]:
+    """Per clerk of the store (current and past), new customers bound at this store and their first orders."""
+    rows = session.execute(
+        select(Binding.referrer_id, func.count()).where(Binding.store_id == store_id, Binding.created_at >= since)
+        .group_by(Binding.referrer_id)).all()
+    counts = {r[0]: r[1] for r in rows}
+    staff = set(session.scalars(select(StaffAssignment.member_id).where(StaffAssignment.store_id == store_id,
+                                                                        StaffAssignment.position == "clerk")))
+    ids = sorted(staff | set(counts))
+    names = dict(session.execute(select(Member.id, Member.nickname).where(Member.id.in_(ids))).all()) if ids else {}
+    firsts = _first_orders(session, ids, since, store_id=store_id)
+    return [{"clerk_id": i, "nickname": names.get(i, ""), "new_customers": counts.get(i, 0),
+             "first_orders": firsts.get(i, 0)} for i in ids]
+
+
+def _first_orders(session: Session, referrer_ids: list[int], since: datetime, store_id: int | None = None) -> dict:
+    """Customers bound by each referrer (at the store) who have placed a first paid order since `since`."""
+    if not referrer_ids:
+        return {}
+    try:
+        from app.orders.models import Order
+    except ImportError:  # orders not installed in this build
+        return {}
+    first_paid = (select(Order.buyer_id, func.min(Order.paid_at).label("first_paid"))
+                  .where(Order.paid_at.is_not(None)).group_by(Order.buyer_id).subquery())
+    conditions = [Binding.referrer_id.in_(referrer_ids), first_paid.c.first_paid >= since]
+    if store_id is not None:
+        conditions.append(Binding.store_id == store_id)
+    rows = session.execute(select(Binding.referrer_id, func.count(func.distinct(Binding.member_id)))
+                           .join(first_paid, first_paid.c.buyer_id == Binding.member_id)
+                           .where(and_(*conditions)).group_by(Binding.referrer_id)).all()
+    return dict(rows)
+
+
+def codes_of(session: Session, owner_id: int) -> list[ReferralCode]:
+    return list(session.scalars(select(ReferralCode).where(ReferralCode.owner_id == owner_id)
+                                .order_by(ReferralCode.id)))
