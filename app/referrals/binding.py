@@ -122,13 +122,23 @@ def _bind_once(session: Session, rules: BindingRules, code: ReferralCode, member
         return TouchResult("already_bound", current, code.id)
     if _creates_cycle(session, member_id, referrer_id):
         raise _Cycle()
-    assignment = current_assignment(session, referrer_id) if code.kind in ("clerk", "campaign") else None
     session.add(Binding(member_id=member_id, referrer_id=referrer_id, previous_referrer_id=member.referrer_id,
-                        code_id=code.id, store_id=code.store_id or (assignment.store_id if assignment else None),
+                        code_id=code.id, store_id=_store_of(session, code),
                         channel=channel, kind="bind" if action == "bind" else "rebind", created_at=now))
     session.flush()
     _expire_member(session, member_id)
     return TouchResult("bound" if action == "bind" else "rebound", referrer_id, code.id)
+
+
+def _store_of(session: Session, code: ReferralCode) -> int | None:
+    """The store a binding is credited to: a campaign's store, else the clerk's store at this moment
+    (a clerk who moves keeps one code; customers won before the move stay with the old store)."""
+    if code.kind == "partner":
+        return None
+    if code.store_id is not None:
+        return code.store_id
+    assignment = current_assignment(session, code.referrer_id)
+    return assignment.store_id if assignment else None
 
 
 class _Cycle(Exception):

@@ -59,9 +59,7 @@ def ensure_personal_code(session: Session, member_id: int) -> ReferralCode:
         raise Forbidden("Your partner account is frozen.", code="partner_frozen")
     else:
         raise Forbidden("Only partners and store clerks have exclusive codes.", code="not_a_partner")
-    assignment = current_assignment(session, member.id) if kind == "clerk" else None
-    return _insert_code(session, kind=kind, owner_id=member.id, referrer_id=member.id,
-                        store_id=assignment.store_id if assignment else None)
+    return _insert_code(session, kind=kind, owner_id=member.id, referrer_id=member.id)
 
 
 def create_campaign_code(session: Session, *, label: str, referrer_id: int | None = None,
