@@ -18,3 +18,34 @@ def mp(settings, redis) -> MiniProgram:
 @pytest.fixture
 def person(emulator):
     return emulator.sim("persons", nickname="小明", phone="13912345678")
+
+
+@pytest.fixture
+def push_handler():
+    """push_handler(key, fn) registers fn for this test only."""
+    from wechat import registry
+
+    added = []
+
+    def add(key, fn):
+        registry.register_push_handler(key, fn)
+        added.append((key, fn))
+        return fn
+
+    yield add
+    for key, fn in added:
+        registry.unregister_push_handler(key, fn)
+
+
+@pytest.fixture
+def transfer_handler():
+    from wechat import registry
+
+    seen = []
+
+    def handler(session, resource):
+        seen.append(resource)
+
+    registry.register_transfer_notification_handler(handler)
+    yield seen
+    registry.unregister_transfer_notification_handler(handler)

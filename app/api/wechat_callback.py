@@ -1,0 +1,56 @@
+"""/wechat/callback: WeChat's service-account message push (GET URL check, POST messages and events).
+
+Thin: verify and parse (wechat.push), claim the delivery atomically so WeChat's retries run handlers once,
+run the registered handlers (light DB work only: WeChat gives up after 5 s), commit once, reply."""
+from __future__ import annotations
+
+import logging
+
+from apiflask import APIBlueprint
+from flask import Response, request
+
+from app.api.web import db, runtime
+from wechat import push
+from wechat.errors import PushRejected
+from wechat.registry import push_handlers, register_push_handler  # noqa: F401 - re-exported for handlers
+
+log = logging.getLogger(__name__)
+bp = APIBlueprint("wechat_callback", __name__, enable_openapi=False)
+
+
+def _text(body: str, status: int = 200) -> Response:
+    return Response(body, status=status, mimetype="text/plain" if not body.startswith("<") else "application/xml")
+
+
+@bp.get("/wechat/callback")
+def verify_url():
+    try:
+        return _text(push.check_url(runtime().settings, request.args))
+    except PushRejected:
+        return _text("forbidden", 403)
+
+
+@bp.post("/wechat/callback")
+def receive():
+    rt = runtime()
+    try:
+        message = push.open_push(rt.settings, request.args, request.get_data(cache=False))
+    except PushRejected as exc:
+        log.warning("wechat push rejected: %s", exc)
+        return _text("forbidden", 403)
+    if not push.claim_delivery(rt.redis, message):
+        return _text("success")  # WeChat's retry of a delivery we already took
+    reply = None
+    try:
+        session = db()
+        for handler in push_handlers(push.handler_key(message)):
+            text = handler(session, message)
+            if reply is None and text:
+                reply = text
+        session.commit()
+    except Exception:
+        db().rollback()
+        push.release_delivery(rt.redis, message)
+        log.exception("wechat push handler failed for %s", push.handler_key(message))
+        return _text("error", 500)
+    return _text(push.render_reply(rt.settings, message, reply, request.args))

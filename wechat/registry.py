@@ -1,0 +1,75 @@
+"""Handlers for what WeChat calls us with, registered by domain packages (kept free of Flask).
+
+Push handlers: `register_push_handler(key, fn)`, `fn(session, message) -> str | None` (reply text). Keys are
+`wechat.push.handler_key(message)`: "subscribe" (plain follow), "subscribe_scan" (follow by scanning a
+parametric QR; `message.scene_id` is the scene without "qrscene_"), "scan" (a follower scanned),
+"unsubscribe", "click", "view", "text", "image", ... and "*" for every message.
+Transfer notifications: `register_transfer_notification_handler(fn)`, `fn(session, resource: dict)`.
+
+Domain packages put their registrations in `app/<domain>/wechat_handlers.py`; those modules are imported on
+first dispatch (like `import_all_models`), so registration never depends on import order elsewhere."""
+from __future__ import annotations
+
+import importlib
+import pkgutil
+import threading
+from typing import Callable
+
+_push: dict[str, list[Callable]] = {}
+_transfer: list[Callable] = []
+_loaded = False
+_lock = threading.Lock()
+
+
+def register_push_handler(event_type: str, fn: Callable) -> Callable:
+    with _lock:
+        handlers = _push.setdefault(event_type.lower(), [])
+        if fn not in handlers:
+            handlers.append(fn)
+    return fn
+
+
+def register_transfer_notification_handler(fn: Callable) -> Callable:
+    with _lock:
+        if fn not in _transfer:
+            _transfer.append(fn)
+    return fn
+
+
+def load_handler_modules() -> None:
+    global _loaded
+    if _loaded:
+        return
+    import app
+
+    for mod in pkgutil.iter_modules(app.__path__):
+        if mod.ispkg:
+            try:
+                importlib.import_module(f"app.{mod.name}.wechat_handlers")
+            except ModuleNotFoundError as exc:
+                if exc.name != f"app.{mod.name}.wechat_handlers":
+                    raise
+    _loaded = True
+
+
+def push_handlers(key: str) -> list[Callable]:
+    load_handler_modules()
+    return list(_push.get(key, [])) + list(_push.get("*", []))
+
+
+def transfer_notification_handlers() -> list[Callable]:
+    load_handler_modules()
+    return list(_transfer)
+
+
+def unregister_push_handler(event_type: str, fn: Callable) -> None:
+    with _lock:
+        handlers = _push.get(event_type.lower(), [])
+        if fn in handlers:
+            handlers.remove(fn)
+
+
+def unregister_transfer_notification_handler(fn: Callable) -> None:
+    with _lock:
+        if fn in _transfer:
+            _transfer.remove(fn)
