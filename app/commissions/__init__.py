@@ -1,0 +1,1 @@
+"""Two-level commissions: versioned plans, computation on paid, maturation, reversal, fraud holds."""

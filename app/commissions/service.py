@@ -1,0 +1,232 @@
+"""Commission lifecycle: accrue on paid, start the hold on completed, reverse on refund, mature, hold, cancel.
+
+Every money movement is a ledger entry keyed on the business event:
+  order:<order_id>:paid:L<level>                 commission_expense → member pending
+  order:<order_id>:refund:<refund_id>:L<level>   member pending|available → commission_expense
+  commission:<id>:mature                         member pending → member available
+  commission:<id>:cancel                         member pending → commission_expense (confirmed fraud)"""
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from sqlalchemy import select, text, update
+from sqlalchemy.orm import Session
+
+from app.commissions.models import Commission
+from app.commissions.plans import PlanSnapshot
+from app.commissions.rules import (ChainMember, commission_fen, earners, money_account_for,
+                                   remaining_after_refunds, resolve_bps, transition)
+from app.db import utcnow
+from app.fraud.service import has_open_flags
+from app.ledger.service import EntrySpec, member_account, member_accounts, platform_account, post_entries
+
+
+def accrue_for_paid_order(session: Session, *, order_id: int, paid_fen: int, lines: list[tuple[str, int]],
+                          is_first: bool, plan: PlanSnapshot, buyer: ChainMember, referrer: ChainMember | None,
+                          referrers_referrer: ChainMember | None, now: datetime) -> list[dict]:
+    """Create the order's commissions (at most two) and credit each earner's pending account.
+
+    lines: [(category, paid_fen)]. Each line is rounded down on its own: floor(paid × bps / 10000)."""
+    rows = []
+    for level, m in earners(buyer, referrer, referrers_referrer, plan.self_purchase):
+        amount = sum(commission_fen(paid, resolve_bps(plan.rates, m.grade, level, category, is_first))
+                     for category, paid in lines)
+        if amount <= 0:
+            continue
+        rows.append({"order_id": order_id, "level": level, "earner_id": m.id, "plan_id": plan.id, "grade": m.grade,
+                     "base_fen": paid_fen, "amount_fen": amount, "reversed_fen": 0,
+                     # An open fraud flag holds new commissions: they accrue but never mature until released.
+                     "state": "held" if m.flagged else "pending",
+                     "created_at": now, "updated_at": now})
+    if not rows:
+        return []
+    table = Commission.__table__
+    ids = dict((lv, i) for i, lv in session.execute(
+        table.insert().values(rows).returning(table.c.id, table.c.level)).all())
+    accounts = member_accounts(session, [(r["earner_id"], "pending") for r in rows])
+    expense = platform_account(session, "commission_expense")
+    post_entries(session, [EntrySpec(
+        f"order:{order_id}:paid:L{r['level']}",
+        [(accounts[(r["earner_id"], "pending")], r["amount_fen"]), (expense, -r["amount_fen"])],
+        "commission_accrued", "commission", str(ids[r["level"]])) for r in rows])
+    for r in rows:
+        r["id"] = ids[r["level"]]
+    return rows
+
+
+def start_hold_period(session: Session, order_id: int, completed_at: datetime, hold_days: int) -> None:
+    """The refund window starts when the order completes: commissions mature hold_days later."""
+    session.execute(update(Commission).where(Commission.order_id == order_id, Commission.mature_at.is_(None))
+                    .values(mature_at=completed_at + timedelta(days=hold_days), updated_at=utcnow()))
+
+
+def reverse_for_refund(session: Session, *, order_id: int, refund_id: str, paid_fen: int,
+                       refunded_total_fen: int) -> list[dict]:
+    """Bring every commission of the order down to its share of what is still paid, at both levels.
+
+    The amount to reverse is computed from the cumulative refund, so partial refunds add up exactly and never
+    exceed the commission. Money comes back from wherever it sits now (pending, or available even if that makes
+    the balance negative: later earnings repay it first, since a balance is just a sum)."""
+    commissions = session.scalars(select(Commission).where(Commission.order_id == order_id)
+                                  .order_by(Commission.level).with_for_update()).all()
+    specs, out = [], []
+    expense = None
+    now = utcnow()
+    for c in commissions:
+        account_kind = money_account_for(c.state)
+        if account_kind is None:  # reversed or canceled: its money already went back
+            continue
+        target = c.amount_fen - remaining_after_refunds(c.amount_fen, paid_fen, refunded_total_fen)
+        delta = target - c.reversed_fen
+        if delta <= 0:
+            continue
+        expense = expense or platform_account(session, "commission_expense")
+        specs.append(EntrySpec(f"order:{order_id}:refund:{refund_id}:L{c.level}",
+                               [(member_account(session, c.earner_id, account_kind), -delta), (expense, delta)],
+                               "commission_reversed", "commission", str(c.id)))
+        c.reversed_fen = target
+        if target == c.amount_fen:
+            c.state = transition(c.state, "reverse_all")
+        c.updated_at = now
+        out.append({"commission_id": c.id, "level": c.level, "reversed_fen": delta, "from": account_kind})
+    session.flush()
+    post_entries(session, specs)
+    return out
+
+
+def hold_open_commissions(session: Session, member_id: int) -> int:
+    """Call when a fraud flag opens: the member's pending commissions become held (they stop maturing)."""
+    return session.execute(update(Commission).where(Commission.earner_id == member_id, Commission.state == "pending")
+                           .values(state="held", updated_at=utcnow())).rowcount
+
+
+def release_held_commissions(session: Session, member_id: int) -> int:
+    """Call when the last open flag is dismissed: held commissions go back to pending and mature as usual."""
+    if has_open_flags(session, member_id):
+        return 0
+    return session.execute(update(Commission).where(Commission.earner_id == member_id, Commission.state == "held")
+                           .values(state="pending", updated_at=utcnow())).rowcount
+
+
+def cancel_commissions_for_fraud(session: Session, member_id: int) -> int:
+    """Confirmed fraud: the member's not-yet-available commissions are canceled and their money returned.
+
+    Available money is left alone (it may already be withdrawn); operators claw it back case by case."""
+    commissions = session.scalars(select(Commission).where(Commission.earner_id == member_id,
+                                                           Commission.state.in_(("pending", "held")))
+                                  .order_by(Commission.id).with_for_update()).all()
+    if not commissions:
+        return 0
+    pending = member_account(session, member_id, "pending")
+    expense = platform_account(session, "commission_expense")
+    specs, now = [], utcnow()
+    for c in commissions:
+        net = c.amount_fen - c.reversed_fen
+        if net > 0:
+            specs.append(EntrySpec(f"commission:{c.id}:cancel", [(pending, -net), (expense, net)],
+                                   "commission_canceled", "commission", str(c.id)))
+        c.state = transition(c.state, "cancel")
+        c.updated_at = now
+    session.flush()
+    post_entries(session, specs)
+    return len(commissions)
+
+
+# -- maturation: set-based, one batch per call ----------------------------------------------------------------
+
+_DUE = """
+    SELECT c.id FROM commissions c
+    WHERE c.state = 'pending' AND c.mature_at <= :now
+      AND NOT EXISTS (SELECT 1 FROM risk_flags f WHERE f.member_id = c.earner_id AND f.status = 'open')
+    ORDER BY c.mature_at, c.id LIMIT :batch
+"""
+
+
+def mature_due_commissions(session: Session, now: datetime | None = None, batch_size: int = 20000) -> int:
+    """Move one batch of due commissions (pending, hold period over, earner not flagged) to available.
+
+    Set-based on PostgreSQL: a handful of statements per batch whatever its size (UPDATE ... FROM,
+    INSERT ... SELECT), no per-row Python. Rows locked by a concurrent refund are skipped (SKIP LOCKED) and
+    picked up by the next run. Returns how many matured; call again until it returns less than batch_size.
+    Flushes, never commits: the caller commits each batch."""
+    now = now or utcnow()
+    if session.get_bind().dialect.name != "postgresql":
+        return _mature_portable(session, now, batch_size)
+    session.execute(text("CREATE TEMP TABLE IF NOT EXISTS matured_batch "
+                         "(id bigint PRIMARY KEY, earner_id bigint NOT NULL, net bigint NOT NULL) "
+                         "ON COMMIT DELETE ROWS"))
+    session.execute(text("DELETE FROM matured_batch"))
+    n = session.execute(text(f"""
+        WITH due AS ({_DUE} FOR UPDATE OF c SKIP LOCKED),
+        upd AS (UPDATE commissions c SET state = 'available', matured_at = :now, updated_at = :now
+                FROM due WHERE c.id = due.id
+                RETURNING c.id, c.earner_id, c.amount_fen - c.reversed_fen AS net)
+        INSERT INTO matured_batch (id, earner_id, net) SELECT id, earner_id, net FROM upd
+    """), {"now": now, "batch": batch_size}).rowcount
+    if not n:
+        return 0
+    session.execute(text("ANALYZE matured_batch"))
+    session.execute(text("""
+        INSERT INTO ledger_accounts (code, member_id, kind, balance_fen, updated_at)
+        SELECT DISTINCT 'member:' || earner_id || ':available', earner_id, 'available', 0, CAST(:now AS timestamptz)
+        FROM matured_batch ORDER BY 1
+        ON CONFLICT (code) DO NOTHING
+    """), {"now": now})
+    # Plain INSERT (no ON CONFLICT): a second mature entry for one commission would be a bug; fail loudly.
+    session.execute(text("""
+        WITH e AS (
+            INSERT INTO journal_entries (key, kind, ref_type, ref_id, memo, created_at)
+            SELECT 'commission:' || id || ':mature', 'commission_matured', 'commission', CAST(id AS text), '',
+                   CAST(:now AS timestamptz)
+            FROM matured_batch WHERE net > 0
+            RETURNING id, ref_id)
+        INSERT INTO journal_lines (entry_id, account_id, amount_fen)
+        SELECT e.id, a.id, s.sign * m.net
+        FROM e JOIN matured_batch m ON m.id = CAST(e.ref_id AS bigint)
+        CROSS JOIN (VALUES ('pending', -1), ('available', 1)) AS s(kind, sign)
+        JOIN ledger_accounts a ON a.code = 'member:' || m.earner_id || ':' || s.kind
+    """), {"now": now})
+    deltas = """
+        SELECT a.id, SUM(s.sign * m.net) AS delta
+        FROM matured_batch m CROSS JOIN (VALUES ('pending', -1), ('available', 1)) AS s(kind, sign)
+        JOIN ledger_accounts a ON a.code = 'member:' || m.earner_id || ':' || s.kind
+        WHERE m.net > 0 GROUP BY a.id
+    """
+    # Lock balance rows in id order (same order as post_entries) before changing them: no deadlocks.
+    session.execute(text(f"SELECT id FROM ledger_accounts WHERE id IN (SELECT id FROM ({deltas}) d) "
+                         f"ORDER BY id FOR UPDATE")).all()
+    session.execute(text(f"""
+        UPDATE ledger_accounts a SET balance_fen = a.balance_fen + d.delta, updated_at = :now
+        FROM ({deltas}) d WHERE a.id = d.id
+    """), {"now": now})
+    return n
+
+
+def _mature_portable(session: Session, now: datetime, batch_size: int) -> int:
+    """Embedded (SQLite) fallback: same movements through post_entries, for small demo volumes."""
+    ids = session.scalars(text(_DUE), {"now": now, "batch": batch_size}).all()
+    commissions = session.scalars(select(Commission).where(Commission.id.in_(ids))).all()
+    specs = []
+    for c in commissions:
+        net = c.amount_fen - c.reversed_fen
+        if net > 0:
+            specs.append(EntrySpec(f"commission:{c.id}:mature",
+                                   [(member_account(session, c.earner_id, "pending"), -net),
+                                    (member_account(session, c.earner_id, "available"), net)],
+                                   "commission_matured", "commission", str(c.id)))
+        c.state, c.matured_at, c.updated_at = transition(c.state, "mature"), now, now
+    session.flush()
+    post_entries(session, specs)
+    return len(commissions)
+
+
+def mature_all_due(session_factory, now: datetime | None = None, batch_size: int = 20000) -> int:
+    """Run batches until nothing is due, committing each batch (short locks). Used by the RQ job and the bench."""
+    total = 0
+    while True:
+        with session_factory() as s:
+            n = mature_due_commissions(s, now, batch_size)
+            s.commit()
+        total += n
+        if n < batch_size:
+            return total

@@ -1,0 +1,1 @@
+"""Grades: automatic upgrades over measured figures, operator grants, recorded changes."""

@@ -1,0 +1,1 @@
+"""Shop orders arriving through the signed webhook: paid, completed, refunded."""

@@ -1,0 +1,245 @@
+"""Applying shop order events: the service behind the webhook (and the benchmark).
+
+Ordering rules (docs/ledger.md):
+- every event of one shop order is serialised by a transaction-level advisory lock on the shop order id;
+- `paid` creates the order and its commissions; a replay is recognised (same buyer and lines) and changes
+  nothing, a different `paid` for the same order id is refused (409 order_event_conflict);
+- `completed` before `paid` is parked and applied right after the `paid` lands;
+- `refunded` before `paid` is refused with 404 order_not_found and changes nothing: the shop retries it (a
+  refund of money we never saw paid cannot be checked against the paid amount, so we do not guess)."""
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import select, text
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from app.commissions.plans import active_plan_id_sql, plan_snapshot
+from app.commissions.rules import ChainMember
+from app.commissions.service import accrue_for_paid_order, reverse_for_refund, start_hold_period
+from app.db import utcnow
+from app.errors import Conflict, NotFound, ValidationFailed
+from app.ledger.service import insert_ignoring_conflicts
+from app.members.models import Identity, Member
+from app.orders.events import BUYER_KEYS, OrderEvent, parse_event
+from app.orders.models import Order, OrderLine, OrderRefund, ParkedOrderEvent
+
+
+def ingest_order_event(session: Session, data: dict) -> dict:
+    """Apply one shop event (already authenticated). Returns {status: applied|duplicate|parked, ...}.
+
+    Raises ValidationFailed / NotFound / Conflict with a stable code; the caller then rolls back, so bad input
+    changes nothing. Flushes, never commits."""
+    now = utcnow()
+    event = parse_event(data, now)
+    if event.event == "paid":
+        return _paid(session, event, now)  # takes the order lock once it knows the buyer
+    _lock_order_key(session, event.shop_order_id)
+    if event.event == "completed":
+        return _completed(session, event, now)
+    return _refunded(session, event, now)
+
+
+def _lock_order_key(session: Session, shop_order_id: str, buyer_id: int | None = None) -> None:
+    # Without the order lock, a `completed` racing its `paid` could park after the paid looked for parked
+    # events, and be lost. The buyer lock (paid only, always taken after the order lock) makes "first order"
+    # exact when one buyer's orders arrive concurrently. SQLite (embedded mode) serialises writers anyway.
+    if session.get_bind().dialect.name != "postgresql":
+        return
+    if buyer_id is None:
+        session.execute(text("SELECT pg_advisory_xact_lock(7406, hashtext(:k))"), {"k": shop_order_id})
+    else:
+        session.execute(text("SELECT pg_advisory_xact_lock(7406, hashtext(:k)), pg_advisory_xact_lock(:b)"),
+                        {"k": shop_order_id, "b": buyer_id})
+
+
+# -- buyers ----------------------------------------------------------------------------------------------------
+
+def find_or_create_buyer(session: Session, buyer: dict) -> int:
+    """The member behind a buyer's identities (unionid first, then openids), created on first sight.
+
+    Two first orders of one new buyer may race: the unique (kind, value) on identities lets one insert win; the
+    loser rolls back its savepoint and reads the winner's member. Returns the live (not merged) member id."""
+    wanted = [(k, buyer[k]) for k in BUYER_KEYS if buyer.get(k)]
+    for _attempt in range(3):
+        found = _lookup(session, wanted)
+        if found is not None:
+            return found
+        try:
+            with session.begin_nested():
+                member_id = session.execute(Member.__table__.insert().values(
+                    nickname=buyer.get("nickname") or "", avatar_url="", status="active",
+                    created_at=utcnow(), updated_at=utcnow()).returning(Member.__table__.c.id)).scalar_one()
+                session.execute(Identity.__table__.insert(), [
+                    {"member_id": member_id, "kind": k, "value": v, "created_at": utcnow()} for k, v in wanted])
+            return member_id
+        except IntegrityError:
+            continue
+    raise Conflict("Could not settle who the buyer is; retry.", code="buyer_race")
+
+
+def _lookup(session: Session, wanted: list[tuple[str, str]]) -> int | None:
+    rows = session.execute(
+        select(Identity.kind, Member.id, Member.status, Member.merged_into_id)
+        .join(Member, Member.id == Identity.member_id)
+        .where(Identity.kind.in_([k for k, _ in wanted]), Identity.value.in_([v for _, v in wanted]))).all()
+    by_kind = {kind: (mid, status, merged) for kind, mid, status, merged in rows
+               if (kind, dict(wanted).get(kind)) in set(wanted)}
+    for kind, _ in wanted:  # wanted is already in preference order: unionid, mini_openid, oa_openid
+        if kind in by_kind:
+            member_id, status, merged_into = by_kind[kind]
+            hops = 0
+            while status == "merged" and merged_into is not None and hops < 8:
+                member_id = merged_into
+                status, merged_into = session.execute(select(Member.status, Member.merged_into_id)
+                                                      .where(Member.id == member_id)).one()
+                hops += 1
+            return member_id
+    return None
+
+
+# -- paid ------------------------------------------------------------------------------------------------------
+
+_INSERT_ORDER = f"""
+    INSERT INTO orders (shop_order_id, buyer_id, status, paid_fen, refunded_fen, is_first_order, plan_id,
+                        paid_at, created_at)
+    VALUES (:s, :b, 'paid', :p, 0, NOT EXISTS (SELECT 1 FROM orders o WHERE o.buyer_id = :b),
+            {active_plan_id_sql()}, :paid_at, :now)
+    ON CONFLICT (shop_order_id) DO NOTHING
+    RETURNING id, is_first_order, plan_id
+"""
+
+# The buyer and at most two referrers above them, with everything the plan needs. depth < 2 bounds the walk:
+# nothing above the second level is ever read, so nothing above it can be paid.
+_CHAIN = """
+    WITH RECURSIVE chain(id, depth) AS (
+        SELECT CAST(:b AS BIGINT), 0
+        UNION ALL
+        SELECT m.referrer_id, c.depth + 1 FROM chain c JOIN members m ON m.id = c.id
+        WHERE c.depth < 2 AND m.referrer_id IS NOT NULL)
+    SELECT c.depth, m.id, m.status,
+           EXISTS (SELECT 1 FROM member_roles r WHERE r.member_id = m.id AND r.role = 'partner') AS partner,
+           COALESCE((SELECT g.grade_code FROM member_grades g WHERE g.member_id = m.id),
+                    (SELECT g.code FROM grades g ORDER BY g.rank LIMIT 1), '') AS grade,
+           EXISTS (SELECT 1 FROM risk_flags f WHERE f.member_id = m.id AND f.status = 'open') AS flagged,
+           EXISTS (SELECT 1 FROM parked_order_events p WHERE p.shop_order_id = :s) AS parked
+    FROM chain c JOIN members m ON m.id = c.id ORDER BY c.depth
+"""
+
+
+def _paid(session: Session, event: OrderEvent, now: datetime) -> dict:
+    buyer_id = find_or_create_buyer(session, event.buyer)
+    _lock_order_key(session, event.shop_order_id, buyer_id)
+    paid_fen = event.paid_fen
+    row = session.execute(text(_INSERT_ORDER), {"s": event.shop_order_id, "b": buyer_id, "p": paid_fen,
+                                                "paid_at": event.occurred_at, "now": now}).first()
+    if row is None:
+        return _paid_replay(session, event, buyer_id)
+    order_id, is_first, plan_id = row
+    session.execute(OrderLine.__table__.insert(), [
+        {"order_id": order_id, "line_no": i, "product_id": ln.product_id, "category": ln.category,
+         "quantity": ln.quantity, "paid_fen": ln.paid_fen} for i, ln in enumerate(event.lines, 1)])
+    chain = session.execute(text(_CHAIN), {"b": buyer_id, "s": event.shop_order_id}).all()
+    members = [ChainMember(r.id, r.status == "active", bool(r.partner), r.grade or "", bool(r.flagged))
+               for r in chain]
+    commissions = []
+    if plan_id is not None:
+        commissions = accrue_for_paid_order(
+            session, order_id=order_id, paid_fen=paid_fen, lines=[(ln.category, ln.paid_fen) for ln in event.lines],
+            is_first=bool(is_first), plan=plan_snapshot(session, plan_id), buyer=members[0],
+            referrer=members[1] if len(members) > 1 else None,
+            referrers_referrer=members[2] if len(members) > 2 else None, now=now)
+    parked = []
+    if chain and chain[0].parked:
+        parked = _apply_parked(session, event.shop_order_id, now)
+    from app.grades.service import schedule_grade_evaluation
+
+    schedule_grade_evaluation(session, [m.id for m in members])
+    return {"status": "applied", "event": "paid", "order_id": order_id, "shop_order_id": event.shop_order_id,
+            "buyer_id": buyer_id, "paid_fen": paid_fen, "is_first_order": bool(is_first), "plan_id": plan_id,
+            "commissions": [{"id": c["id"], "level": c["level"], "earner_id": c["earner_id"],
+                             "amount_fen": c["amount_fen"], "state": c["state"]} for c in commissions],
+            "applied_parked": parked}
+
+
+def _paid_replay(session: Session, event: OrderEvent, buyer_id: int) -> dict:
+    order = session.scalar(select(Order).where(Order.shop_order_id == event.shop_order_id))
+    lines = session.execute(select(OrderLine.product_id, OrderLine.category, OrderLine.quantity, OrderLine.paid_fen)
+                            .where(OrderLine.order_id == order.id).order_by(OrderLine.line_no)).all()
+    same = order.buyer_id == buyer_id and [tuple(r) for r in lines] == [
+        (ln.product_id, ln.category, ln.quantity, ln.paid_fen) for ln in event.lines]
+    if not same:
+        raise Conflict("This order was already reported paid with a different buyer or lines.",
+                       code="order_event_conflict", details={"order_id": event.shop_order_id})
+    return {"status": "duplicate", "event": "paid", "order_id": order.id, "shop_order_id": event.shop_order_id}
+
+
+def _apply_parked(session: Session, shop_order_id: str, now: datetime) -> list[str]:
+    parked = session.scalars(select(ParkedOrderEvent).where(ParkedOrderEvent.shop_order_id == shop_order_id)
+                             .order_by(ParkedOrderEvent.id)).all()
+    applied = []
+    for p in parked:
+        _completed(session, parse_event(p.payload, now), now)
+        applied.append(p.payload["event"])
+        session.delete(p)
+    session.flush()
+    return applied
+
+
+# -- completed -------------------------------------------------------------------------------------------------
+
+def _completed(session: Session, event: OrderEvent, now: datetime) -> dict:
+    order = session.scalar(select(Order).where(Order.shop_order_id == event.shop_order_id).with_for_update())
+    if order is None:
+        session.execute(insert_ignoring_conflicts(session, ParkedOrderEvent.__table__).values(
+            shop_order_id=event.shop_order_id, dedupe_key=f"{event.shop_order_id}:completed",
+            payload={"event": "completed", "order_id": event.shop_order_id,
+                     "occurred_at": event.occurred_at.isoformat()}, received_at=now))
+        return {"status": "parked", "event": "completed", "shop_order_id": event.shop_order_id}
+    if order.completed_at is not None:
+        return {"status": "duplicate", "event": "completed", "order_id": order.id,
+                "shop_order_id": event.shop_order_id}
+    # The refund window cannot start before the payment.
+    order.completed_at = max(event.occurred_at, order.paid_at)
+    if order.status == "paid":
+        order.status = "completed"
+    session.flush()
+    if order.plan_id is not None:
+        start_hold_period(session, order.id, order.completed_at, plan_snapshot(session, order.plan_id).hold_days)
+    return {"status": "applied", "event": "completed", "order_id": order.id, "shop_order_id": event.shop_order_id}
+
+
+# -- refunded --------------------------------------------------------------------------------------------------
+
+def _refunded(session: Session, event: OrderEvent, now: datetime) -> dict:
+    order = session.scalar(select(Order).where(Order.shop_order_id == event.shop_order_id).with_for_update())
+    if order is None:
+        raise NotFound("No paid order with this id: a refund can only follow its paid event. Retry after it.",
+                       code="order_not_found", details={"order_id": event.shop_order_id})
+    prior = session.scalar(select(OrderRefund).where(OrderRefund.order_id == order.id,
+                                                     OrderRefund.refund_id == event.refund_id))
+    if prior is not None:
+        if prior.amount_fen != event.amount_fen:
+            raise Conflict("This refund id was already applied with a different amount.", code="refund_conflict",
+                           details={"refund_id": event.refund_id, "applied_fen": prior.amount_fen})
+        return {"status": "duplicate", "event": "refunded", "order_id": order.id,
+                "shop_order_id": event.shop_order_id, "refund_id": event.refund_id}
+    total = order.refunded_fen + event.amount_fen
+    if total > order.paid_fen:
+        raise ValidationFailed("Refunds would exceed the amount paid.", code="refund_exceeds_paid",
+                               details={"paid_fen": order.paid_fen, "already_refunded_fen": order.refunded_fen,
+                                        "requested_fen": event.amount_fen})
+    session.add(OrderRefund(order_id=order.id, refund_id=event.refund_id, amount_fen=event.amount_fen,
+                            refunded_at=event.occurred_at, created_at=now))
+    order.refunded_fen = total
+    if total == order.paid_fen:
+        order.status = "refunded"
+    session.flush()
+    reversals = reverse_for_refund(session, order_id=order.id, refund_id=event.refund_id, paid_fen=order.paid_fen,
+                                   refunded_total_fen=total)
+    from app.grades.service import schedule_grade_evaluation
+
+    schedule_grade_evaluation(session, [order.buyer_id])
+    return {"status": "applied", "event": "refunded", "order_id": order.id, "shop_order_id": event.shop_order_id,
+            "refund_id": event.refund_id, "refunded_fen": total, "reversals": reversals}
