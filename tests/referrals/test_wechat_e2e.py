@@ -1,0 +1,98 @@
+"""End to end through the emulator: a person scans a partner's QR in WeChat, follows, and is bound."""
+from datetime import timedelta
+
+import requests
+from sqlalchemy import func, select
+
+from app.db import utcnow
+from app.members.models import Identity, Member
+from app.referrals import codes, partners
+from app.referrals.models import Binding, ReferralCode, Touch
+from app.referrals.settings import update_rules
+from tests.referrals.test_api import as_member
+from tests.factories import make_member
+
+
+def partner_qr_ticket(client, session, rt):
+    p = make_member(session, "Partner")
+    partners.make_partner(session, p.id, "designated")
+    session.commit()
+    png = client.get("/api/mp/code.png?channel=oa_qr", headers=as_member(rt, p))
+    assert png.status_code == 200 and png.data[:8] == b"\x89PNG\r\n\x1a\n"
+    code = session.scalar(select(ReferralCode).where(ReferralCode.owner_id == p.id))
+    return p, code
+
+
+def member_for_openid(session, openid):
+    ident = session.scalar(select(Identity).where(Identity.kind == "oa_openid", Identity.value == openid))
+    return session.get(Member, ident.member_id)
+
+
+def test_scan_follow_binds_and_replies_with_the_welcome_text(client, session, rt, emulator, live_app):
+    update_rules(session, {"welcome_text": "欢迎加入！"})
+    p, code = partner_qr_ticket(client, session, rt)
+    assert code.oa_permanent is True
+    person = emulator.sim("persons", nickname="小红")
+    result = emulator.sim(f"persons/{person['pid']}/scan", ticket=code.oa_ticket)
+    assert result["delivered"] and result["reply"]["Content"] == "欢迎加入！"
+    session.expire_all()
+    fan = member_for_openid(session, person["openids"][rt.settings.wechat_app_id])
+    assert fan.referrer_id == p.id
+    touch = session.scalar(select(Touch).where(Touch.member_id == fan.id))
+    assert (touch.channel, touch.new_follower, touch.outcome) == ("oa_subscribe", True, "bound")
+
+
+def test_a_retry_storm_of_the_same_event_binds_once(client, session, rt, emulator, live_app):
+    p, code = partner_qr_ticket(client, session, rt)
+    emulator.faults.push_repeat = 3  # WeChat's three deliveries of one event
+    person = emulator.sim("persons")
+    result = emulator.sim(f"persons/{person['pid']}/scan", ticket=code.oa_ticket)
+    assert [a["status"] for a in result["attempts"]] == [200, 200, 200]
+    session.expire_all()
+    assert session.scalar(select(func.count()).select_from(Touch)) == 1
+    assert session.scalar(select(func.count()).select_from(Binding)) == 1
+
+
+def test_a_follower_scanning_again_is_logged_but_not_rebound(client, session, rt, emulator, live_app):
+    p, code = partner_qr_ticket(client, session, rt)
+    person = emulator.sim("persons")
+    emulator.sim(f"persons/{person['pid']}/scan", ticket=code.oa_ticket)
+    emulator.sim(f"persons/{person['pid']}/scan", ticket=code.oa_ticket)  # now a follower: Event=SCAN
+    session.expire_all()
+    rows = session.execute(select(Touch.channel, Touch.outcome).order_by(Touch.id)).all()
+    assert rows == [("oa_subscribe", "bound"), ("oa_scan", "already_bound")]
+
+
+def test_forged_push_is_refused_and_records_nothing(session, live_app):
+    body = b"<xml><ToUserName>x</ToUserName><FromUserName>evil</FromUserName><CreateTime>1</CreateTime>" \
+           b"<MsgType>event</MsgType><Event>subscribe</Event><EventKey>qrscene_abc</EventKey></xml>"
+    r = requests.post(f"{live_app}/wechat/callback?signature=bad&timestamp=1&nonce=2", data=body, timeout=5)
+    assert r.status_code == 403
+    assert session.scalar(select(func.count()).select_from(Touch)) == 0
+
+
+def test_past_the_permanent_budget_codes_fall_back_to_renewed_temporary_qrs(client, session, rt, emulator):
+    update_rules(session, {"permanent_qr_budget": 1, "temp_qr_days": 30, "temp_qr_renew_days": 3})
+    first, c1 = partner_qr_ticket(client, session, rt)
+    second, c2 = partner_qr_ticket(client, session, rt)
+    assert c1.oa_permanent and not c2.oa_permanent
+    assert c2.oa_expires_at - utcnow() > timedelta(days=29)
+    old_ticket = c2.oa_ticket
+    from wechat.clients import official_account
+
+    oa = official_account(rt.settings, rt.redis)
+    assert codes.renew_expiring_qr_codes(session, oa, now=utcnow() + timedelta(days=28)) == 1
+    session.commit()
+    assert c2.oa_ticket != old_ticket and not c2.oa_permanent
+    assert codes.renew_expiring_qr_codes(session, oa) == 0  # fresh again: nothing due
+
+
+def test_mini_program_code_is_fetched_once_then_cached(client, session, rt, emulator):
+    p = make_member(session)
+    partners.make_partner(session, p.id, "designated")
+    session.commit()
+    first = client.get("/api/mp/code.png?channel=mini_code", headers=as_member(rt, p))
+    assert first.status_code == 200 and first.data[:4] == b"\x89PNG"
+    emulator.faults.add(target="wxa.wxacode", kind="error", error=500)
+    again = client.get("/api/mp/code.png?channel=mini_code", headers=as_member(rt, p))
+    assert again.data == first.data  # served from the cache: WeChat was not asked again
