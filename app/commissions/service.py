@@ -168,7 +168,7 @@ def mature_due_commissions(session: Session, now: datetime | None = None, batch_
     session.execute(text("ANALYZE matured_batch"))
     session.execute(text("""
         INSERT INTO ledger_accounts (code, member_id, kind, balance_fen, updated_at)
-        SELECT DISTINCT 'member:' || earner_id || ':available', earner_id, 'available', 0, CAST(:now AS timestamptz)
+        SELECT DISTINCT 'member:' || earner_id || ':' || 'available', earner_id, 'available', 0, CAST(:now AS timestamptz)
         FROM matured_batch ORDER BY 1
         ON CONFLICT (code) DO NOTHING
     """), {"now": now})
@@ -176,7 +176,7 @@ def mature_due_commissions(session: Session, now: datetime | None = None, batch_
     session.execute(text("""
         WITH e AS (
             INSERT INTO journal_entries (key, kind, ref_type, ref_id, memo, created_at)
-            SELECT 'commission:' || id || ':mature', 'commission_matured', 'commission', CAST(id AS text), '',
+            SELECT 'commission:' || id || ':' || 'mature', 'commission_matured', 'commission', CAST(id AS text), '',
                    CAST(:now AS timestamptz)
             FROM matured_batch WHERE net > 0
             RETURNING id, ref_id)
