@@ -78,3 +78,40 @@ QR_URL = "https://liebian.test/s/m42"
 def inputs(nickname: str, avatar: bytes | None = None, **kw) -> PosterInputs:
     return PosterInputs(nickname, avatar, QRPayload("text", kw.pop("qr", QR_URL)),
                         kw.pop("placeholders", {"store_name": "静安店", "partner_grade": "金牌推广员"}), **kw)
+
+
+# ---- database and HTTP world -------------------------------------------------------------------------
+
+
+@pytest.fixture
+def poster_dir(rt, tmp_path):
+    """Posters and backgrounds for this test go to a temporary store (the runtime is read per request)."""
+    rt.settings = rt.settings.with_(extra={**rt.settings.extra, "poster_store_dir": str(tmp_path / "store")})
+    return tmp_path / "store"
+
+
+@pytest.fixture
+def operator_headers(client, session, poster_dir):
+    from app.identity.operators import create_operator
+
+    create_operator(session, "designer", "correct horse battery")
+    session.commit()
+    token = client.post("/api/admin/login", json={"username": "designer", "password": "correct horse battery"})
+    return {"Authorization": "Bearer " + token.get_json()["access_token"]}
+
+
+def member_headers(rt, member_id: int) -> dict:
+    from app.identity import tokens
+
+    return {"Authorization": "Bearer " + tokens.issue(rt.settings.secret_key, "member", member_id)}
+
+
+def make_poster_partner(session, nickname: str, avatar_url: str = ""):
+    from app.referrals import partners
+    from tests.factories import make_member
+
+    member = make_member(session, nickname)
+    member.avatar_url = avatar_url
+    partners.make_partner(session, member.id, "designated")
+    session.commit()
+    return member

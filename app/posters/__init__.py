@@ -1,0 +1,1 @@
+"""Poster templates (operator data, versioned) and members' rendered posters, around the pure `posters` package."""
