@@ -73,3 +73,21 @@ def unregister_transfer_notification_handler(fn: Callable) -> None:
     with _lock:
         if fn in _transfer:
             _transfer.remove(fn)
+
+
+class isolated:
+    """Tests: run with an empty registry (domain handlers set aside), restored afterwards."""
+
+    def __enter__(self):
+        load_handler_modules()
+        with _lock:
+            self._saved = ({k: list(v) for k, v in _push.items()}, list(_transfer))
+            _push.clear()
+            _transfer.clear()
+        return self
+
+    def __exit__(self, *exc):
+        with _lock:
+            _push.clear()
+            _push.update(self._saved[0])
+            _transfer[:] = self._saved[1]

@@ -25,16 +25,11 @@ def push_handler():
     """push_handler(key, fn) registers fn for this test only."""
     from wechat import registry
 
-    added = []
-
     def add(key, fn):
-        registry.register_push_handler(key, fn)
-        added.append((key, fn))
-        return fn
+        return registry.register_push_handler(key, fn)
 
-    yield add
-    for key, fn in added:
-        registry.unregister_push_handler(key, fn)
+    with registry.isolated():  # only this test's handlers, not the domain's
+        yield add
 
 
 @pytest.fixture
@@ -46,6 +41,6 @@ def transfer_handler():
     def handler(session, resource):
         seen.append(resource)
 
-    registry.register_transfer_notification_handler(handler)
-    yield seen
-    registry.unregister_transfer_notification_handler(handler)
+    with registry.isolated():
+        registry.register_transfer_notification_handler(handler)
+        yield seen
