@@ -45,7 +45,9 @@ def fetch_avatar(url: str | None, *, timeout: float = TIMEOUT_SECONDS, max_bytes
             if int(resp.headers.get("Content-Length") or 0) > max_bytes:
                 return None
             body = bytearray()
-            for chunk in resp.iter_content(16384):
+            # read1 returns after one socket read, so the deadline is checked between reads: a server dripping
+            # a byte at a time cannot hold us longer than the timeout plus one read.
+            while chunk := resp.raw.read1(65536):
                 body += chunk
                 if len(body) > max_bytes or time.monotonic() > deadline:
                     return None
