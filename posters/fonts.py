@@ -8,6 +8,7 @@ tofu boxes. POSTER_FONT_TEXT / POSTER_FONT_EMOJI override either path."""
 from __future__ import annotations
 
 import os
+import threading
 from functools import lru_cache
 from pathlib import Path
 
@@ -56,15 +57,24 @@ def emoji_font_path() -> str | None:
     return next((c for c in _EMOJI_CANDIDATES if Path(c).exists()), None)
 
 
-@lru_cache(maxsize=64)
+# FreeType faces are not safe to share between threads, so each thread (gunicorn/Flask worker thread, RQ
+# worker) keeps its own; loading one costs about a millisecond.
+_local = threading.local()
+
+
 def text_font(size: int) -> ImageFont.FreeTypeFont:
-    return ImageFont.truetype(text_font_path(), size)
+    cache = _local.__dict__.setdefault("text", {})
+    font = cache.get(size)
+    if font is None:
+        font = cache[size] = ImageFont.truetype(text_font_path(), size)
+    return font
 
 
-@lru_cache(maxsize=1)
 def emoji_font() -> ImageFont.FreeTypeFont | None:
-    path = emoji_font_path()
-    return ImageFont.truetype(path, EMOJI_STRIKE) if path else None
+    if "emoji" not in _local.__dict__:
+        path = emoji_font_path()
+        _local.emoji = ImageFont.truetype(path, EMOJI_STRIKE) if path else None
+    return _local.emoji
 
 
 def _codepoints(path: str | None) -> frozenset[int]:

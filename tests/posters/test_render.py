@@ -130,3 +130,13 @@ def test_a_mini_program_code_image_is_pasted_into_the_qr_box(spec, background):
 
 def test_a_spec_round_trips_through_its_dict(spec):
     assert parse_spec(spec.to_dict()) == spec
+
+
+def test_posters_rendered_on_several_threads_equal_the_sequential_ones(spec, background):
+    from concurrent.futures import ThreadPoolExecutor
+
+    jobs = [inputs(name, sample_avatar(i % 3 + 1)) for i, name in enumerate(["张小凡", "花花🌸", "李四", "王五😀"] * 3)]
+    sequential = [render_poster(spec, background, j) for j in jobs]
+    with ThreadPoolExecutor(4) as pool:
+        parallel = list(pool.map(lambda j: render_poster(spec, background, j), jobs))
+    assert parallel == sequential
