@@ -31,7 +31,7 @@ DEFAULT_NICKNAME = "微信用户"
 FALLBACK_RETRY_AFTER = timedelta(minutes=10)
 
 Fetcher = Callable[[str | None], bytes | None]
-QRSource = Callable[[Session, int, str], QRPayload]
+QRSource = Callable[[Session, int], QRPayload]
 
 
 def poster_url(public_base_url: str, key: str, fmt: str) -> str:
@@ -88,7 +88,7 @@ def member_poster(session: Session, store: BlobStore, member_id: int, public_bas
         raise DomainError("format must be jpeg, png or webp.", code="poster_format_invalid", status=422)
     member = get_member(session, member_id)
     nickname = member.nickname.strip() or DEFAULT_NICKNAME
-    qr = (qr_source or (lambda s, m, base: member_qr_payload(s, m, base)))(session, member.id, public_base_url)
+    qr = (qr_source or member_qr_payload)(session, member.id)
     placeholders = member_placeholders(session, member.id)
     fingerprint = _fingerprint(version.id, version.spec_fingerprint, nickname, member.avatar_url, qr,
                                placeholders, fmt)
