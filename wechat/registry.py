@@ -79,15 +79,18 @@ class isolated:
     """Tests: run with an empty registry (domain handlers set aside), restored afterwards."""
 
     def __enter__(self):
-        load_handler_modules()
+        global _loaded
         with _lock:
+            self._was_loaded, _loaded = _loaded, True  # no domain modules imported while isolated
             self._saved = ({k: list(v) for k, v in _push.items()}, list(_transfer))
             _push.clear()
             _transfer.clear()
         return self
 
     def __exit__(self, *exc):
+        global _loaded
         with _lock:
+            _loaded = self._was_loaded
             _push.clear()
             _push.update(self._saved[0])
             _transfer[:] = self._saved[1]
