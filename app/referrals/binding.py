@@ -1,23 +1,26 @@
 """Touches and binding: who referred whom.
 
-members.referrer_id is written only here, with conditional UPDATEs (compare-and-set on the current referrer), so
-concurrent touches for one person bind exactly one referrer whatever the timing: the database decides, not luck."""
+All touches go through `process_touches`, which handles a batch set-based (a handful of statements for a
+hundred events) so a launch-day burst of scans stays cheap; `touch` is the batch of one.
+
+members.referrer_id is written only here, with a conditional UPDATE (compare-and-set on the referrer we read),
+so concurrent touches for one person bind exactly one referrer whatever the timing: the database decides."""
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from sqlalchemy import exists, select, update
+from sqlalchemy import exists, select, text, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
 from app.db import utcnow
-from app.members.models import Member
-from app.referrals.models import Binding, PendingReferral, ReferralCode, Touch
+from app.members.models import Identity, Member, MemberRole
+from app.referrals.models import Binding, Partner, PendingReferral, ReferralCode, StaffAssignment, Touch
 from app.referrals.rules import BindingRules, decide
 from app.referrals.settings import get_rules
-from app.referrals.stores import current_assignment
 
 log = logging.getLogger(__name__)
 CHANNELS = ("oa_subscribe", "oa_scan", "oa_unsubscribe", "mini_launch", "h5_landing")
@@ -34,155 +37,273 @@ class TouchResult:
         return self.outcome in ("bound", "rebound")
 
 
-def code_by_scene(session: Session, scene: str | None) -> ReferralCode | None:
-    if not scene or len(scene) > 32:
-        return None
-    return session.scalar(select(ReferralCode).where(ReferralCode.scene == scene))
+@dataclass
+class TouchEvent:
+    channel: str
+    scene: str | None
+    at: datetime = field(default_factory=utcnow)
+    member_id: int | None = None  # a known member (mini-program, H5) ...
+    openid: str | None = None  # ... or a service-account openid, found or created here
+    new_follower: bool = False
+    event_key: str | None = None  # makes re-processing the same WeChat event a no-op
+    ip: str | None = None
+    user_agent: str | None = None
 
 
-def code_can_bind(session: Session, code: ReferralCode) -> bool:
-    """A revoked code, or one whose partner is frozen/revoked or whose clerk left, binds nobody."""
-    from app.referrals.partners import partner_status
-
-    if code.status != "active":
-        return False
-    if code.kind == "partner":
-        return partner_status(session, code.referrer_id) == "active"
-    if code.kind == "clerk":
-        return current_assignment(session, code.referrer_id) is not None
-    return True
-
-
-def touch(session: Session, *, scene: str | None, member_id: int, channel: str, new_follower: bool = False,
-          ip: str | None = None, user_agent: str | None = None, now: datetime | None = None) -> TouchResult:
-    """Record a touch and apply the binding rules. Always logs, even when nothing binds."""
-    now = now or utcnow()
-    code = code_by_scene(session, scene)
-    result = _evaluate(session, code, member_id, channel, now)
-    session.add(Touch(code_id=code.id if code else None, scene=(scene or "")[:64], member_id=member_id,
-                      channel=channel, new_follower=new_follower, outcome=result.outcome, ip=ip,
-                      user_agent=(user_agent or "")[:256] or None, created_at=now))
-    session.flush()
-    return result
-
-
-def _evaluate(session: Session, code: ReferralCode | None, member_id: int, channel: str, now: datetime) -> TouchResult:
-    if code is None:
-        return TouchResult("unknown_code")
-    if not code_can_bind(session, code):
-        return TouchResult("code_inactive", code_id=code.id)
-    if code.referrer_id is None:  # store-only campaign code: counted, binds to no person
-        return TouchResult("counted", code_id=code.id)
-    if code.referrer_id == member_id:
-        return TouchResult("self", code.referrer_id, code.id)
-    rules = get_rules(session)
-    if rules.when == "first_purchase":
-        return _remember_for_purchase(session, rules, code, member_id, channel, now)
-    return _bind(session, rules, code, member_id, channel, now)
-
-
-def _bind(session: Session, rules: BindingRules, code: ReferralCode, member_id: int, channel: str,
-          now: datetime) -> TouchResult:
-    for attempt in range(3):
-        try:
-            with session.begin_nested():
-                return _bind_once(session, rules, code, member_id, channel, now)
-        except _Cycle:
-            return TouchResult("cycle", code.referrer_id, code.id)
-        except OperationalError as exc:
-            # Two people binding under each other at the same instant deadlock on the upline locks;
-            # PostgreSQL aborts one, which retries and then sees the cycle.
-            if "deadlock" not in str(exc).lower() or attempt == 2:
-                raise
-    raise AssertionError("unreachable")
-
-
-def _bind_once(session: Session, rules: BindingRules, code: ReferralCode, member_id: int, channel: str,
-               now: datetime) -> TouchResult:
-    referrer_id = code.referrer_id
-    member = session.execute(select(Member.referrer_id, Member.bound_at, Member.created_at)
-                             .where(Member.id == member_id)).one()
-    action = decide(rules, current_referrer_id=member.referrer_id, bound_at=member.bound_at,
-                    candidate_referrer_id=referrer_id, member_is_new=_is_new(session, rules, member_id,
-                                                                             member.created_at, now), now=now)
-    if action not in ("bind", "rebind"):
-        return TouchResult(action, member.referrer_id, code.id)
-
-    # Compare-and-set: only if the referrer is still what we read. A racing touch that got there first makes
-    # this match zero rows, and we report what it bound instead.
-    changed = session.execute(
-        update(Member)
-        .where(Member.id == member_id,
-               Member.referrer_id.is_(None) if member.referrer_id is None else Member.referrer_id == member.referrer_id)
-        .values(referrer_id=referrer_id, bound_at=now)
-        .execution_options(synchronize_session=False)
-    ).rowcount
-    if changed != 1:
-        current = session.scalar(select(Member.referrer_id).where(Member.id == member_id))
-        return TouchResult("already_bound", current, code.id)
-    if _creates_cycle(session, member_id, referrer_id):
-        raise _Cycle()
-    session.add(Binding(member_id=member_id, referrer_id=referrer_id, previous_referrer_id=member.referrer_id,
-                        code_id=code.id, store_id=_store_of(session, code),
-                        channel=channel, kind="bind" if action == "bind" else "rebind", created_at=now))
-    session.flush()
-    _expire_member(session, member_id)
-    return TouchResult("bound" if action == "bind" else "rebound", referrer_id, code.id)
-
-
-def _store_of(session: Session, code: ReferralCode) -> int | None:
-    """The store a binding is credited to: a campaign's store, else the clerk's store at this moment
-    (a clerk who moves keeps one code; customers won before the move stay with the old store)."""
-    if code.kind == "partner":
-        return None
-    if code.store_id is not None:
-        return code.store_id
-    assignment = current_assignment(session, code.referrer_id)
-    return assignment.store_id if assignment else None
+@dataclass
+class _CodeInfo:
+    id: int
+    kind: str
+    referrer_id: int | None
+    store_id: int | None
+    can_bind: bool
 
 
 class _Cycle(Exception):
     pass
 
 
-def _expire_member(session: Session, member_id: int) -> None:
-    """The conditional UPDATE bypassed the ORM; a Member already loaded in this session must re-read."""
-    for obj in list(session.identity_map.values()):
-        if isinstance(obj, Member) and obj.id == member_id:
-            session.expire(obj)
+def _insert(session: Session, table):
+    return (postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert)(table)
 
 
-def _creates_cycle(session: Session, member_id: int, referrer_id: int) -> bool:
-    """Walk up from the new referrer, locking each ancestor row, looking for the member itself.
+def touch(session: Session, *, scene: str | None, member_id: int, channel: str, new_follower: bool = False,
+          ip: str | None = None, user_agent: str | None = None, now: datetime | None = None) -> TouchResult:
+    """Record one touch and apply the binding rules. Always logged, even when nothing binds."""
+    return process_touches(session, [TouchEvent(channel=channel, scene=scene, at=now or utcnow(),
+                                                member_id=member_id, new_follower=new_follower, ip=ip,
+                                                user_agent=user_agent)])[0]
 
-    The locks make two people who bind under each other at the same moment serialise (or deadlock, which
-    PostgreSQL breaks), so a cycle can never commit."""
-    current, depth = referrer_id, 0
-    while current is not None and depth < 256:
-        if current == member_id:
-            return True
-        current = session.scalar(select(Member.referrer_id).where(Member.id == current).with_for_update())
-        depth += 1
-    return False
+
+def process_touches(session: Session, events: list[TouchEvent]) -> list[TouchResult | None]:
+    """Apply a batch of touches in order. Returns one result per event (None for an already-processed event)."""
+    return with_deadlock_retry(session, lambda: _process(session, events))
+
+
+def _process(session: Session, events: list[TouchEvent]) -> list[TouchResult | None]:
+    fresh = _drop_processed(session, events)
+    created = _resolve_openids(session, [e for e in fresh if e.member_id is None])
+    codes = _load_codes(session, {e.scene for e in fresh if e.scene})
+    rules = get_rules(session)
+    state = _MemberState(session, {e.member_id for e in fresh}, created)
+    results: dict[int, TouchResult] = {}
+    touches, bindings = [], []
+    for e in fresh:
+        result = _apply(session, rules, state, codes.get(e.scene or ""), e, bindings)
+        results[id(e)] = result
+        code = codes.get(e.scene or "")
+        touches.append({"code_id": code.id if code else None, "scene": (e.scene or "")[:64],
+                        "member_id": e.member_id, "channel": e.channel, "new_follower": e.new_follower,
+                        "outcome": result.outcome, "ip": e.ip, "user_agent": (e.user_agent or "")[:256] or None,
+                        "created_at": e.at, "event_key": e.event_key})
+    state.write_binds(results, fresh)
+    bindings = [b for b in bindings if b.pop("_ok", True)]
+    if bindings:
+        session.execute(_insert(session, Binding), bindings)
+    if touches:
+        stmt = _insert(session, Touch).on_conflict_do_nothing(index_elements=["event_key"],
+                                                              index_where=Touch.event_key.is_not(None))
+        session.execute(stmt, touches)
+    session.flush()
+    return [results.get(id(e)) for e in events]
+
+
+def _drop_processed(session: Session, events: list[TouchEvent]) -> list[TouchEvent]:
+    keys = [e.event_key for e in events if e.event_key]
+    if not keys:
+        return list(events)
+    seen = set(session.scalars(select(Touch.event_key).where(Touch.event_key.in_(keys))))
+    out, batch_keys = [], set()
+    for e in events:
+        if e.event_key and (e.event_key in seen or e.event_key in batch_keys):
+            continue
+        batch_keys.add(e.event_key)
+        out.append(e)
+    return out
+
+
+def _resolve_openids(session: Session, events: list[TouchEvent]) -> set[int]:
+    """Find or create the members behind service-account openids, in bulk. Returns the ids created now."""
+    openids = sorted({e.openid for e in events if e.openid})
+    created: dict[str, int] = {}
+    if not openids:
+        return set()
+    known = dict(session.execute(select(Identity.value, Identity.member_id)
+                                 .where(Identity.kind == "oa_openid", Identity.value.in_(openids))).all())
+    missing = [o for o in openids if o not in known]
+    if missing:
+        now = utcnow()
+        ids = session.scalars(_insert(session, Member).returning(Member.id, sort_by_parameter_order=True),
+                              [{"nickname": "", "avatar_url": "", "status": "active", "created_at": now,
+                                "updated_at": now} for _ in missing]).all()
+        won = set(session.scalars(
+            _insert(session, Identity).on_conflict_do_nothing(index_elements=["kind", "value"])
+            .returning(Identity.value),
+            [{"member_id": mid, "kind": "oa_openid", "value": o, "created_at": now} for o, mid in zip(missing, ids)]
+        ).all())
+        created = {o: mid for o, mid in zip(missing, ids) if o in won}
+        lost = [mid for o, mid in zip(missing, ids) if o not in won]
+        if lost:  # another process created these people a moment ago: use theirs, drop ours
+            session.execute(Member.__table__.delete().where(Member.id.in_(lost)))
+            known.update(session.execute(select(Identity.value, Identity.member_id).where(
+                Identity.kind == "oa_openid", Identity.value.in_([o for o in missing if o not in won]))).all())
+        if created:
+            session.execute(_insert(session, MemberRole),
+                            [{"member_id": mid, "role": "consumer", "granted_at": now} for mid in created.values()])
+        known.update(created)
+    # A merged member's identities point at the survivor already (merges move identities).
+    for e in events:
+        if e.openid:
+            e.member_id = known[e.openid]
+    return set(created.values())
+
+
+def _load_codes(session: Session, scenes: set[str]) -> dict[str, _CodeInfo]:
+    scenes = {s for s in scenes if len(s) <= 32}
+    if not scenes:
+        return {}
+    rows = session.execute(
+        select(ReferralCode.id, ReferralCode.scene, ReferralCode.kind, ReferralCode.referrer_id,
+               ReferralCode.store_id, ReferralCode.status, Partner.status.label("partner_status"),
+               StaffAssignment.store_id.label("staff_store_id"), StaffAssignment.id.label("assignment_id"))
+        .outerjoin(Partner, Partner.member_id == ReferralCode.referrer_id)
+        .outerjoin(StaffAssignment, (StaffAssignment.member_id == ReferralCode.referrer_id)
+                   & StaffAssignment.ended_at.is_(None))
+        .where(ReferralCode.scene.in_(scenes))).all()
+    out = {}
+    for r in rows:
+        if r.kind == "partner":
+            can = r.status == "active" and r.partner_status == "active"
+        elif r.kind == "clerk":
+            can = r.status == "active" and r.assignment_id is not None
+        else:
+            can = r.status == "active"
+        # Credit: a campaign's store, else the clerk's store at this moment (a clerk who moves keeps one code;
+        # customers won before the move stay with the old store).
+        store = None if r.kind == "partner" else (r.store_id or r.staff_store_id)
+        out[r.scene] = _CodeInfo(r.id, r.kind, r.referrer_id, store, can)
+    return out
+
+
+class _MemberState:
+    """Referrers of the batch's members as the batch sees them: read once, updated as binds are decided."""
+
+    def __init__(self, session: Session, member_ids: set[int], created: set[int] = frozenset()):
+        self.session = session
+        # Members created in this transaction have no downline (nobody can reference an uncommitted row),
+        # so binding them can never close a cycle: no upline walk needed.
+        self.created = created
+        rows = session.execute(select(Member.id, Member.referrer_id, Member.bound_at, Member.created_at)
+                               .where(Member.id.in_(member_ids))).all() if member_ids else []
+        self.rows = {r.id: {"referrer_id": r.referrer_id, "bound_at": r.bound_at, "created_at": r.created_at,
+                            "read_referrer_id": r.referrer_id} for r in rows}
+        self.pending: dict[int, dict] = {}  # member id -> the bind to write
+
+    def upline_contains(self, start: int, target: int) -> bool:
+        """Is target above start? Ancestors are share-locked: the UPDATE that would close a cycle conflicts
+        with that lock, so two people binding under each other at once serialise (or deadlock, which PostgreSQL
+        breaks) and a cycle never commits, while the many fans of one partner never wait for each other."""
+        current, depth = start, 0
+        while current is not None and depth < 256:
+            if current == target:
+                return True
+            if current in self.pending:
+                current = self.pending[current]["referrer_id"]
+            else:
+                current = self.session.scalar(select(Member.referrer_id).where(Member.id == current)
+                                              .with_for_update(read=True))
+            depth += 1
+        return False
+
+    def write_binds(self, results: dict, events: list[TouchEvent]) -> None:
+        """Compare-and-set every decided bind; a bind that lost a race reports what won instead."""
+        if not self.pending:
+            return
+        if self.session.get_bind().dialect.name == "postgresql":
+            lost = self._cas_postgresql()
+        else:
+            lost = set()
+            for member_id, bind in self.pending.items():
+                expected = self.rows[member_id]["read_referrer_id"]
+                changed = self.session.execute(
+                    update(Member).where(Member.id == member_id,
+                                         Member.referrer_id.is_(None) if expected is None
+                                         else Member.referrer_id == expected)
+                    .values(referrer_id=bind["referrer_id"], bound_at=bind["at"])
+                    .execution_options(synchronize_session=False)).rowcount
+                if changed != 1:
+                    lost.add(member_id)
+        for obj in list(self.session.identity_map.values()):
+            if isinstance(obj, Member) and obj.id in self.pending:
+                self.session.expire(obj)
+        if lost:
+            for e in events:
+                if e.member_id in lost and results[id(e)].bound:
+                    current = self.session.scalar(select(Member.referrer_id).where(Member.id == e.member_id))
+                    results[id(e)] = TouchResult("already_bound", current, results[id(e)].code_id)
+                    self.pending[e.member_id]["binding"]["_ok"] = False
+
+
+    def _cas_postgresql(self) -> set[int]:
+        """All binds of the batch as one UPDATE ... FROM (VALUES ...): each row changes only if its referrer is
+        still the one we read (IS NOT DISTINCT FROM handles "was unbound")."""
+        rows = [(mid, b["referrer_id"], self.rows[mid]["read_referrer_id"], b["at"]) for mid, b in self.pending.items()]
+        values = ", ".join(f"(:m{i}, :r{i}, CAST(:o{i} AS BIGINT), CAST(:a{i} AS TIMESTAMPTZ))" for i in range(len(rows)))
+        params = {}
+        for i, (mid, ref, old, at) in enumerate(rows):
+            params.update({f"m{i}": mid, f"r{i}": ref, f"o{i}": old, f"a{i}": at})
+        changed = set(self.session.execute(text(
+            f"UPDATE members m SET referrer_id = v.r, bound_at = v.a FROM (VALUES {values}) AS v(m, r, o, a) "
+            "WHERE m.id = v.m AND m.referrer_id IS NOT DISTINCT FROM v.o RETURNING m.id"), params).scalars())
+        return {mid for mid, *_ in rows if mid not in changed}
+
+
+def _apply(session: Session, rules: BindingRules, state: _MemberState, code: _CodeInfo | None, e: TouchEvent,
+           bindings: list[dict]) -> TouchResult:
+    if code is None:
+        return TouchResult("unknown_code")
+    if not code.can_bind:
+        return TouchResult("code_inactive", code_id=code.id)
+    if code.referrer_id is None:  # store-only campaign code: counted, binds to no person
+        return TouchResult("counted", code_id=code.id)
+    if code.referrer_id == e.member_id:
+        return TouchResult("self", code.referrer_id, code.id)
+    row = state.rows[e.member_id]
+    if rules.when == "first_purchase":
+        return _remember_for_purchase(session, rules, code, e, row["referrer_id"])
+    is_new = rules.who != "new_only" or _is_new(session, rules, e.member_id, row["created_at"], e.at)
+    action = decide(rules, current_referrer_id=row["referrer_id"], bound_at=row["bound_at"],
+                    candidate_referrer_id=code.referrer_id, member_is_new=is_new, now=e.at)
+    if action not in ("bind", "rebind"):
+        return TouchResult(action, row["referrer_id"], code.id)
+    if e.member_id not in state.created and state.upline_contains(code.referrer_id, e.member_id):
+        return TouchResult("cycle", code.referrer_id, code.id)
+    binding = {"member_id": e.member_id, "referrer_id": code.referrer_id, "previous_referrer_id": row["referrer_id"],
+               "code_id": code.id, "store_id": code.store_id, "channel": e.channel,
+               "kind": "bind" if action == "bind" else "rebind", "created_at": e.at}
+    previous = state.pending.get(e.member_id)
+    if previous is not None:  # a later touch in the same batch supersedes the earlier decision
+        previous["binding"]["_ok"] = False
+    bindings.append(binding)
+    state.pending[e.member_id] = {"referrer_id": code.referrer_id, "at": e.at, "binding": binding}
+    row["referrer_id"], row["bound_at"] = code.referrer_id, e.at
+    return TouchResult("bound" if action == "bind" else "rebound", code.referrer_id, code.id)
 
 
 def _is_new(session: Session, rules: BindingRules, member_id: int, created_at: datetime, now: datetime) -> bool:
-    if rules.who != "new_only":
-        return True
     earlier = session.scalar(select(exists().where(Touch.member_id == member_id, Touch.code_id.is_not(None))))
     return not earlier and now - created_at <= timedelta(hours=rules.new_member_hours)
 
 
-def _remember_for_purchase(session: Session, rules: BindingRules, code: ReferralCode, member_id: int,
-                           channel: str, now: datetime) -> TouchResult:
-    current = session.scalar(select(Member.referrer_id).where(Member.id == member_id))
+def _remember_for_purchase(session: Session, rules: BindingRules, code: _CodeInfo, e: TouchEvent,
+                           current: int | None) -> TouchResult:
     if current is not None and rules.duration == "permanent":
         return TouchResult("already_bound", current, code.id)
-    pending = session.get(PendingReferral, member_id, with_for_update=True)
+    pending = session.get(PendingReferral, e.member_id, with_for_update=True)
     if pending is None:
-        session.add(PendingReferral(member_id=member_id, code_id=code.id, channel=channel, touched_at=now))
+        session.add(PendingReferral(member_id=e.member_id, code_id=code.id, channel=e.channel, touched_at=e.at))
     elif rules.duration == "last_touch":
-        pending.code_id, pending.channel, pending.touched_at = code.id, channel, now
+        pending.code_id, pending.channel, pending.touched_at = code.id, e.channel, e.at
     session.flush()
     return TouchResult("pending", code.referrer_id, code.id)
 
@@ -193,12 +314,31 @@ def confirm_pending_referral(session: Session, member_id: int, now: datetime | N
     pending = session.get(PendingReferral, member_id, with_for_update=True)
     if pending is None:
         return None
-    code = session.get(ReferralCode, pending.code_id)
+    scene = session.scalar(select(ReferralCode.scene).where(ReferralCode.id == pending.code_id))
+    channel = pending.channel
     session.delete(pending)
     session.flush()
-    if code is None or not code_can_bind(session, code) or code.referrer_id in (None, member_id):
+    rules = get_rules(session)
+    code = _load_codes(session, {scene}).get(scene)
+    if code is None or not code.can_bind or code.referrer_id in (None, member_id):
         return TouchResult("code_inactive", code_id=pending.code_id)
-    return _bind(session, get_rules(session), code, member_id, pending.channel, now)
+    immediate = BindingRules.from_dict({**rules.to_dict(), "when": "first_touch"})
+    state = _MemberState(session, {member_id})
+    bindings: list[dict] = []
+    e = TouchEvent(channel=channel, scene=scene, at=now, member_id=member_id)
+    result = _apply(session, immediate, state, code, e, bindings)
+    state.write_binds({id(e): result}, [e])
+    ok = [b for b in bindings if b.pop("_ok", True)]
+    if ok:
+        session.execute(_insert(session, Binding), ok)
+        session.flush()
+    return result if ok or not result.bound else TouchResult("already_bound", None, code.id)
+
+
+def code_by_scene(session: Session, scene: str | None) -> ReferralCode | None:
+    if not scene or len(scene) > 32:
+        return None
+    return session.scalar(select(ReferralCode).where(ReferralCode.scene == scene))
 
 
 def upline_two(session: Session, member_id: int) -> tuple[int | None, int | None]:
@@ -206,3 +346,16 @@ def upline_two(session: Session, member_id: int) -> tuple[int | None, int | None
     l1 = session.scalar(select(Member.referrer_id).where(Member.id == member_id))
     l2 = session.scalar(select(Member.referrer_id).where(Member.id == l1)) if l1 else None
     return l1, l2
+
+
+def with_deadlock_retry(session: Session, fn, attempts: int = 3):
+    """Run fn() in a savepoint, retrying when PostgreSQL breaks a deadlock (two people binding under each
+    other at the same instant); the retry then sees the other's bind and reports a cycle."""
+    for attempt in range(attempts):
+        try:
+            with session.begin_nested():
+                return fn()
+        except OperationalError as exc:
+            if "deadlock" not in str(exc).lower() or attempt == attempts - 1:
+                raise
+    raise AssertionError("unreachable")

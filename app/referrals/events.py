@@ -1,30 +1,37 @@
 """Referral touches arriving from WeChat and the mini-program, as plain calls (the HTTP shells adapt)."""
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timezone
 
 from sqlalchemy.orm import Session
 
+from app.db import utcnow
 from app.members.service import find_or_create_by_identity
-from app.referrals.binding import TouchResult, touch
+from app.referrals.binding import TouchEvent, TouchResult, process_touches, touch
 from app.referrals.models import Touch
 from app.referrals.settings import get_rules
 
 
+def wechat_touch_event(openid: str, scene: str, subscribed_now: bool, create_time: int | None) -> TouchEvent:
+    at = datetime.fromtimestamp(create_time, timezone.utc) if create_time else utcnow()
+    return TouchEvent(channel="oa_subscribe" if subscribed_now else "oa_scan", scene=scene, at=at, openid=openid,
+                      new_follower=subscribed_now,
+                      event_key=f"{openid}:{create_time}:{'subscribe' if subscribed_now else 'scan'}")
+
+
 def on_follow_or_scan(session: Session, *, openid: str, scene: str | None, subscribed_now: bool,
-                      at: datetime | None = None) -> str | None:
+                      create_time: int | None = None) -> str | None:
     """Service-account subscribe (with or without a qrscene_) or SCAN. Returns the welcome text to reply."""
-    member, _created = find_or_create_by_identity(session, "oa_openid", openid)
     if scene:
-        touch(session, scene=scene, member_id=member.id, channel="oa_subscribe" if subscribed_now else "oa_scan",
-              new_follower=subscribed_now, now=at)
+        process_touches(session, [wechat_touch_event(openid, scene, subscribed_now, create_time)])
+    else:
+        find_or_create_by_identity(session, "oa_openid", openid)
     return get_rules(session).welcome_text if subscribed_now else None
 
 
-def on_unsubscribe(session: Session, *, openid: str, at: datetime | None = None) -> None:
+def on_unsubscribe(session: Session, *, openid: str) -> None:
     member, _ = find_or_create_by_identity(session, "oa_openid", openid)
-    session.add(Touch(member_id=member.id, channel="oa_unsubscribe", outcome="unsubscribed",
-                      **({"created_at": at} if at else {})))
+    session.add(Touch(member_id=member.id, channel="oa_unsubscribe", outcome="unsubscribed"))
     session.flush()
 
 

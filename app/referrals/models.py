@@ -106,7 +106,9 @@ class Touch(Base):
 
     __tablename__ = "touches"
     __table_args__ = (Index("ix_touches_code_created", "code_id", "created_at"),
-                      Index("ix_touches_member", "member_id"))
+                      Index("ix_touches_member", "member_id"),
+                      Index("uq_touches_event_key", "event_key", unique=True,
+                            postgresql_where=text("event_key IS NOT NULL"), sqlite_where=text("event_key IS NOT NULL")))
 
     id: Mapped[int] = mapped_column(BigInt, primary_key=True)
     code_id: Mapped[int | None] = mapped_column(BigInt, ForeignKey("referral_codes.id"))
@@ -117,6 +119,8 @@ class Touch(Base):
     outcome: Mapped[str] = mapped_column(String(24))
     ip: Mapped[str | None] = mapped_column(String(64))
     user_agent: Mapped[str | None] = mapped_column(String(256))
+    # WeChat's event identity (openid:CreateTime:Event): processing the same push twice records it once.
+    event_key: Mapped[str | None] = mapped_column(String(96))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
 

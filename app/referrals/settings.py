@@ -23,6 +23,21 @@ def get_rules(session: Session) -> BindingRules:
     return BindingRules.from_dict(_row(session).rules)
 
 
+_cache: dict = {}
+
+
+def cached_welcome_text(session: Session, ttl: float = 10.0) -> str:
+    """The welcome reply, cached for a few seconds: the stream-mode callback should not need the database."""
+    import time
+
+    hit = _cache.get("welcome")
+    if hit and hit[0] > time.monotonic():
+        return hit[1]
+    text = get_rules(session).welcome_text
+    _cache["welcome"] = (time.monotonic() + ttl, text)
+    return text
+
+
 def update_rules(session: Session, changes: dict) -> BindingRules:
     row = _row(session, lock=True)
     rules = BindingRules.from_dict({**row.rules, **changes}).validated()

@@ -134,6 +134,7 @@ def upgrade():
     sa.Column('outcome', sa.String(length=24), nullable=False),
     sa.Column('ip', sa.String(length=64), nullable=True),
     sa.Column('user_agent', sa.String(length=256), nullable=True),
+    sa.Column('event_key', sa.String(length=96), nullable=True),
     sa.Column('created_at', app.db.UTCDateTime(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['code_id'], ['referral_codes.id'], name=op.f('fk_touches_code_id_referral_codes')),
     sa.ForeignKeyConstraint(['member_id'], ['members.id'], name=op.f('fk_touches_member_id_members')),
@@ -141,10 +142,12 @@ def upgrade():
     )
     op.create_index('ix_touches_code_created', 'touches', ['code_id', 'created_at'], unique=False)
     op.create_index('ix_touches_member', 'touches', ['member_id'], unique=False)
+    op.create_index('uq_touches_event_key', 'touches', ['event_key'], unique=True, postgresql_where=sa.text('event_key IS NOT NULL'), sqlite_where=sa.text('event_key IS NOT NULL'))
     # ### end Alembic commands ###
 
 
 def downgrade():
+    op.drop_index('uq_touches_event_key', table_name='touches', postgresql_where=sa.text('event_key IS NOT NULL'), sqlite_where=sa.text('event_key IS NOT NULL'))
     op.drop_index('ix_touches_member', table_name='touches')
     op.drop_index('ix_touches_code_created', table_name='touches')
     op.drop_table('touches')

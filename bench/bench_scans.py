@@ -1,0 +1,203 @@
+"""Scan-event benchmark: signed (safe-mode, AES) subscribe-with-scene pushes to /wechat/callback on loopback,
+served by gunicorn on real PostgreSQL and Redis, next to a trivial Flask endpoint under the same gunicorn
+settings, measured in the same run with the same client.
+
+    python -m bench.bench_scans                 # 6,000 events (10% of them delivered twice, as WeChat retries)
+    BENCH_EVENTS=20000 BENCH_MODES=stream python -m bench.bench_scans
+
+Two modes: `inline` binds inside the callback; `stream` (REFERRAL_TOUCH_MODE=stream) appends the event to a Redis
+stream and replies, while `workers.touch_consumer` binds in batches; its end-to-end rate is printed too.
+
+Target on the 2-core machine: ≥ 1,000 events/s, p99 < 50 ms, zero duplicate bindings."""
+from __future__ import annotations
+
+import os
+import random
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import requests
+from sqlalchemy import create_engine, func, select, text
+
+ROOT = Path(__file__).resolve().parent.parent
+DB_URL = os.environ.get("BENCH_DATABASE_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/liebian_bench_scans")
+REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/9")
+WORKERS = int(os.environ.get("BENCH_WORKERS", "3"))
+THREADS = int(os.environ.get("BENCH_THREADS", "4"))
+CONSUMERS = int(os.environ.get("BENCH_CONSUMERS", "1"))
+ENV = {
+    "DATABASE_URL": DB_URL, "REDIS_URL": REDIS_URL, "SECRET_KEY": "bench-secret",
+    "WECHAT_APP_ID": "wxbenchservice01", "WECHAT_APP_SECRET": "bench", "WECHAT_TOKEN": "benchtoken",
+    "WECHAT_ENCODING_AES_KEY": "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG",
+    "WECHAT_API_BASE": "http://127.0.0.1:9", "PUBLIC_BASE_URL": "http://127.0.0.1",
+}
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _prepare_database(partners: int) -> list[str]:
+    from app.db import make_engine, make_session_factory
+    from app.migrate import upgrade_database
+    from app.members.models import Member
+    from app.referrals import codes
+    from app.referrals.partners import make_partner
+
+    admin_url, name = DB_URL.rsplit("/", 1)
+    admin = create_engine(admin_url + "/postgres", isolation_level="AUTOCOMMIT")
+    with admin.connect() as c:
+        c.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        c.execute(text(f'CREATE DATABASE "{name}"'))
+    admin.dispose()
+    upgrade_database(DB_URL)
+    engine = make_engine(DB_URL)
+    scenes = []
+    with make_session_factory(engine)() as s:
+        for i in range(partners):
+            m = Member(nickname=f"partner{i}")
+            s.add(m)
+            s.flush()
+            make_partner(s, m.id, "designated")
+            scenes.append(codes.ensure_personal_code(s, m.id).scene)
+        s.commit()
+    engine.dispose()
+    import redis
+
+    redis.Redis.from_url(REDIS_URL).flushdb()
+    return scenes
+
+
+def _requests(scenes: list[str], events: int, rng: random.Random, prefix: str) -> tuple[list[tuple[str, bytes]], int]:
+    from wechat.emulator.pushes import build_xml, signed_request
+
+    oa = {"token": ENV["WECHAT_TOKEN"], "encoding_aes_key": ENV["WECHAT_ENCODING_AES_KEY"],
+          "appid": ENV["WECHAT_APP_ID"], "callback_url": "/wechat/callback"}
+    out = []
+    now = int(time.time())
+    for i in range(events):
+        openid = f"{prefix}{i:08d}"
+        fields = {"ToUserName": "gh_bench", "FromUserName": openid, "CreateTime": now, "MsgType": "event",
+                  "Event": "subscribe", "EventKey": f"qrscene_{rng.choice(scenes)}", "Ticket": "t"}
+        url, body = signed_request(oa, build_xml(fields), openid)
+        out.append((url, body.encode()))
+    retries = [out[i] for i in rng.sample(range(events), events // 10)]  # WeChat's retries of the same push
+    requests_ = out + retries
+    rng.shuffle(requests_)
+    return requests_, events
+
+
+def _gunicorn(app: str, port: int, env: dict) -> subprocess.Popen:
+    cmd = [sys.executable, "-m", "gunicorn", "-w", str(WORKERS), "-k", "gthread", "--threads", str(THREADS),
+           "-b", f"127.0.0.1:{port}", "--log-level", "warning", "--keep-alive", "30", app]
+    proc = subprocess.Popen(cmd, cwd=ROOT, env={**os.environ, **env}, start_new_session=True)
+    for _ in range(100):
+        try:
+            requests.get(f"http://127.0.0.1:{port}/", timeout=0.5)
+            return proc
+        except requests.RequestException:
+            time.sleep(0.1)
+    raise RuntimeError(f"gunicorn for {app} did not start")
+
+
+def _stop(proc: subprocess.Popen) -> None:
+    os.killpg(proc.pid, signal.SIGTERM)
+    proc.wait(timeout=20)
+
+
+def _measure(app: str, env: dict, reqs) -> dict:
+    from bench.loadgen import run_load
+
+    port = _free_port()
+    proc = _gunicorn(app, port, env)
+    try:
+        run_load(f"http://127.0.0.1:{port}", reqs[: min(300, len(reqs))])  # warm up workers and pools
+        return run_load(f"http://127.0.0.1:{port}", reqs)
+    finally:
+        _stop(proc)
+
+
+def _run_liebian(reqs, warm, mode: str) -> dict:
+    from bench.loadgen import run_load
+
+    env = {**ENV, "REFERRAL_TOUCH_MODE": mode}
+    _prepare_redis()
+    port = _free_port()
+    proc = _gunicorn("wsgi:app", port, env)
+    consumers = []
+    try:
+        run_load(f"http://127.0.0.1:{port}", [(u.replace("oBENCH", f"oWARM{mode[0]}"), b) for u, b in warm])
+        if mode == "stream":
+            consumers = [subprocess.Popen([sys.executable, "-m", "workers.touch_consumer"], cwd=ROOT,
+                                          env={**os.environ, **env}, start_new_session=True)
+                         for _ in range(CONSUMERS)]
+        t0 = time.time()
+        result = run_load(f"http://127.0.0.1:{port}", reqs)
+        if mode == "stream":
+            import redis as redis_lib
+
+            from app.referrals import inbox
+
+            r = redis_lib.Redis.from_url(REDIS_URL)
+            while inbox.backlog(r) > 0 and time.time() - t0 < 300:
+                time.sleep(0.05)
+            result["drained_rps"] = len(reqs) / (time.time() - t0 - 0.5)
+        return result
+    finally:
+        _stop(proc)
+        for c in consumers:
+            _stop(c)
+
+
+def _prepare_redis() -> None:
+    import redis
+
+    redis.Redis.from_url(REDIS_URL).flushdb()
+
+
+def _check(prefix: str) -> tuple[int, int, int]:
+    engine = create_engine(DB_URL)
+    with engine.connect() as c:
+        members = c.execute(text("SELECT count(*) FROM identities WHERE kind = 'oa_openid' AND value LIKE :p"),
+                            {"p": prefix + "%"}).scalar()
+        bound = c.execute(text("SELECT count(*) FROM referral_bindings b JOIN identities i ON i.member_id = b.member_id "
+                               "WHERE i.kind = 'oa_openid' AND i.value LIKE :p"), {"p": prefix + "%"}).scalar()
+        dupes = c.execute(text("SELECT count(*) FROM (SELECT member_id FROM referral_bindings GROUP BY member_id "
+                               "HAVING count(*) > 1) d")).scalar()
+    engine.dispose()
+    return members, bound, dupes
+
+
+def main() -> None:
+    events = int(os.environ.get("BENCH_EVENTS", "6000"))
+    modes = os.environ.get("BENCH_MODES", "inline,stream").split(",")
+    scenes = _prepare_database(partners=100)
+    warm, _ = _requests(scenes, 300, random.Random(1), "oBENCH")
+    baseline_reqs, _ = _requests(scenes, events, random.Random(7), "oBASE")
+    baseline = _measure("bench.trivial_app:app", {}, baseline_reqs)
+    print(f"scan events: {events} distinct subscribe-with-scene events + 10% WeChat retries, safe mode (AES), "
+          f"gunicorn {WORKERS}x{THREADS} gthread, {CONSUMERS} stream consumers")
+    print(f"  baseline trivial Flask : {baseline['rps']:7.0f} req/s  p50 {baseline['p50_ms']:6.1f} ms  "
+          f"p99 {baseline['p99_ms']:6.1f} ms  errors {baseline['errors']}")
+    for mode in modes:
+        prefix = f"o{mode.upper()}"
+        reqs, unique = _requests(scenes, events, random.Random(7), prefix)
+        result = _run_liebian(reqs, warm, mode)
+        members, bound, dupes = _check(prefix)
+        drained = f"  bound end-to-end {result['drained_rps']:7.0f} ev/s" if "drained_rps" in result else ""
+        ok = result["rps"] >= 1000 and result["p99_ms"] < 50 and dupes == 0 and bound == unique == members
+        print(f"  liebian {mode:<6} mode  : {result['rps']:7.0f} ev/s   p50 {result['p50_ms']:6.1f} ms  "
+              f"p99 {result['p99_ms']:6.1f} ms  errors {result['errors']}  ratio {result['rps'] / baseline['rps']:.2f}"
+              f"{drained}")
+        print(f"      members {members}/{unique}, bindings {bound}, duplicate bindings {dupes}; "
+              f"target >=1000 ev/s, p99 <50 ms, no duplicates: {'met' if ok else 'NOT met'}")
+
+
+if __name__ == "__main__":
+    main()

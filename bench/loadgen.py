@@ -1,0 +1,74 @@
+"""A small closed-loop HTTP load generator: P processes × T threads, keep-alive connections, prebuilt requests.
+
+Returns wall time and per-request latencies; used by the benchmarks to measure a server and its baseline with
+exactly the same client."""
+from __future__ import annotations
+
+import http.client
+import multiprocessing as mp
+import threading
+import time
+from urllib.parse import urlsplit
+
+
+def _worker(host: str, port: int, requests: list[tuple[str, bytes]], out, start_at: float) -> None:
+    lat: list[float] = []
+    errors = 0
+    lock = threading.Lock()
+    chunks = [requests[i::THREADS] for i in range(THREADS)]
+
+    def run(chunk):
+        nonlocal errors
+        conn = http.client.HTTPConnection(host, port, timeout=30)
+        mine = []
+        for path, body in chunk:
+            t0 = time.perf_counter()
+            try:
+                conn.request("POST", path, body=body, headers={"Content-Type": "text/xml"})
+                resp = conn.getresponse()
+                resp.read()
+                ok = resp.status == 200
+                if resp.getheader("Connection", "").lower() == "close":
+                    conn.close()
+                    conn = http.client.HTTPConnection(host, port, timeout=30)
+            except (OSError, http.client.HTTPException):
+                ok = False
+                conn.close()
+                conn = http.client.HTTPConnection(host, port, timeout=30)
+            mine.append(time.perf_counter() - t0)
+            if not ok:
+                with lock:
+                    errors += 1
+        with lock:
+            lat.extend(mine)
+
+    while time.time() < start_at:
+        time.sleep(0.001)
+    threads = [threading.Thread(target=run, args=(c,)) for c in chunks]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    out.put((lat, errors))
+
+
+THREADS = 4
+
+
+def run_load(base_url: str, requests: list[tuple[str, bytes]], processes: int = 4) -> dict:
+    parts = urlsplit(base_url)
+    queue: mp.Queue = mp.Queue()
+    start_at = time.time() + 0.5
+    procs = [mp.Process(target=_worker, args=(parts.hostname, parts.port, requests[i::processes], queue, start_at))
+             for i in range(processes)]
+    for p in procs:
+        p.start()
+    results = [queue.get() for _ in procs]
+    end = time.time()
+    for p in procs:
+        p.join()
+    lat = sorted(x for r in results for x in r[0])
+    errors = sum(r[1] for r in results)
+    wall = end - start_at
+    return {"n": len(lat), "errors": errors, "seconds": wall, "rps": len(lat) / wall,
+            "p50_ms": lat[len(lat) // 2] * 1000, "p99_ms": lat[int(len(lat) * 0.99) - 1] * 1000}
