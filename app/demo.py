@@ -1,0 +1,54 @@
+"""Demo data for the embedded default (`make run`): an operator, a store with staff, partners with a small team.
+
+Idempotent: a second run finds the demo operator and changes nothing."""
+from __future__ import annotations
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from app.identity.operators import create_operator
+from app.members.models import Identity, Member, Operator
+from app.referrals import binding, codes, partners, stores
+
+DEMO_OPERATOR = ("admin", "liebian-demo")
+
+
+def _member(session: Session, nickname: str, openid: str) -> Member:
+    m = Member(nickname=nickname)
+    session.add(m)
+    session.flush()
+    session.add(Identity(member_id=m.id, kind="mini_openid", value=openid))
+    session.flush()
+    return m
+
+
+def seed(session: Session) -> str:
+    if session.scalar(select(Operator).where(Operator.username == DEMO_OPERATOR[0])):
+        return "demo data already present"
+    create_operator(session, *DEMO_OPERATOR)
+    shop = stores.create_store(session, "望京旗舰店")
+    manager = _member(session, "王店长", "demo-manager")
+    clerk = _member(session, "李导购", "demo-clerk")
+    stores.assign_staff(session, manager.id, shop.id, "manager")
+    stores.assign_staff(session, clerk.id, shop.id, "clerk")
+    clerk_code = codes.ensure_personal_code(session, clerk.id)
+
+    captain = _member(session, "张队长", "demo-captain")
+    partners.make_partner(session, captain.id, "designated")
+    captain_code = codes.ensure_personal_code(session, captain.id)
+    partner = _member(session, "陈小美🌸", "demo-partner")
+    binding.touch(session, scene=captain_code.scene, member_id=partner.id, channel="mini_launch")
+    partners.make_partner(session, partner.id, "everyone")
+    partner_code = codes.ensure_personal_code(session, partner.id)
+    for i, name in enumerate(["刘一", "赵二", "孙三"]):
+        fan = _member(session, name, f"demo-fan-{i}")
+        binding.touch(session, scene=partner_code.scene, member_id=fan.id, channel="oa_subscribe")
+    walk_in = _member(session, "周四", "demo-walkin")
+    binding.touch(session, scene=clerk_code.scene, member_id=walk_in.id, channel="oa_subscribe")
+
+    from app import demo_extras
+
+    extra = demo_extras.seed_extras(session, captain=captain, partner=partner)
+    session.flush()
+    return (f"demo data created: operator {DEMO_OPERATOR[0]}/{DEMO_OPERATOR[1]}, store #{shop.id}, "
+            f"partner #{partner.id} (code {partner_code.scene}), captain #{captain.id}; {extra}")
