@@ -8,8 +8,8 @@ from PIL import Image, ImageFilter
 
 from posters.render import PosterInputs, QRPayload
 
-SAMPLE_NICKNAME = "小林的好物分享🌿"
-SAMPLE_PLACEHOLDERS = {"store_name": "链店·静安店", "partner_grade": "金牌推广员"}
+SAMPLE_NICKNAME = "小林的店🌿"
+SAMPLE_PLACEHOLDERS = {"store_name": "静安店", "partner_grade": "金牌推广员"}
 
 
 def sample_inputs(public_base_url: str = "https://example.com") -> PosterInputs:
