@@ -1,0 +1,73 @@
+"""Launch-day mode: scan events queued to a Redis stream, bound in batches by a consumer."""
+import pytest
+from sqlalchemy import func, select
+
+from app.members.models import Member
+from app.referrals import binding, codes, inbox, partners
+from app.referrals.binding import TouchEvent
+from app.referrals.models import Binding, Touch
+from tests.factories import make_member
+
+
+@pytest.fixture
+def partner_scene(session):
+    p = make_member(session, "P")
+    partners.make_partner(session, p.id, "designated")
+    scene = codes.ensure_personal_code(session, p.id).scene
+    session.commit()
+    return p, scene
+
+
+def test_queued_scans_are_bound_by_the_consumer_once(rt, session, partner_scene):
+    p, scene = partner_scene
+    for i in range(50):
+        inbox.accept(rt.redis, f"open-{i}", scene, True, 1_800_000_000 + i)
+    inbox.accept(rt.redis, "open-0", scene, True, 1_800_000_000)  # WeChat's retry slipped past the dedupe
+    assert inbox.drain_once(rt, "c1", count=500, block_ms=10) == 51
+    assert inbox.drain_once(rt, "c1", count=500, block_ms=10) == 0
+    assert session.scalar(select(func.count()).select_from(Binding)) == 50
+    assert session.scalar(select(func.count()).select_from(Touch)) == 50
+    assert session.scalar(select(func.count()).select_from(Member).where(Member.referrer_id == p.id)) == 50
+    assert inbox.backlog(rt.redis) == 0
+
+
+def test_a_consumer_that_died_before_acking_leaves_its_events_to_another(rt, session, partner_scene, monkeypatch):
+    p, scene = partner_scene
+    for i in range(5):
+        inbox.accept(rt.redis, f"open-{i}", scene, True, 1_800_000_000 + i)
+
+    def die(*_a, **_k):
+        raise SystemExit("killed mid-batch")
+
+    monkeypatch.setattr(inbox, "process_touches", die)
+    with pytest.raises(SystemExit):
+        inbox.drain_once(rt, "doomed", count=500, block_ms=10)
+    monkeypatch.undo()
+    monkeypatch.setattr(inbox, "CLAIM_IDLE_MS", 0)  # the survivor claims at once instead of after 30 s
+    assert inbox.drain_once(rt, "survivor", count=500, block_ms=10) == 5
+    assert session.scalar(select(func.count()).select_from(Binding)) == 5
+
+
+def test_reprocessing_a_committed_batch_changes_nothing(rt, session, partner_scene):
+    """Crash between commit and XACK: the batch comes round again; event keys make it a no-op."""
+    p, scene = partner_scene
+    events = [inbox.wechat_touch_event(f"o{i}", scene, True, 1_800_000_000 + i) for i in range(3)]
+    with rt.session() as s:
+        binding.process_touches(s, events)
+    again = [inbox.wechat_touch_event(f"o{i}", scene, True, 1_800_000_000 + i) for i in range(3)]
+    with rt.session() as s:
+        assert binding.process_touches(s, again) == [None, None, None]
+    assert session.scalar(select(func.count()).select_from(Touch)) == 3
+
+
+def test_one_batch_with_touches_of_the_same_person_for_two_codes_binds_the_first(session, partner_scene):
+    p, scene = partner_scene
+    q = make_member(session, "Q")
+    partners.make_partner(session, q.id, "designated")
+    other = codes.ensure_personal_code(session, q.id).scene
+    results = binding.process_touches(session, [
+        TouchEvent(channel="oa_subscribe", scene=scene, openid="same-person", event_key="k1"),
+        TouchEvent(channel="oa_scan", scene=other, openid="same-person", event_key="k2"),
+    ])
+    assert [r.outcome for r in results] == ["bound", "already_bound"]
+    assert session.scalar(select(func.count()).select_from(Binding)) == 1
