@@ -7,6 +7,9 @@ PORT ?= 5000
 .PHONY: run test install services bench worker
 
 $(BIN)/.installed: requirements.txt
+	@# Colour emoji for posters come from Debian's Noto Color Emoji (CJK text comes from a PyPI font package).
+	@dpkg -s fonts-noto-color-emoji >/dev/null 2>&1 || (apt-get update -qq && apt-get install -y -qq fonts-noto-color-emoji) \
+	  || echo "warning: could not install fonts-noto-color-emoji; posters will leave emoji out"
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements.txt
 	touch $@

@@ -21,6 +21,7 @@ def partner_status(session: Session, member_id: int | None) -> str | None:
 def make_partner(session: Session, member_id: int, source: str) -> Partner:
     member = get_member(session, member_id)
     partner = session.get(Partner, member.id, with_for_update=True)
+    became = partner is None or partner.status == "revoked"
     if partner is None:
         partner = Partner(member_id=member.id, source=source, status="active")
         session.add(partner)
@@ -28,6 +29,10 @@ def make_partner(session: Session, member_id: int, source: str) -> Partner:
         partner.status, partner.source, partner.since = "active", source, utcnow()
     grant_role(session, member.id, "partner")
     session.flush()
+    if became:
+        from app.posters.service import schedule_member_prerender
+
+        schedule_member_prerender(session, member.id)  # their share poster is ready before they ask
     return partner
 
 
