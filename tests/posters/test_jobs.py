@@ -49,8 +49,11 @@ def test_prerendering_a_partner_twice_renders_once(rt, session, poster_dir, back
 
 
 def test_a_new_partner_is_queued_for_prerendering(rt, session, poster_dir):
-    partner = make_poster_partner(session, "新人")
-    service.schedule_member_prerender(session, partner.id)
+    partner = make_poster_partner(session, "新人")  # becoming a partner schedules it, after the commit
+    assert Queue("posters", connection=rt.redis).job_ids == [f"poster-member-{partner.id}"]
+    from app.referrals import partners
+
+    partners.make_partner(session, partner.id, "designated")  # already a partner: nothing more queued
     session.commit()
     assert Queue("posters", connection=rt.redis).job_ids == [f"poster-member-{partner.id}"]
 
