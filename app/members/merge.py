@@ -22,10 +22,34 @@ _hooks: list[MergeHook] = []
 
 
 def register_merge_hook(fn: MergeHook) -> MergeHook:
-    """fn(session, kept_id, merged_id) moves a domain's rows from merged to kept, inside the merge transaction."""
+    """fn(session, kept_id, merged_id) moves a domain's rows from merged to kept, inside the merge transaction.
+
+    Domains register from `app/<domain>/member_merge.py`, imported before the first merge."""
     if fn not in _hooks:
         _hooks.append(fn)
     return fn
+
+
+_loaded = False
+
+
+def _load_hooks() -> None:
+    global _loaded
+    if _loaded:
+        return
+    import importlib
+    import pkgutil
+
+    import app
+
+    for mod in pkgutil.iter_modules(app.__path__):
+        if mod.ispkg:
+            try:
+                importlib.import_module(f"app.{mod.name}.member_merge")
+            except ModuleNotFoundError as exc:
+                if exc.name != f"app.{mod.name}.member_merge":
+                    raise
+    _loaded = True
 
 
 class MergeRefused(Conflict):
@@ -76,6 +100,7 @@ def merge_members(session: Session, a_id: int, b_id: int, evidence: str) -> Memb
     kept.avatar_url = kept.avatar_url or merged.avatar_url
     if kept.phone_enc is None and merged.phone_enc is not None:
         kept.phone_enc, kept.phone_masked = merged.phone_enc, merged.phone_masked
+    _load_hooks()
     for hook in _hooks:
         hook(session, kept.id, merged.id)
     merged.status, merged.merged_into_id = "merged", kept.id

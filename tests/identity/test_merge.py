@@ -72,3 +72,17 @@ def test_openid_already_linked_elsewhere_is_a_conflict_not_a_merge(session):
 
     with pytest.raises(Conflict):
         attach_identity(session, other.id, "oa_openid", "oa-x")
+
+
+def test_merging_a_partner_account_keeps_their_code_binding_to_the_person(session):
+    from app.referrals import binding, codes, partners
+
+    old = make_member(session, "old web account")
+    partner_side = make_member(session, "mini-program partner")
+    partners.make_partner(session, partner_side.id, "designated")
+    code = codes.ensure_personal_code(session, partner_side.id)
+    kept = merge_members(session, old.id, partner_side.id, "unionid")
+    fan = make_member(session)
+    result = binding.touch(session, scene=code.scene, member_id=fan.id, channel="oa_scan")
+    assert result.outcome == "bound" and result.referrer_id == kept.id
+    assert partners.partner_status(session, kept.id) == "active"
