@@ -14,5 +14,6 @@ def register_api(app: APIFlask) -> None:
     # Each audience's blueprint is appended here as it lands.
     from app.api import admin_posters, member_posters; blueprints += [admin_posters.bp, member_posters.bp]  # noqa: E702,I001
     from app.api import wechat_callback, wechatpay_notify; blueprints += [wechat_callback.bp, wechatpay_notify.bp]  # noqa: E702,I001
+    from app.api import admin_withdrawals, member_withdrawals; blueprints += [member_withdrawals.bp, admin_withdrawals.bp]  # noqa: E702,I001
     for bp in blueprints:
         app.register_blueprint(bp)

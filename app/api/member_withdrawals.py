@@ -1,0 +1,79 @@
+"""Partners withdraw their available commission to their WeChat balance and follow each withdrawal."""
+from __future__ import annotations
+
+from apiflask import APIBlueprint, Schema
+from apiflask.fields import Integer, String
+from apiflask.validators import Length, Range
+from flask import request
+
+from app.api.auth import MEMBER_AUTH, current_member_id, member_required
+from app.api.web import db, runtime
+from app.grades.service import grade_of
+from app.ledger.service import member_balances
+from app.withdrawals import service
+
+bp = APIBlueprint("member_withdrawals", __name__, tag="withdrawals")
+
+
+class WithdrawalIn(Schema):
+    amount_fen = Integer(required=True, validate=Range(min=1), metadata={"description": "integer fen"})
+    idempotency_key = String(validate=Length(1, 64), metadata={
+        "description": "one per tap (or send the Idempotency-Key header): a double tap creates one withdrawal"})
+
+
+class ListQuery(Schema):
+    limit = Integer(load_default=50, validate=Range(1, 200))
+    before_id = Integer(load_default=None, allow_none=True)
+
+
+def _view(w) -> dict:
+    return service.view(w, mch_id=runtime().settings.wechatpay_mch_id)
+
+
+@bp.post("/api/mp/withdrawals")
+@member_required
+@bp.input(WithdrawalIn, arg_name="body")
+@bp.doc(summary="Withdraw available commission to my WeChat balance (idempotent per key)", security=MEMBER_AUTH)
+def create_withdrawal(body):
+    key = request.headers.get("Idempotency-Key") or body.get("idempotency_key")
+    w, created = service.request_withdrawal(db(), current_member_id(), body["amount_fen"], key or "",
+                                            appid=runtime().settings.wechat_miniapp_id)
+    out = _view(w)
+    db().commit()
+    return out, 201 if created else 200
+
+
+@bp.get("/api/mp/withdrawals")
+@member_required
+@bp.input(ListQuery, location="query", arg_name="query")
+@bp.doc(summary="My withdrawals, newest first, with state and reason", security=MEMBER_AUTH)
+def my_withdrawals(query):
+    rows = service.member_withdrawals(db(), current_member_id(), query["limit"], query.get("before_id"))
+    return {"withdrawals": [_view(w) for w in rows]}
+
+
+@bp.get("/api/mp/withdrawals/rules")
+@member_required
+@bp.doc(summary="My withdrawal rule and balances", security=MEMBER_AUTH)
+def my_rule():
+    member_id = current_member_id()
+    return {"rule": service.rule_for_grade(db(), grade_of(db(), member_id)).to_dict(),
+            "balances": member_balances(db(), member_id)}
+
+
+@bp.get("/api/mp/withdrawals/<int:withdrawal_id>")
+@member_required
+@bp.doc(summary="One of my withdrawals; `confirm` carries what wx.requestMerchantTransfer needs",
+        security=MEMBER_AUTH)
+def my_withdrawal(withdrawal_id: int):
+    return _view(service.member_withdrawal(db(), current_member_id(), withdrawal_id))
+
+
+@bp.post("/api/mp/withdrawals/<int:withdrawal_id>/cancel")
+@member_required
+@bp.doc(summary="Take back a withdrawal that was not sent to WeChat yet", security=MEMBER_AUTH)
+def cancel_my_withdrawal(withdrawal_id: int):
+    w = service.cancel_withdrawal(db(), current_member_id(), withdrawal_id)
+    out = _view(w)
+    db().commit()
+    return out

@@ -1,0 +1,1 @@
+"""The transactional outbox's table (the logic lives in workers/outbox.py)."""

@@ -1,0 +1,1 @@
+"""Withdrawals: rules, requests, review, and payouts to WeChat balance (商家转账)."""

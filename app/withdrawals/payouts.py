@@ -1,0 +1,296 @@
+"""Paying an approved withdrawal with WeChat Pay merchant transfer, and applying what WeChat reports.
+
+`drive(withdrawal_id)` moves one withdrawal one step closer to a final state; the RQ job is a shell around it.
+Rules that keep money from being paid twice or lost:
+- one `out_bill_no` per withdrawal, written when the withdrawal was created, sent with identical parameters
+  (snapshotted openid, net amount, remark, real name) on every try;
+- the attempt is committed (SUBMITTING, submit_attempts+1, last_submit_at) *before* the call, so a worker
+  killed mid-call leaves a withdrawal that the next run resolves by querying, never by billing again;
+- an unknown outcome is resolved by querying; NOT_FOUND within PAYOUT_ACCEPT_GRACE of a submit means "still
+  being accepted" (wait, query again); only an older NOT_FOUND allows a resubmit — same number, same content;
+- only one worker drives a withdrawal at a time (a PostgreSQL advisory lock on a dedicated connection, released
+  by the server if the worker dies);
+- every report (create answer, query answer, notification) goes through the state machine under the row lock:
+  whichever arrives first wins, duplicates and stale reports change nothing, final states never change."""
+from __future__ import annotations
+
+import logging
+import os
+import random
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import timedelta
+
+from sqlalchemy import select, text
+from sqlalchemy.orm import Session
+
+from app.crypto import decrypt
+from app.db import utcnow
+from app.runtime import Runtime, get_runtime
+from app.withdrawals import breaker
+from app.withdrawals import states as S
+from app.withdrawals.config import PayoutConfig, payout_config
+from app.withdrawals.models import Withdrawal
+from app.withdrawals.ratelimit import RateLimiter
+from app.withdrawals.service import _event, book_paid, emit_payout, lock_withdrawal, return_money
+from wechat.errors import PayError, PayNotFound, PayUnknownOutcome
+from wechat.pay import DEFAULT_REPORT_INFOS, WeChatPay
+
+log = logging.getLogger(__name__)
+_LOCK_BASE = 0x5744 << 48  # advisory-lock key space for withdrawals ("WD")
+_clients: dict = {}
+
+
+class Later(Exception):
+    """Not finished: drive this withdrawal again in `delay` seconds (the outbox turns it into RetryLater)."""
+
+    def __init__(self, delay: float, why: str):
+        super().__init__(why)
+        self.delay = delay
+
+
+def pay_client(settings, cfg: PayoutConfig) -> WeChatPay:
+    """One client (and HTTP connection pool) per process and settings; rebuilt in a forked child."""
+    key = (os.getpid(), id(settings), cfg.http_timeout)
+    client = _clients.get(key)
+    if client is None:
+        client = _clients[key] = WeChatPay(settings, timeout=(3.05, cfg.http_timeout))
+    return client
+
+
+def limiter(rt: Runtime, cfg: PayoutConfig) -> RateLimiter:
+    key = (os.getpid(), "limiter", id(rt.redis), cfg.rate_per_s, cfg.rate_burst)
+    lim = _clients.get(key)
+    if lim is None:
+        lim = _clients[key] = RateLimiter(rt.redis, f"wechatpay:rate:{rt.settings.wechatpay_mch_id}",
+                                          cfg.rate_per_s, cfg.rate_burst)
+    return lim
+
+
+@contextmanager
+def exclusive(rt: Runtime, withdrawal_id: int):
+    """True when this process may drive the withdrawal now (PostgreSQL advisory lock; embedded: always)."""
+    if rt.engine.dialect.name != "postgresql":
+        yield True
+        return
+    conn = rt.engine.connect()
+    key = _LOCK_BASE + int(withdrawal_id)
+    try:
+        got = conn.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": key}).scalar()
+        conn.commit()
+        yield bool(got)
+    finally:
+        try:
+            if got:
+                conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": key})
+                conn.commit()
+        finally:
+            conn.close()
+
+
+def backoff(cfg: PayoutConfig, tries: int) -> float:
+    return min(cfg.backoff_base * 2 ** min(max(tries - 1, 0), 16), cfg.backoff_max) * (0.5 + random.random())
+
+
+# -- applying WeChat's reports --------------------------------------------------------------------------------
+
+_CANCELLED_REASON = "not confirmed in WeChat within 24 hours, or cancelled"
+
+
+def apply_report(session: Session, w: Withdrawal, wechat_state: str, *, source: str, fail_reason: str | None = None,
+                 package_info: str | None = None, transfer_bill_no: str | None = None) -> str:
+    """Apply a bill state WeChat reported to a locked withdrawal. Returns apply | same | stale | refused."""
+    if transfer_bill_no and not w.transfer_bill_no:
+        w.transfer_bill_no = transfer_bill_no
+    try:
+        move = S.reported(w.state, wechat_state)
+    except S.IllegalTransition as exc:
+        # WeChat contradicting a final state (or a bill for a withdrawal never sent) is for a human to look at.
+        log.error("withdrawal %s: refused report %s from %s (%s)", w.id, wechat_state, source, exc)
+        _event(session, w, w.state, w.state, source, f"refused report {wechat_state}: {exc}")
+        session.flush()
+        return "refused"
+    if move is not S.Move.APPLY:
+        if wechat_state == S.WAIT_USER_CONFIRM and package_info and not w.package_info:
+            w.package_info = package_info
+        return move.value
+    before, now = w.state, utcnow()
+    w.state, w.updated_at = wechat_state, now
+    if wechat_state == S.WAIT_USER_CONFIRM and package_info:
+        w.package_info = package_info
+    if S.is_final(wechat_state):
+        w.finished_at, w.package_info = now, None
+        if wechat_state == S.SUCCESS:
+            book_paid(session, w)
+        else:
+            if not w.reason:
+                w.reason = (fail_reason or "FAIL")[:255] if wechat_state == S.FAIL else \
+                    (fail_reason or _CANCELLED_REASON)[:255]
+            return_money(session, w)
+            if wechat_state == S.FAIL:
+                breaker.after_failure(session)
+    _event(session, w, before, wechat_state, source, fail_reason or "")
+    session.flush()
+    return "apply"
+
+
+def apply_bill(session: Session, withdrawal_id: int, bill: dict, source: str) -> str:
+    w = lock_withdrawal(session, withdrawal_id)
+    return apply_report(session, w, bill["state"], source=source, fail_reason=bill.get("fail_reason"),
+                        package_info=bill.get("package_info"), transfer_bill_no=bill.get("transfer_bill_no"))
+
+
+def on_transfer_notification(session: Session, resource: dict) -> None:
+    """MCHTRANSFER.BILL.FINISHED, already verified and decrypted by wechat.pay. Idempotent."""
+    no, state = resource.get("out_bill_no"), resource.get("state")
+    w = session.scalar(select(Withdrawal).where(Withdrawal.out_bill_no == no).with_for_update()
+                       .execution_options(populate_existing=True))
+    if w is None or state not in S.WECHAT_STATES:
+        log.warning("transfer notification for unknown bill %s (%s) ignored", no, state)
+        return
+    apply_report(session, w, state, source="notify", fail_reason=resource.get("fail_reason"),
+                 transfer_bill_no=resource.get("transfer_bill_no"))
+
+
+# -- driving one withdrawal -----------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class BillParams:
+    out_bill_no: str
+    openid: str
+    appid: str
+    amount: int
+    remark: str
+    user_name_enc: str | None
+    last_submit_at: object
+    tries: int
+
+
+def _params(w: Withdrawal) -> BillParams:
+    return BillParams(w.out_bill_no, w.openid, w.appid, w.net_fen, w.remark, w.user_name_enc, w.last_submit_at,
+                      w.tries)
+
+
+def _mark_attempt(w: Withdrawal) -> None:
+    w.state = S.local(w.state, "submit")
+    w.submit_attempts += 1
+    w.last_submit_at = w.updated_at = utcnow()
+
+
+def drive(withdrawal_id: int, rt: Runtime | None = None, cfg: PayoutConfig | None = None) -> str:
+    """One step towards a final state. Returns a short outcome; raises Later when it must run again."""
+    rt = rt or get_runtime()
+    cfg = cfg or payout_config()
+    with exclusive(rt, withdrawal_id) as mine:
+        if not mine:
+            raise Later(max(cfg.accept_grace, 5.0), "another worker is driving this withdrawal")
+        with rt.session() as s:
+            w = lock_withdrawal(s, withdrawal_id)
+            if S.is_final(w.state) or w.state == S.REVIEWING:
+                return w.state
+            w.tries += 1
+            if w.state == S.APPROVED:
+                ok, why = breaker.allow_submit(s, w)
+                if not ok:
+                    return f"paused: {why}"  # resume() queues it again
+                _mark_attempt(w)
+                action = "create"
+            else:
+                action = "query"  # SUBMITTING: the last attempt's outcome is unknown; later states: reconcile
+            state, p = w.state, _params(w)
+            if action == "create":
+                _event(s, w, S.APPROVED, S.SUBMITTING, "worker", "first submit")
+        pay = pay_client(rt.settings, cfg)
+        lim = limiter(rt, cfg)
+        if action == "query":
+            try:
+                lim.acquire()
+                bill = pay.query_transfer_bill(p.out_bill_no)
+            except PayNotFound:
+                if state != S.SUBMITTING:
+                    raise Later(backoff(cfg, p.tries), f"{state} bill not found by query") from None
+                since = (utcnow() - p.last_submit_at).total_seconds() if p.last_submit_at else 1e9
+                if since < cfg.accept_grace:  # WeChat may still be accepting it: ask again before concluding
+                    raise Later(cfg.accept_grace - since + 0.5, "not found right after submit") from None
+                with rt.session() as s:  # nothing was created: resubmit, same number, identical parameters
+                    w = lock_withdrawal(s, withdrawal_id)
+                    if w.state != S.SUBMITTING:
+                        return w.state
+                    _mark_attempt(w)
+                    p = _params(w)
+                action = "create"
+            except (PayUnknownOutcome, PayError, TimeoutError) as exc:
+                raise Later(backoff(cfg, p.tries), f"query: {exc}") from None
+            else:
+                with rt.session() as s:
+                    return apply_bill(s, withdrawal_id, bill, "query")
+        return _create(rt, cfg, pay, lim, withdrawal_id, p)
+
+
+def _create(rt: Runtime, cfg: PayoutConfig, pay: WeChatPay, lim: RateLimiter, withdrawal_id: int,
+            p: BillParams) -> str:
+    user_name = decrypt(rt.settings.secret_key, p.user_name_enc) if p.user_name_enc else None
+    try:
+        lim.acquire()
+        bill = pay.create_transfer_bill(p.out_bill_no, p.openid, p.amount, p.remark, user_name=user_name,
+                                        scene_id="1005", report_infos=DEFAULT_REPORT_INFOS, appid=p.appid)
+    except (PayUnknownOutcome, TimeoutError) as exc:
+        # Maybe billed, maybe not: the next run queries by out_bill_no (after the acceptance grace).
+        raise Later(min(cfg.accept_grace, backoff(cfg, p.tries)), f"create: unknown outcome: {exc}") from None
+    except PayError as exc:
+        if exc.retryable or exc.code in ("NOT_ENOUGH", "SIGN_ERROR", "FREQUENCY_LIMITED"):
+            # Nothing happened, and trying again later may work (merchant balance topped up, rate limit over).
+            raise Later(backoff(cfg, p.tries), f"create: {exc.code}") from None
+        return _refused(rt, cfg, pay, lim, withdrawal_id, exc)
+    with rt.session() as s:
+        return apply_bill(s, withdrawal_id, bill, "create")
+
+
+def _refused(rt, cfg, pay, lim, withdrawal_id: int, exc: PayError) -> str:
+    """A definite rejection. A reused out_bill_no "with different content" would mean a bill exists: make sure
+    no bill exists before giving the money back."""
+    try:
+        lim.acquire()
+        bill = pay.query_transfer_bill(_out_bill_no(rt, withdrawal_id))
+    except PayNotFound:
+        with rt.session() as s:
+            w = lock_withdrawal(s, withdrawal_id)
+            if w.state not in (S.APPROVED, S.SUBMITTING):
+                return w.state
+            before = w.state
+            w.state = S.local(before, "refused")
+            w.reason, w.finished_at, w.updated_at = f"{exc.code}: {exc.message}"[:255], utcnow(), utcnow()
+            return_money(s, w)
+            _event(s, w, before, S.FAIL, "worker", w.reason)
+            breaker.after_failure(s)
+            return S.FAIL
+    except (PayUnknownOutcome, PayError, TimeoutError) as q:
+        raise Later(backoff(cfg, 1), f"query after refusal: {q}") from None
+    with rt.session() as s:
+        return apply_bill(s, withdrawal_id, bill, "query")
+
+
+def _out_bill_no(rt: Runtime, withdrawal_id: int) -> str:
+    with rt.session() as s:
+        return s.scalar(select(Withdrawal.out_bill_no).where(Withdrawal.id == withdrawal_id))
+
+
+# -- reconciliation -------------------------------------------------------------------------------------------
+
+def reconcile(session: Session, cfg: PayoutConfig | None = None, limit: int = 5000) -> int:
+    """Queue a payout job for every withdrawal that is not final and has (or may have) a bill, and for every
+    approved one nobody is paying (a lost job). Jobs are deduplicated, so running this often is cheap."""
+    cfg = cfg or payout_config()
+    paused = breaker.control(session).paused
+    recheck_before = utcnow() - timedelta(seconds=cfg.confirm_recheck)
+    wanted = [S.SUBMITTING, S.ACCEPTED, S.PROCESSING, S.TRANSFERING, S.CANCELING] + ([] if paused else [S.APPROVED])
+    rows = session.scalars(select(Withdrawal).where(
+        (Withdrawal.state.in_(wanted)) |
+        ((Withdrawal.state == S.WAIT_USER_CONFIRM) & (Withdrawal.updated_at < recheck_before)))
+        .order_by(Withdrawal.id).limit(limit)).all()
+    for w in rows:
+        if w.state == S.WAIT_USER_CONFIRM:
+            w.updated_at = utcnow()  # next recheck in confirm_recheck seconds
+        emit_payout(session, w)
+    session.flush()
+    return len(rows)

@@ -1,0 +1,176 @@
+"""A transactional outbox for RQ jobs, reusable by any domain.
+
+    from workers.outbox import emit, RetryLater
+    emit(session, "workers.jobs_payouts.pay_withdrawal", withdrawal.id, queue="payouts", key=f"payout:{id}")
+
+`emit` writes a row in the caller's transaction, so the job exists if and only if the state change committed.
+After the commit the row is handed to RQ (`run_message(id)` runs the job function and marks the row done).
+RQ is at-least-once at best and a SIGKILLed worker's job is simply gone, so `sweep()` — run by
+`python -m workers.scheduler`, outside RQ — hands again to RQ every row that is not done: never drained
+(crash between commit and enqueue), delayed (`RetryLater`), failed (backoff), or handed out longer than the
+lease ago (its worker died). Job functions must therefore be idempotent and safe to run twice at once.
+
+`key` deduplicates live rows: while a row with that key is not done, emitting it again is a no-op (a partial
+unique index), so re-driving something already queued costs nothing."""
+from __future__ import annotations
+
+import importlib
+import logging
+import os
+import random
+from datetime import timedelta
+
+from sqlalchemy import event, text
+from sqlalchemy.orm import Session
+
+from app.db import utcnow
+from app.outbox.models import OutboxMessage
+from app.runtime import get_runtime
+
+log = logging.getLogger(__name__)
+_PENDING = "outbox.pending_ids"
+
+
+def lease_seconds() -> float:
+    """A row handed to RQ longer ago than this without finishing is handed out again."""
+    return float(os.environ.get("OUTBOX_LEASE_SECONDS", "60"))
+
+
+MAX_FAILURES = int(os.environ.get("OUTBOX_MAX_FAILURES", "25"))
+
+
+class RetryLater(Exception):
+    """Raised by a job that cannot finish now (unknown outcome, busy, rate limited): run it again in `delay` s.
+    Not counted as a failure."""
+
+    def __init__(self, delay: float, why: str = ""):
+        super().__init__(why or f"retry in {delay:.1f}s")
+        self.delay = max(0.0, float(delay))
+
+
+def _insert(session: Session):
+    if session.get_bind().dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert
+    return insert(OutboxMessage.__table__)
+
+
+def emit(session: Session, func: str, *args, queue: str = "default", key: str | None = None,
+         delay: float = 0.0) -> int | None:
+    """Write a job in the current transaction; it is handed to RQ after the commit (or by the sweeper).
+
+    Returns the row id, or None when a live row with the same key exists already."""
+    now = utcnow()
+    immediate = delay <= 0
+    stmt = _insert(session).values(
+        func=func, args=list(args), queue=queue, dedupe_key=key, attempts=1 if immediate else 0, failures=0,
+        available_at=now + timedelta(seconds=max(delay, 0)), enqueued_at=now if immediate else None,
+        done_at=None, dead=False, last_error="", created_at=now)
+    if key is not None:
+        stmt = stmt.on_conflict_do_nothing(index_elements=["dedupe_key"], index_where=text("done_at IS NULL"))
+    row_id = session.execute(stmt.returning(OutboxMessage.__table__.c.id)).scalar()
+    if row_id is not None and immediate:
+        _after_commit(session).append((row_id, queue, 1))
+    return row_id
+
+
+def _after_commit(session: Session) -> list:
+    pending = session.info.get(_PENDING)
+    if pending is None:
+        pending = session.info[_PENDING] = []
+
+        @event.listens_for(session, "after_commit")
+        def _drain(_session):
+            batch = list(pending)
+            pending.clear()
+            for row_id, queue, attempt in batch:
+                hand_to_rq(row_id, queue, attempt)
+
+        @event.listens_for(session, "after_soft_rollback")
+        def _forget(_session, _previous):
+            pending.clear()
+
+    return pending
+
+
+def hand_to_rq(row_id: int, queue: str, attempt: int) -> None:
+    """Enqueue `run_message(row_id)`. A failure here loses nothing: the sweeper hands the row out again."""
+    from workers.queues import get_queue
+
+    try:
+        get_queue(queue).enqueue("workers.outbox.run_message", row_id, job_id=f"outbox-{row_id}-{attempt}",
+                                 result_ttl=300, failure_ttl=86400, job_timeout=600)
+    except Exception:
+        log.exception("could not enqueue outbox message %s; the sweeper will", row_id)
+
+
+def run_message(row_id: int):
+    """The RQ job: run the row's function, then mark it done (or reschedule it)."""
+    rt = get_runtime()
+    with rt.session() as s:
+        row = s.get(OutboxMessage, row_id)
+        if row is None or row.done_at is not None:
+            return "done already"
+        func, args, failures = row.func, list(row.args or []), row.failures
+    module, _, name = func.rpartition(".")
+    try:
+        result = getattr(importlib.import_module(module), name)(*args)
+    except RetryLater as later:
+        _reschedule(row_id, later.delay, str(later), failed=False)
+        return f"retry in {later.delay:.1f}s"
+    except Exception as exc:  # the outbox owns retries; RQ's failed registry would only hide it
+        log.exception("outbox job %s%r failed", func, tuple(args))
+        if failures + 1 >= MAX_FAILURES:
+            with rt.session() as s:
+                s.execute(text("UPDATE outbox_messages SET done_at = :now, dead = true, failures = failures + 1, "
+                               "last_error = :err WHERE id = :id AND done_at IS NULL"),
+                          {"now": utcnow(), "err": repr(exc)[:500], "id": row_id})
+            return "dead"
+        delay = min(2 ** failures, 300) * (0.5 + random.random())
+        _reschedule(row_id, delay, repr(exc), failed=True)
+        return "failed"
+    with rt.session() as s:
+        s.execute(text("UPDATE outbox_messages SET done_at = :now WHERE id = :id AND done_at IS NULL"),
+                  {"now": utcnow(), "id": row_id})
+    return result
+
+
+def _reschedule(row_id: int, delay: float, why: str, *, failed: bool) -> None:
+    with get_runtime().session() as s:
+        s.execute(text("UPDATE outbox_messages SET enqueued_at = NULL, available_at = :at, last_error = :err"
+                       + (", failures = failures + 1" if failed else "") +
+                       " WHERE id = :id AND done_at IS NULL"),
+                  {"at": utcnow() + timedelta(seconds=delay), "err": why[:500], "id": row_id})
+
+
+def sweep(limit: int = 1000, lease: float | None = None) -> int:
+    """Hand to RQ every due row: never handed out, delayed and now due, or handed out longer than the lease
+    ago. Safe to run from several schedulers at once (rows are claimed with SKIP LOCKED)."""
+    rt = get_runtime()
+    now = utcnow()
+    stale = now - timedelta(seconds=lease if lease is not None else lease_seconds())
+    with rt.session() as s:
+        lock = " FOR UPDATE SKIP LOCKED" if s.get_bind().dialect.name == "postgresql" else ""
+        rows = s.execute(text(
+            "UPDATE outbox_messages SET enqueued_at = :now, attempts = attempts + 1 WHERE id IN ("
+            " SELECT id FROM outbox_messages WHERE done_at IS NULL AND ("
+            "  (enqueued_at IS NULL AND available_at <= :now) OR enqueued_at < :stale)"
+            f" ORDER BY available_at LIMIT :lim{lock}) RETURNING id, queue, attempts"),
+            {"now": now, "stale": stale, "lim": limit}).all()
+    for row_id, queue, attempt in sorted(rows):
+        hand_to_rq(row_id, queue, attempt)
+    if rows:
+        log.info("outbox sweep handed %d messages to RQ", len(rows))
+    return len(rows)
+
+
+def stats() -> dict:
+    with get_runtime().session() as s:
+        row = s.execute(text(
+            "SELECT COUNT(*) FILTER (WHERE done_at IS NULL), COUNT(*) FILTER (WHERE dead), "
+            "COUNT(*) FILTER (WHERE done_at IS NULL AND enqueued_at IS NULL) FROM outbox_messages")).one() \
+            if s.get_bind().dialect.name == "postgresql" else s.execute(text(
+                "SELECT SUM(done_at IS NULL), SUM(dead), SUM(done_at IS NULL AND enqueued_at IS NULL) "
+                "FROM outbox_messages")).one()
+    return {"live": int(row[0] or 0), "dead": int(row[1] or 0), "waiting": int(row[2] or 0)}
