@@ -33,7 +33,7 @@ def fund(session, member_id: int, fen: int) -> None:
 def partner_factory(session, emulator, settings):
     def make(available_fen: int = 100_000, real_name: str | None = None, in_wechat: bool = True):
         person = emulator.emu.create_person(nickname="推广员")
-        openid = person["openids"][settings.wechat_miniapp_id] if in_wechat else "o_not_a_wechat_user_0001"
+        openid = person["openids"][settings.wechat_miniapp_id] if in_wechat else f"o_stranger_{next(_fund)}"
         member = make_partner(session, mini_openid=openid)
         if real_name:
             member.real_name_enc = encrypt(settings.secret_key, real_name)

@@ -1,0 +1,129 @@
+"""Pausing payouts (operators, circuit breaker), the shared rate limiter and the generic outbox."""
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import select, text
+
+from app.audit.models import AuditEntry
+from app.withdrawals.models import Withdrawal
+from app.withdrawals.service import request_withdrawal
+from tests.withdrawals.conftest import set_rule
+
+
+@pytest.fixture(autouse=True)
+def _auto_approve(session):
+    set_rule(session, auto_approve_below_fen=1_000_000, daily_count=100)
+
+
+def withdraw(rt, member, amount, key):
+    with rt.session() as s:
+        return request_withdrawal(s, member.id, amount, key, appid=rt.settings.wechat_miniapp_id)[0].id
+
+
+def states(rt):
+    with rt.sessions() as s:
+        return dict(s.execute(select(Withdrawal.id, Withdrawal.state)).all())
+
+
+def test_operator_pause_holds_new_bills_and_resume_sends_them(rt, session, client, emulator, partner,
+                                                              operator_headers, work):
+    r = client.post("/api/admin/payouts/pause", json={"reason": "月末对账"}, headers=operator_headers)
+    assert r.get_json()["paused"] is True
+    wid = withdraw(rt, partner, 5_000, "a")
+    work()
+    assert states(rt)[wid] == "APPROVED" and emulator.pay.ledger()["bills"] == []
+    r = client.post("/api/admin/payouts/resume", json={"reason": "对账完成"}, headers=operator_headers)
+    assert r.get_json()["paused"] is False
+    work()
+    assert states(rt)[wid] == "WAIT_USER_CONFIRM"
+    actions = session.scalars(select(AuditEntry.action).order_by(AuditEntry.id)).all()
+    assert [a for a in actions if a.startswith("payouts.")] == ["payouts.pause", "payouts.resume"]
+
+
+def test_breaker_pauses_when_the_daily_total_would_be_crossed(rt, session, client, emulator, partner_factory,
+                                                             operator_headers, work):
+    client.patch("/api/admin/payouts/limits", json={"daily_total_limit_fen": 15_000}, headers=operator_headers)
+    a, b = partner_factory(), partner_factory()
+    first, second = withdraw(rt, a, 10_000, "a"), withdraw(rt, b, 10_000, "b")
+    work()
+    assert states(rt) == {first: "WAIT_USER_CONFIRM", second: "APPROVED"}
+    status = client.get("/api/admin/payouts", headers=operator_headers).get_json()
+    assert status["paused"] and status["paused_by"] == "system:breaker" and "daily total" in status["paused_reason"]
+    assert len(emulator.pay.ledger()["bills"]) == 1
+
+
+def test_breaker_pauses_on_a_high_failure_rate(rt, session, client, emulator, partner_factory, operator_headers, work):
+    client.patch("/api/admin/payouts/limits", json={"failure_rate_limit_bps": 5_000, "failure_min_count": 2},
+                 headers=operator_headers)
+    strangers = [partner_factory(in_wechat=False) for _ in range(2)]  # WeChat refuses both: OPENID_MISMATCH
+    for i, m in enumerate(strangers):
+        withdraw(rt, m, 1_000, f"s{i}")
+    work()
+    assert set(states(rt).values()) == {"FAIL"}
+    status = client.get("/api/admin/payouts", headers=operator_headers).get_json()
+    assert status["paused"] and "failure rate 2/2" in status["paused_reason"]
+
+
+def test_rate_limiter_is_shared_through_redis(redis):
+    from app.withdrawals.ratelimit import RateLimiter
+
+    one = RateLimiter(redis, "test:rate", rate_per_s=100, burst=5)
+    other = RateLimiter(redis, "test:rate", rate_per_s=100, burst=5)  # another worker process, same merchant
+    granted = [lim.try_acquire() == 0 for lim in (one, other) * 10]
+    assert granted.count(True) <= 6  # the burst (plus at most one interval that passed meanwhile)
+    assert one.try_acquire() > 0 or other.try_acquire() > 0
+
+
+def test_outbox_job_exists_only_if_the_transaction_committed(rt, session, redis, work):
+    from workers.outbox import emit, stats
+
+    with rt.sessions() as s:
+        emit(s, "tests.withdrawals.test_breaker_outbox.remember", "rolled back", key="x")
+        s.rollback()
+    with rt.session() as s:
+        emit(s, "tests.withdrawals.test_breaker_outbox.remember", "committed", key="y")
+        assert emit(s, "tests.withdrawals.test_breaker_outbox.remember", "committed", key="y") is None  # live key
+    work()
+    assert [v.decode() for v in redis.lrange("test:remembered", 0, -1)] == ["committed"]
+    assert stats() == {"live": 0, "dead": 0, "waiting": 0}
+
+
+def test_outbox_retries_a_failing_job_until_it_succeeds(rt, session, redis, work):
+    from workers.outbox import emit
+
+    redis.set("test:fail_times", 2)
+    with rt.session() as s:
+        row = emit(s, "tests.withdrawals.test_breaker_outbox.flaky", key="flaky")
+    for _ in range(3):
+        work()
+        with rt.session() as s:
+            s.execute(text("UPDATE outbox_messages SET available_at = now() WHERE done_at IS NULL"))
+    with rt.sessions() as s:
+        failures, done = s.execute(text(f"SELECT failures, done_at IS NOT NULL FROM outbox_messages WHERE id={row}")).one()
+    assert (failures, done) == (2, True)
+    assert redis.get("test:flaky_ok") == b"1"
+
+
+def remember(value):
+    from app.runtime import get_runtime
+
+    get_runtime().redis.rpush("test:remembered", value)
+
+
+def flaky():
+    from app.runtime import get_runtime
+
+    r = get_runtime().redis
+    if int(r.get("test:fail_times") or 0) > 0:
+        r.decr("test:fail_times")
+        raise RuntimeError("not yet")
+    r.set("test:flaky_ok", 1)
+
+
+def test_scheduler_runs_each_slot_once_across_processes(rt, redis):
+    from workers.scheduler import Periodic, tick
+
+    jobs = [Periodic("sweep-test", "workers.outbox.sweep", 60, inline=True)]
+    assert tick(now=120.0, jobs=jobs) == ["sweep-test"]
+    assert tick(now=150.0, jobs=jobs) == []  # same slot: another scheduler already ran it
+    assert tick(now=180.0, jobs=jobs) == ["sweep-test"]
