@@ -21,6 +21,21 @@ from app.fraud.service import has_open_flags
 from app.ledger.service import EntrySpec, member_account, member_accounts, platform_account, post_entries
 
 
+_INSERT_COMMISSIONS = text("""
+    INSERT INTO commissions (order_id, level, earner_id, plan_id, grade, base_fen, amount_fen, reversed_fen, state,
+                             created_at, updated_at)
+    SELECT :order_id, x.level, x.earner_id, :plan_id, x.grade, :base_fen, x.amount_fen, 0, x.state, :now, :now
+    FROM unnest(CAST(:levels AS smallint[]), CAST(:earners AS bigint[]), CAST(:grades AS text[]),
+                CAST(:amounts AS bigint[]), CAST(:states AS text[])) AS x(level, earner_id, grade, amount_fen, state)
+    RETURNING id, level
+""")
+
+
+def _insert_commissions(session: Session, rows: list[dict]) -> dict[int, int]:
+    table = Commission.__table__
+    return dict((lv, i) for i, lv in session.execute(table.insert().values(rows).returning(table.c.id, table.c.level)))
+
+
 def accrue_for_paid_order(session: Session, *, order_id: int, paid_fen: int, lines: list[tuple[str, int]],
                           is_first: bool, plan: PlanSnapshot, buyer: ChainMember, referrer: ChainMember | None,
                           referrers_referrer: ChainMember | None, now: datetime) -> list[dict]:
@@ -40,9 +55,14 @@ def accrue_for_paid_order(session: Session, *, order_id: int, paid_fen: int, lin
                      "created_at": now, "updated_at": now})
     if not rows:
         return []
-    table = Commission.__table__
-    ids = dict((lv, i) for i, lv in session.execute(
-        table.insert().values(rows).returning(table.c.id, table.c.level)).all())
+    if session.get_bind().dialect.name != "postgresql":
+        ids = _insert_commissions(session, rows)
+    else:
+        ids = dict((lv, i) for i, lv in session.execute(_INSERT_COMMISSIONS, {
+        "order_id": order_id, "plan_id": plan.id, "base_fen": paid_fen, "now": now,
+        "levels": [r["level"] for r in rows], "earners": [r["earner_id"] for r in rows],
+        "grades": [r["grade"] for r in rows], "amounts": [r["amount_fen"] for r in rows],
+            "states": [r["state"] for r in rows]}).all())
     accounts = member_accounts(session, [(r["earner_id"], "pending") for r in rows])
     expense = platform_account(session, "commission_expense")
     post_entries(session, [EntrySpec(

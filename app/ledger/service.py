@@ -157,7 +157,8 @@ def post_entries(session: Session, specs: Sequence[EntrySpec]) -> list[Posted]:
         raise ValidationFailed("Two entries in one posting share a key.", code="ledger_bad_key")
 
     now = utcnow()
-    inserted = _insert_many(session, specs, now)
+    postgres = session.get_bind().dialect.name == "postgresql"
+    inserted = _insert_pg(session, specs, now) if postgres else _insert_many(session, specs, now)
 
     replays = [s for s in specs if s.key not in inserted]
     results: dict[str, Posted] = {}
@@ -178,8 +179,9 @@ def post_entries(session: Session, specs: Sequence[EntrySpec]) -> list[Posted]:
 
     new = [s for s in specs if s.key in inserted]
     if new:
-        session.execute(JournalLine.__table__.insert(), [
-            {"entry_id": inserted[s.key], "account_id": a, "amount_fen": v} for s in new for a, v in s.lines])
+        if not postgres:  # on PostgreSQL the lines went in with their entries, in one statement
+            session.execute(JournalLine.__table__.insert(), [
+                {"entry_id": inserted[s.key], "account_id": a, "amount_fen": v} for s in new for a, v in s.lines])
         deltas: dict[int, int] = defaultdict(int)
         for s in new:
             for a, v in s.lines:
@@ -188,6 +190,45 @@ def post_entries(session: Session, specs: Sequence[EntrySpec]) -> list[Posted]:
         for s in new:
             results[s.key] = Posted(inserted[s.key], s.key, True)
     return [results[s.key] for s in specs]
+
+
+# Entries and their lines in one round trip: lines are inserted only for entries whose key was new.
+_POST_PG = text("""
+    WITH e AS (
+        INSERT INTO journal_entries (key, kind, ref_type, ref_id, memo, created_at)
+        SELECT x.key, x.kind, x.ref_type, x.ref_id, x.memo, CAST(:now AS timestamptz)
+        FROM unnest(CAST(:keys AS text[]), CAST(:kinds AS text[]), CAST(:ref_types AS text[]),
+                    CAST(:ref_ids AS text[]), CAST(:memos AS text[])) AS x(key, kind, ref_type, ref_id, memo)
+        ON CONFLICT (key) DO NOTHING
+        RETURNING id, key),
+    l AS (
+        INSERT INTO journal_lines (entry_id, account_id, amount_fen)
+        SELECT e.id, y.account_id, y.amount_fen
+        FROM e JOIN unnest(CAST(:line_keys AS text[]), CAST(:line_accounts AS bigint[]),
+                           CAST(:line_amounts AS bigint[])) AS y(key, account_id, amount_fen) ON y.key = e.key)
+    SELECT id, key FROM e
+""")
+
+
+def _insert_pg(session: Session, specs: Sequence[EntrySpec], now) -> dict[str, int]:
+    params = {"now": now, "keys": [s.key for s in specs], "kinds": [s.kind for s in specs],
+              "ref_types": [s.ref_type for s in specs], "ref_ids": [s.ref_id for s in specs],
+              "memos": [s.memo[:255] for s in specs],
+              "line_keys": [s.key for s in specs for _ in s.lines],
+              "line_accounts": [a for s in specs for a, _ in s.lines],
+              "line_amounts": [v for s in specs for _, v in s.lines]}
+    return {k: i for i, k in session.execute(_POST_PG, params).all()}
+
+
+# Lock the balance rows in id order (the materialised CTE takes them one by one in that order before any is
+# updated), then add the deltas: one round trip, and no deadlock between two postings sharing accounts.
+_APPLY_PG = text("""
+    WITH locked AS MATERIALIZED (
+        SELECT id FROM ledger_accounts WHERE id = ANY(CAST(:ids AS bigint[])) ORDER BY id FOR UPDATE)
+    UPDATE ledger_accounts a SET balance_fen = a.balance_fen + d.delta, updated_at = :now
+    FROM locked JOIN unnest(CAST(:ids AS bigint[]), CAST(:deltas AS bigint[])) AS d(id, delta) ON d.id = locked.id
+    WHERE a.id = locked.id
+""")
 
 
 def _insert_many(session: Session, specs: Sequence[EntrySpec], now) -> dict[str, int]:
@@ -204,6 +245,9 @@ def apply_balance_deltas(session: Session, deltas: dict[int, int], now=None) -> 
     if not deltas:
         return
     ids = sorted(deltas)
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(_APPLY_PG, {"ids": ids, "deltas": [deltas[a] for a in ids], "now": now or utcnow()})
+        return
     session.execute(select(LedgerAccount.id).where(LedgerAccount.id.in_(ids)).order_by(LedgerAccount.id)
                     .with_for_update()).all()
     session.execute(text("UPDATE ledger_accounts SET balance_fen = balance_fen + :d, updated_at = :now WHERE id = :id"),

@@ -56,16 +56,20 @@ def _lock_order_key(session: Session, shop_order_id: str, buyer_id: int | None =
 
 # -- buyers ----------------------------------------------------------------------------------------------------
 
-def find_or_create_buyer(session: Session, buyer: dict) -> int:
+def find_or_create_buyer(session: Session, buyer: dict, lock_order: str | None = None) -> int:
     """The member behind a buyer's identities (unionid first, then openids), created on first sight.
 
     Two first orders of one new buyer may race: the unique (kind, value) on identities lets one insert win; the
-    loser rolls back its savepoint and reads the winner's member. Returns the live (not merged) member id."""
+    loser rolls back its savepoint and reads the winner's member. Returns the live (not merged) member id.
+    With lock_order (PostgreSQL), also takes the order-key lock and locks the buyer's row (FOR NO KEY UPDATE),
+    always in that order, in the same round trip as the lookup."""
     wanted = [(k, buyer[k]) for k in BUYER_KEYS if buyer.get(k)]
     for _attempt in range(3):
-        found = _lookup(session, wanted)
+        found = _lookup(session, buyer, lock_order)
         if found is not None:
             return found
+        if lock_order:
+            _lock_order_key(session, lock_order)
         try:
             with session.begin_nested():
                 member_id = session.execute(Member.__table__.insert().values(
@@ -79,21 +83,33 @@ def find_or_create_buyer(session: Session, buyer: dict) -> int:
     raise Conflict("Could not settle who the buyer is; retry.", code="buyer_race")
 
 
-def _lookup(session: Session, wanted: list[tuple[str, str]]) -> int | None:
-    rows = session.execute(
-        select(Identity.kind, Member.id, Member.status, Member.merged_into_id)
-        .join(Member, Member.id == Identity.member_id)
-        .where(Identity.kind.in_([k for k, _ in wanted]), Identity.value.in_([v for _, v in wanted]))).all()
-    by_kind = {kind: (mid, status, merged) for kind, mid, status, merged in rows
-               if (kind, dict(wanted).get(kind)) in set(wanted)}
-    for kind, _ in wanted:  # wanted is already in preference order: unionid, mini_openid, oa_openid
+_LOOKUP = """
+    SELECT i.kind, m.id, m.status, m.merged_into_id {locks}
+    FROM identities i JOIN members m ON m.id = i.member_id
+    WHERE (i.kind = 'unionid' AND i.value = :unionid) OR (i.kind = 'mini_openid' AND i.value = :mini_openid)
+       OR (i.kind = 'oa_openid' AND i.value = :oa_openid)
+    {for_update}
+"""
+_LOOKUP_LOCKING = text(_LOOKUP.format(locks=", pg_advisory_xact_lock(7406, hashtext(:k))",
+                                      for_update="FOR NO KEY UPDATE OF m"))
+_LOOKUP_PLAIN = text(_LOOKUP.format(locks="", for_update=""))
+
+
+def _lookup(session: Session, buyer: dict, lock_order: str | None) -> int | None:
+    locking = bool(lock_order) and session.get_bind().dialect.name == "postgresql"
+    params = {k: buyer.get(k) for k in BUYER_KEYS}
+    params["k"] = lock_order
+    rows = session.execute(_LOOKUP_LOCKING if locking else _LOOKUP_PLAIN, params).all()
+    by_kind = {r[0]: (r[1], r[2], r[3]) for r in rows}
+    for kind in BUYER_KEYS:  # preference order: unionid, mini_openid, oa_openid
         if kind in by_kind:
             member_id, status, merged_into = by_kind[kind]
             hops = 0
             while status == "merged" and merged_into is not None and hops < 8:
                 member_id = merged_into
-                status, merged_into = session.execute(select(Member.status, Member.merged_into_id)
-                                                      .where(Member.id == member_id)).one()
+                q = select(Member.status, Member.merged_into_id).where(Member.id == member_id)
+                status, merged_into = session.execute(
+                    q.with_for_update(key_share=True) if locking else q).one()
                 hops += 1
             return member_id
     return None
@@ -104,7 +120,7 @@ def _lookup(session: Session, wanted: list[tuple[str, str]]) -> int | None:
 _INSERT_ORDER = f"""
     INSERT INTO orders (shop_order_id, buyer_id, status, paid_fen, refunded_fen, is_first_order, plan_id,
                         paid_at, created_at)
-    VALUES (:s, :b, 'paid', :p, 0, NOT EXISTS (SELECT 1 FROM orders o WHERE o.buyer_id = :b),
+    VALUES (:s, :b, 'paid', :p, 0, NOT EXISTS (SELECT 1 FROM orders prior WHERE prior.buyer_id = :b),
             {active_plan_id_sql()}, :paid_at, :now)
     ON CONFLICT (shop_order_id) DO NOTHING
     RETURNING id, is_first_order, plan_id
@@ -112,35 +128,62 @@ _INSERT_ORDER = f"""
 
 # The buyer and at most two referrers above them, with everything the plan needs. depth < 2 bounds the walk:
 # nothing above the second level is ever read, so nothing above it can be paid.
-_CHAIN = """
-    WITH RECURSIVE chain(id, depth) AS (
+_CHAIN_CTE = """chain(id, depth) AS (
         SELECT CAST(:b AS BIGINT), 0
         UNION ALL
         SELECT m.referrer_id, c.depth + 1 FROM chain c JOIN members m ON m.id = c.id
-        WHERE c.depth < 2 AND m.referrer_id IS NOT NULL)
-    SELECT c.depth, m.id, m.status,
+        WHERE c.depth < 2 AND m.referrer_id IS NOT NULL)"""
+_CHAIN_COLUMNS = """c.depth, m.id, m.status,
            EXISTS (SELECT 1 FROM member_roles r WHERE r.member_id = m.id AND r.role = 'partner') AS partner,
            COALESCE((SELECT g.grade_code FROM member_grades g WHERE g.member_id = m.id),
                     (SELECT g.code FROM grades g ORDER BY g.rank LIMIT 1), '') AS grade,
            EXISTS (SELECT 1 FROM risk_flags f WHERE f.member_id = m.id AND f.status = 'open') AS flagged,
-           EXISTS (SELECT 1 FROM parked_order_events p WHERE p.shop_order_id = :s) AS parked
-    FROM chain c JOIN members m ON m.id = c.id ORDER BY c.depth
-"""
+           EXISTS (SELECT 1 FROM parked_order_events p WHERE p.shop_order_id = :s) AS parked"""
+_CHAIN = f"""WITH RECURSIVE {_CHAIN_CTE}
+    SELECT {_CHAIN_COLUMNS}
+    FROM chain c JOIN members m ON m.id = c.id ORDER BY c.depth"""
+
+
+# PostgreSQL: the order, its lines and the referral chain in one round trip. An empty result means the order
+# already existed (ON CONFLICT DO NOTHING inserted nothing): a replay.
+_PAID_PG = text(f"""
+    WITH RECURSIVE new_order AS (
+        {_INSERT_ORDER.strip()}),
+    new_lines AS (
+        INSERT INTO order_lines (order_id, line_no, product_id, category, quantity, paid_fen)
+        SELECT new_order.id, x.line_no, x.product_id, x.category, x.quantity, x.paid_fen
+        FROM new_order, unnest(CAST(:l_no AS int[]), CAST(:l_pid AS text[]), CAST(:l_cat AS text[]),
+                               CAST(:l_qty AS int[]), CAST(:l_paid AS bigint[]))
+             AS x(line_no, product_id, category, quantity, paid_fen)),
+    {_CHAIN_CTE}
+    SELECT new_order.id AS order_id, new_order.is_first_order, new_order.plan_id, {_CHAIN_COLUMNS}
+    FROM new_order CROSS JOIN chain c JOIN members m ON m.id = c.id ORDER BY c.depth
+""")
+
 
 
 def _paid(session: Session, event: OrderEvent, now: datetime) -> dict:
-    buyer_id = find_or_create_buyer(session, event.buyer)
-    _lock_order_key(session, event.shop_order_id, buyer_id)
+    postgres = session.get_bind().dialect.name == "postgresql"
+    buyer_id = find_or_create_buyer(session, event.buyer, lock_order=event.shop_order_id)
     paid_fen = event.paid_fen
-    row = session.execute(text(_INSERT_ORDER), {"s": event.shop_order_id, "b": buyer_id, "p": paid_fen,
-                                                "paid_at": event.occurred_at, "now": now}).first()
-    if row is None:
-        return _paid_replay(session, event, buyer_id)
-    order_id, is_first, plan_id = row
-    session.execute(OrderLine.__table__.insert(), [
-        {"order_id": order_id, "line_no": i, "product_id": ln.product_id, "category": ln.category,
-         "quantity": ln.quantity, "paid_fen": ln.paid_fen} for i, ln in enumerate(event.lines, 1)])
-    chain = session.execute(text(_CHAIN), {"b": buyer_id, "s": event.shop_order_id}).all()
+    params = {"s": event.shop_order_id, "b": buyer_id, "p": paid_fen, "paid_at": event.occurred_at, "now": now}
+    if postgres:
+        params.update(l_no=list(range(1, len(event.lines) + 1)), l_pid=[ln.product_id for ln in event.lines],
+                      l_cat=[ln.category for ln in event.lines], l_qty=[ln.quantity for ln in event.lines],
+                      l_paid=[ln.paid_fen for ln in event.lines])
+        chain = session.execute(_PAID_PG, params).all()
+        if not chain:
+            return _paid_replay(session, event, buyer_id)
+        order_id, is_first, plan_id = chain[0].order_id, chain[0].is_first_order, chain[0].plan_id
+    else:
+        row = session.execute(text(_INSERT_ORDER), params).first()
+        if row is None:
+            return _paid_replay(session, event, buyer_id)
+        order_id, is_first, plan_id = row
+        session.execute(OrderLine.__table__.insert(), [
+            {"order_id": order_id, "line_no": i, "product_id": ln.product_id, "category": ln.category,
+             "quantity": ln.quantity, "paid_fen": ln.paid_fen} for i, ln in enumerate(event.lines, 1)])
+        chain = session.execute(text(_CHAIN), {"b": buyer_id, "s": event.shop_order_id}).all()
     members = [ChainMember(r.id, r.status == "active", bool(r.partner), r.grade or "", bool(r.flagged))
                for r in chain]
     commissions = []

@@ -1,0 +1,174 @@
+"""Settlement benchmark on real PostgreSQL: ingest orders through ingest_order_event, then mature commissions.
+
+    python -m bench.bench_settlement            # 100,000 orders
+    BENCH_ORDERS=20000 python -m bench.bench_settlement
+    python -m bench.bench_settlement --orders 20000
+
+Uses its own database (BENCH_DATABASE_URL, default postgresql://postgres@127.0.0.1:5432/liebian_bench), dropped
+and recreated each run. Each figure is printed next to a baseline measured in the same run on the same machine:
+- ingestion baseline: one plain INSERT per order of the same order rows into a bare table, same commit batching
+  (the floor of "one round trip per order");
+- maturation baseline: one plain UPDATE flipping the state of the same number of rows in a bare copy.
+Targets (2 cores): >= 2,000 orders/s ingested, >= 50,000 commissions/s matured."""
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import time
+from datetime import datetime, timedelta, timezone
+
+from sqlalchemy import create_engine, text
+
+DEFAULT_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/liebian_bench"
+COMMIT_EVERY = int(os.environ.get("BENCH_COMMIT_EVERY", "200"))
+
+
+def _recreate(url: str) -> None:
+    admin_url, name = url.rsplit("/", 1)
+    admin = create_engine(admin_url + "/postgres", isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    admin.dispose()
+
+
+def _tree(engine, partners: int, buyers: int, rng: random.Random) -> list[str]:
+    """Partners form a random tree (each under an earlier partner); buyers hang under random partners."""
+    now = datetime.now(timezone.utc)
+    with engine.begin() as c:
+        c.execute(text("INSERT INTO members (nickname, avatar_url, status, created_at, updated_at) "
+                       "SELECT 'p' || g, '', 'active', :now, :now FROM generate_series(1, :n) g"),
+                  {"now": now, "n": partners + buyers})
+        c.execute(text("INSERT INTO member_roles (member_id, role, granted_at) SELECT id, 'partner', :now "
+                       "FROM members WHERE id <= :p"), {"now": now, "p": partners})
+        referrers = [(i, rng.randint(1, i - 1)) for i in range(2, partners + 1)]
+        referrers += [(i, rng.randint(1, partners)) for i in range(partners + 1, partners + buyers + 1)]
+        c.exec_driver_sql("CREATE TEMP TABLE refs (id bigint, referrer_id bigint)")
+        c.connection.driver_connection.cursor().executemany(
+            "INSERT INTO refs VALUES (%s, %s)", referrers)
+        c.execute(text("UPDATE members m SET referrer_id = r.referrer_id, bound_at = :now FROM refs r "
+                       "WHERE m.id = r.id"), {"now": now})
+        c.execute(text("INSERT INTO identities (member_id, kind, value, created_at) "
+                       "SELECT id, 'unionid', 'u' || id, :now FROM members"), {"now": now})
+        c.execute(text("ANALYZE"))
+    return [f"u{i}" for i in range(partners + 1, partners + buyers + 1)]
+
+
+def _events(n: int, unionids: list[str], rng: random.Random, paid_at: str) -> list[dict]:
+    events = []
+    for i in range(n):
+        buyer = {"unionid": rng.choice(unionids)} if rng.random() > 0.02 else {"mini_openid": f"new-{i}"}
+        lines = [{"product_id": f"P{rng.randint(1, 500)}", "category": rng.choice(("food", "wine", "home")),
+                  "quantity": rng.randint(1, 3), "paid_fen": rng.randint(100, 50000)}
+                 for _ in range(rng.choice((1, 1, 2, 3)))]
+        events.append({"event": "paid", "order_id": f"SO{i}", "occurred_at": paid_at, "buyer": buyer,
+                       "lines": lines})
+    return events
+
+
+def run(orders: int) -> dict:
+    from app.commissions.plans import create_plan
+    from app.commissions.service import mature_all_due
+    from app.db import import_all_models, make_engine, make_session_factory
+    from app.ledger.service import check_ledger
+    from app.migrate import upgrade_database
+    from app.orders.service import ingest_order_event
+
+    url = os.environ.get("BENCH_DATABASE_URL", DEFAULT_URL)
+    _recreate(url)
+    upgrade_database(url)
+    import_all_models()
+    engine = make_engine(url)
+    sessions = make_session_factory(engine)
+    # Jobs enqueued after each commit (grade evaluations) go to an in-process Redis stand-in that no worker
+    # drains: the enqueue is paid for, the job is not run inside the measurement.
+    import fakeredis
+
+    from app.config import load_settings
+    from app.runtime import Runtime, set_runtime
+
+    settings = load_settings().with_(database_url=url, redis_url="redis://bench-stand-in")
+    set_runtime(Runtime(settings, engine, sessions, fakeredis.FakeRedis()))
+    rng = random.Random(6)
+    partners, buyers = max(100, orders // 20), max(200, orders // 5)
+    t = time.perf_counter()
+    unionids = _tree(engine, partners, buyers, rng)
+    print(f"tree: {partners} partners, {buyers} buyers in {time.perf_counter() - t:.1f}s")
+    with sessions() as s:
+        create_plan(s, rates=[{"level": 1, "bps": 1000}, {"level": 2, "bps": 300},
+                              {"level": 1, "bps": 1500, "category": "wine"},
+                              {"level": 1, "bps": 1200, "order_kind": "first"}],
+                    hold_days=7, effective_from=datetime(2020, 1, 1, tzinfo=timezone.utc), allow_backdating=True)
+        s.commit()
+    paid_at = (datetime.now(timezone.utc) - timedelta(days=30)).isoformat()
+    events = _events(orders, unionids, rng, paid_at)
+
+    # -- baseline: one plain INSERT per order, same batching --------------------------------------------------
+    with engine.begin() as c:
+        c.execute(text("CREATE TABLE bench_plain_orders (shop_order_id text, buyer text, paid_fen bigint, "
+                       "paid_at timestamptz)"))
+    t = time.perf_counter()
+    with sessions() as s:
+        for i, ev in enumerate(events, 1):
+            s.execute(text("INSERT INTO bench_plain_orders VALUES (:o, :b, :p, :t)"),
+                      {"o": ev["order_id"], "b": str(ev["buyer"]), "p": sum(x["paid_fen"] for x in ev["lines"]),
+                       "t": datetime.now(timezone.utc)})
+            if i % COMMIT_EVERY == 0:
+                s.commit()
+        s.commit()
+    base_ingest = orders / (time.perf_counter() - t)
+
+    # -- ingestion through the webhook's service function ----------------------------------------------------
+    t = time.perf_counter()
+    with sessions() as s:
+        for i, ev in enumerate(events, 1):
+            ingest_order_event(s, ev)
+            if i % COMMIT_EVERY == 0:
+                s.commit()
+        s.commit()
+    ingest = orders / (time.perf_counter() - t)
+
+    # -- setup (not measured): every order completed long enough ago for its hold period to be over -------------
+    with engine.begin() as c:
+        c.execute(text("UPDATE orders SET status = 'completed', completed_at = paid_at + interval '1 day'"))
+        c.execute(text("UPDATE commissions SET mature_at = now() - interval '1 day'"))
+        n_commissions = c.execute(text("SELECT COUNT(*) FROM commissions")).scalar()
+        c.execute(text("CREATE TABLE bench_plain_commissions AS SELECT id, state FROM commissions"))
+        c.execute(text("ANALYZE"))
+
+    # -- baseline: one plain UPDATE of the same number of rows ------------------------------------------------
+    t = time.perf_counter()
+    with engine.begin() as c:
+        c.execute(text("UPDATE bench_plain_commissions SET state = 'available'"))
+    base_mature = n_commissions / (time.perf_counter() - t)
+
+    # -- maturation ------------------------------------------------------------------------------------------
+    t = time.perf_counter()
+    matured = mature_all_due(sessions, batch_size=20000)
+    mature = matured / (time.perf_counter() - t)
+
+    with sessions() as s:
+        report = check_ledger(s)
+    engine.dispose()
+    result = {"orders": orders, "commissions": n_commissions, "matured": matured,
+              "ingest_per_s": ingest, "ingest_baseline_per_s": base_ingest,
+              "mature_per_s": mature, "mature_baseline_per_s": base_mature, "ledger_ok": report.ok}
+    print(f"ingestion:  {ingest:9,.0f} orders/s through ingest_order_event   | baseline plain INSERT "
+          f"{base_ingest:9,.0f}/s | ratio {ingest / base_ingest:.2f} | target >= 2,000/s")
+    print(f"maturation: {mature:9,.0f} commissions/s ({matured} matured)      | baseline plain UPDATE "
+          f"{base_mature:9,.0f}/s | ratio {mature / base_mature:.2f} | target >= 50,000/s")
+    print(f"ledger check after the run: {'OK' if report.ok else 'FAILED'} ({report.entries} entries, "
+          f"{report.accounts} accounts)")
+    return result
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--orders", type=int, default=int(os.environ.get("BENCH_ORDERS", "100000")))
+    args = parser.parse_args(argv)
+    run(args.orders)
+
+
+if __name__ == "__main__":
+    main()
