@@ -1,0 +1,48 @@
+"""Shop webhook authentication: HMAC-SHA256 over "<timestamp>.<raw body>" with SHOP_WEBHOOK_SECRET.
+
+Stale requests (clock difference over five minutes) and replays (a signature already seen) are refused. The
+replay guard is a Redis SET NX with a TTL longer than the staleness window, so a captured request can never
+be replayed: within the window Redis remembers it, after it the timestamp is stale."""
+from __future__ import annotations
+
+import hashlib
+import hmac
+import time
+
+from app.errors import Conflict, Unauthorized
+
+MAX_SKEW_SECONDS = 300
+NONCE_TTL_SECONDS = 2 * MAX_SKEW_SECONDS + 60
+TIMESTAMP_HEADER = "X-Liebian-Timestamp"
+SIGNATURE_HEADER = "X-Liebian-Signature"
+
+
+def sign(secret: str, timestamp: str | int, body: bytes) -> str:
+    """The signature a shop sends: hex HMAC-SHA256 of b"<timestamp>." + body."""
+    return hmac.new(secret.encode(), str(timestamp).encode() + b"." + body, hashlib.sha256).hexdigest()
+
+
+def verify(secret: str, timestamp: str | None, signature: str | None, body: bytes, now: float | None = None) -> str:
+    """Check signature and freshness; returns the normalised signature (the replay key) or raises Unauthorized."""
+    if not timestamp or not signature:
+        raise Unauthorized(f"Missing {TIMESTAMP_HEADER} or {SIGNATURE_HEADER}.", code="signature_missing")
+    try:
+        ts = int(timestamp)
+    except ValueError:
+        raise Unauthorized("The timestamp must be Unix seconds.", code="signature_invalid") from None
+    now = time.time() if now is None else now
+    if abs(now - ts) > MAX_SKEW_SECONDS:
+        raise Unauthorized("The request is too old (or its clock is off by more than five minutes).",
+                           code="signature_stale")
+    given = signature.strip().lower().removeprefix("sha256=")
+    if not hmac.compare_digest(given, sign(secret, ts, body)):
+        raise Unauthorized("The signature does not match.", code="signature_invalid")
+    return given
+
+
+def claim_once(redis, signature: str) -> str:
+    """Claim a signature for processing; a second delivery of the same signed request is a replay."""
+    key = f"shop:webhook:sig:{signature}"
+    if not redis.set(key, b"1", nx=True, ex=NONCE_TTL_SECONDS):
+        raise Conflict("This exact request was already received.", code="replayed")
+    return key
