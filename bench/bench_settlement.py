@@ -21,7 +21,8 @@ from datetime import datetime, timedelta, timezone
 from sqlalchemy import create_engine, text
 
 DEFAULT_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/liebian_bench"
-COMMIT_EVERY = int(os.environ.get("BENCH_COMMIT_EVERY", "200"))
+COMMIT_EVERY = int(os.environ.get("BENCH_COMMIT_EVERY", "50"))
+WORKERS = int(os.environ.get("BENCH_WORKERS", "1"))
 
 
 def _recreate(url: str) -> None:
@@ -79,7 +80,9 @@ def run(orders: int) -> dict:
     _recreate(url)
     upgrade_database(url)
     import_all_models()
-    engine = make_engine(url)
+    prepare = os.environ.get("BENCH_PREPARE_THRESHOLD")
+    engine = make_engine(url, **({"connect_args": {"prepare_threshold": None if prepare == "none" else int(prepare)}}
+                                 if prepare else {}))
     sessions = make_session_factory(engine)
     # Jobs enqueued after each commit (grade evaluations) go to an in-process Redis stand-in that no worker
     # drains: the enqueue is paid for, the job is not run inside the measurement.
@@ -119,14 +122,24 @@ def run(orders: int) -> dict:
         s.commit()
     base_ingest = orders / (time.perf_counter() - t)
 
-    # -- ingestion through the webhook's service function ----------------------------------------------------
+    # -- ingestion through the webhook's service function, by WORKERS concurrent sessions (like web threads) ---
+    def ingest_chunk(chunk):
+        with sessions() as s:
+            for i, ev in enumerate(chunk, 1):
+                ingest_order_event(s, ev)
+                if i % COMMIT_EVERY == 0:
+                    s.commit()
+            s.commit()
+
     t = time.perf_counter()
-    with sessions() as s:
-        for i, ev in enumerate(events, 1):
-            ingest_order_event(s, ev)
-            if i % COMMIT_EVERY == 0:
-                s.commit()
-        s.commit()
+    if WORKERS == 1:
+        ingest_chunk(events)
+    else:
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(WORKERS) as pool:
+            for f in [pool.submit(ingest_chunk, events[w::WORKERS]) for w in range(WORKERS)]:
+                f.result()
     ingest = orders / (time.perf_counter() - t)
 
     # -- setup (not measured): every order completed long enough ago for its hold period to be over -------------

@@ -88,7 +88,7 @@ def reverse_for_refund(session: Session, *, order_id: int, refund_id: str, paid_
     exceed the commission. Money comes back from wherever it sits now (pending, or available even if that makes
     the balance negative: later earnings repay it first, since a balance is just a sum)."""
     commissions = session.scalars(select(Commission).where(Commission.order_id == order_id)
-                                  .order_by(Commission.level).with_for_update()).all()
+                                  .order_by(Commission.level).with_for_update(key_share=True)).all()
     specs, out = [], []
     expense = None
     now = utcnow()
@@ -134,7 +134,7 @@ def cancel_commissions_for_fraud(session: Session, member_id: int) -> int:
     Available money is left alone (it may already be withdrawn); operators claw it back case by case."""
     commissions = session.scalars(select(Commission).where(Commission.earner_id == member_id,
                                                            Commission.state.in_(("pending", "held")))
-                                  .order_by(Commission.id).with_for_update()).all()
+                                  .order_by(Commission.id).with_for_update(key_share=True)).all()
     if not commissions:
         return 0
     pending = member_account(session, member_id, "pending")
@@ -177,7 +177,7 @@ def mature_due_commissions(session: Session, now: datetime | None = None, batch_
                          "ON COMMIT DELETE ROWS"))
     session.execute(text("DELETE FROM matured_batch"))
     n = session.execute(text(f"""
-        WITH due AS ({_DUE} FOR UPDATE OF c SKIP LOCKED),
+        WITH due AS ({_DUE} FOR NO KEY UPDATE OF c SKIP LOCKED),
         upd AS (UPDATE commissions c SET state = 'available', matured_at = :now, updated_at = :now
                 FROM due WHERE c.id = due.id
                 RETURNING c.id, c.earner_id, c.amount_fen - c.reversed_fen AS net)
@@ -214,7 +214,7 @@ def mature_due_commissions(session: Session, now: datetime | None = None, batch_
     """
     # Lock balance rows in id order (same order as post_entries) before changing them: no deadlocks.
     session.execute(text(f"SELECT id FROM ledger_accounts WHERE id IN (SELECT id FROM ({deltas}) d) "
-                         f"ORDER BY id FOR UPDATE")).all()
+                         f"ORDER BY id FOR NO KEY UPDATE")).all()
     session.execute(text(f"""
         UPDATE ledger_accounts a SET balance_fen = a.balance_fen + d.delta, updated_at = :now
         FROM ({deltas}) d WHERE a.id = d.id

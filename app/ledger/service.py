@@ -145,7 +145,7 @@ def post_entries(session: Session, specs: Sequence[EntrySpec]) -> list[Posted]:
     - Lines must be integer fen, non-zero, at least two, summing to zero (else ValidationFailed).
     - A key already posted with the same lines (per account) is a replay: nothing changes, created=False.
       The same key with different lines raises Conflict `ledger_key_reused` (roll the transaction back).
-    - Balance rows are locked (SELECT ... FOR UPDATE) in account-id order before they change, so two
+    - Balance rows are locked (SELECT ... FOR NO KEY UPDATE) in account-id order before they change, so two
       transactions touching the same accounts queue instead of deadlocking. Post all entries of one business
       event in one call to keep that order across them.
     Flushes, never commits."""
@@ -222,9 +222,12 @@ def _insert_pg(session: Session, specs: Sequence[EntrySpec], now) -> dict[str, i
 
 # Lock the balance rows in id order (the materialised CTE takes them one by one in that order before any is
 # updated), then add the deltas: one round trip, and no deadlock between two postings sharing accounts.
+# NO KEY UPDATE, not UPDATE: inserting journal lines takes KEY SHARE locks on their accounts (the foreign key
+# check), and FOR UPDATE would conflict with another transaction's KEY SHARE on the same hot platform account:
+# two postings would each hold KEY SHARE and wait for the other's, a deadlock. The balance is no key.
 _APPLY_PG = text("""
     WITH locked AS MATERIALIZED (
-        SELECT id FROM ledger_accounts WHERE id = ANY(CAST(:ids AS bigint[])) ORDER BY id FOR UPDATE)
+        SELECT id FROM ledger_accounts WHERE id = ANY(CAST(:ids AS bigint[])) ORDER BY id FOR NO KEY UPDATE)
     UPDATE ledger_accounts a SET balance_fen = a.balance_fen + d.delta, updated_at = :now
     FROM locked JOIN unnest(CAST(:ids AS bigint[]), CAST(:deltas AS bigint[])) AS d(id, delta) ON d.id = locked.id
     WHERE a.id = locked.id
@@ -249,7 +252,7 @@ def apply_balance_deltas(session: Session, deltas: dict[int, int], now=None) -> 
         session.execute(_APPLY_PG, {"ids": ids, "deltas": [deltas[a] for a in ids], "now": now or utcnow()})
         return
     session.execute(select(LedgerAccount.id).where(LedgerAccount.id.in_(ids)).order_by(LedgerAccount.id)
-                    .with_for_update()).all()
+                    .with_for_update(key_share=True)).all()
     session.execute(text("UPDATE ledger_accounts SET balance_fen = balance_fen + :d, updated_at = :now WHERE id = :id"),
                     [{"d": deltas[a], "id": a, "now": now or utcnow()} for a in ids])
 

@@ -128,20 +128,22 @@ _INSERT_ORDER = f"""
 
 # The buyer and at most two referrers above them, with everything the plan needs. depth < 2 bounds the walk:
 # nothing above the second level is ever read, so nothing above it can be paid.
-_CHAIN_CTE = """chain(id, depth) AS (
-        SELECT CAST(:b AS BIGINT), 0
+# The member columns ride inside the recursive CTE, so every step is a primary-key lookup (joining the CTE back
+# to members afterwards let the planner choose a sequential scan of all members).
+_CHAIN_CTE = """chain(depth, id, status, referrer_id) AS (
+        SELECT 0, m.id, m.status, m.referrer_id FROM members m WHERE m.id = CAST(:b AS BIGINT)
         UNION ALL
-        SELECT m.referrer_id, c.depth + 1 FROM chain c JOIN members m ON m.id = c.id
-        WHERE c.depth < 2 AND m.referrer_id IS NOT NULL)"""
-_CHAIN_COLUMNS = """c.depth, m.id, m.status,
-           EXISTS (SELECT 1 FROM member_roles r WHERE r.member_id = m.id AND r.role = 'partner') AS partner,
-           COALESCE((SELECT g.grade_code FROM member_grades g WHERE g.member_id = m.id),
+        SELECT c.depth + 1, m.id, m.status, m.referrer_id FROM chain c JOIN members m ON m.id = c.referrer_id
+        WHERE c.depth < 2)"""
+_CHAIN_COLUMNS = """c.depth, c.id, c.status,
+           EXISTS (SELECT 1 FROM member_roles r WHERE r.member_id = c.id AND r.role = 'partner') AS partner,
+           COALESCE((SELECT g.grade_code FROM member_grades g WHERE g.member_id = c.id),
                     (SELECT g.code FROM grades g ORDER BY g.rank LIMIT 1), '') AS grade,
-           EXISTS (SELECT 1 FROM risk_flags f WHERE f.member_id = m.id AND f.status = 'open') AS flagged,
+           EXISTS (SELECT 1 FROM risk_flags f WHERE f.member_id = c.id AND f.status = 'open') AS flagged,
            EXISTS (SELECT 1 FROM parked_order_events p WHERE p.shop_order_id = :s) AS parked"""
 _CHAIN = f"""WITH RECURSIVE {_CHAIN_CTE}
     SELECT {_CHAIN_COLUMNS}
-    FROM chain c JOIN members m ON m.id = c.id ORDER BY c.depth"""
+    FROM chain c ORDER BY c.depth"""
 
 
 # PostgreSQL: the order, its lines and the referral chain in one round trip. An empty result means the order
@@ -157,7 +159,7 @@ _PAID_PG = text(f"""
              AS x(line_no, product_id, category, quantity, paid_fen)),
     {_CHAIN_CTE}
     SELECT new_order.id AS order_id, new_order.is_first_order, new_order.plan_id, {_CHAIN_COLUMNS}
-    FROM new_order CROSS JOIN chain c JOIN members m ON m.id = c.id ORDER BY c.depth
+    FROM new_order CROSS JOIN chain c ORDER BY c.depth
 """)
 
 
@@ -233,7 +235,7 @@ def _apply_parked(session: Session, shop_order_id: str, now: datetime) -> list[s
 # -- completed -------------------------------------------------------------------------------------------------
 
 def _completed(session: Session, event: OrderEvent, now: datetime) -> dict:
-    order = session.scalar(select(Order).where(Order.shop_order_id == event.shop_order_id).with_for_update())
+    order = session.scalar(select(Order).where(Order.shop_order_id == event.shop_order_id).with_for_update(key_share=True))
     if order is None:
         session.execute(insert_ignoring_conflicts(session, ParkedOrderEvent.__table__).values(
             shop_order_id=event.shop_order_id, dedupe_key=f"{event.shop_order_id}:completed",
@@ -256,7 +258,7 @@ def _completed(session: Session, event: OrderEvent, now: datetime) -> dict:
 # -- refunded --------------------------------------------------------------------------------------------------
 
 def _refunded(session: Session, event: OrderEvent, now: datetime) -> dict:
-    order = session.scalar(select(Order).where(Order.shop_order_id == event.shop_order_id).with_for_update())
+    order = session.scalar(select(Order).where(Order.shop_order_id == event.shop_order_id).with_for_update(key_share=True))
     if order is None:
         raise NotFound("No paid order with this id: a refund can only follow its paid event. Retry after it.",
                        code="order_not_found", details={"order_id": event.shop_order_id})

@@ -84,3 +84,18 @@ def test_racing_refunds_never_exceed_the_paid_amount(rt, session, world):
     assert session.scalar(select(Order.refunded_fen)) == 6000
     assert member_balances(session, parent.id)["pending"] == 400
     assert check_ledger(session).ok
+
+
+def test_many_orders_under_the_same_partners_in_parallel_never_deadlock(rt, session, world):
+    """Every paid order touches the same hot platform account; foreign-key KEY SHARE locks on it must never
+    meet a FOR UPDATE (that deadlocked before balance rows were locked FOR NO KEY UPDATE)."""
+    _, parent, _ = world.chain()
+    buyers = [world.member(f"b{i}", referrer=parent) for i in range(6)]
+    world.plan()
+    session.commit()
+    for round_ in range(4):
+        results = race(rt, [paid(f"SO{round_}-{i}", world.unionid(b), 1000 + i) for i, b in enumerate(buyers)])
+        assert results == ["applied"] * len(buyers)
+    session.expire_all()
+    assert check_ledger(session).ok
+    assert member_balances(session, parent.id)["pending"] == sum(100 for _ in range(24))
