@@ -6,9 +6,9 @@
 `emit` writes a row in the caller's transaction, so the job exists if and only if the state change committed.
 After the commit the row is handed to RQ (`run_message(id)` runs the job function and marks the row done).
 RQ is at-least-once at best and a SIGKILLed worker's job is simply gone, so `sweep()` — run by
-`python -m workers.scheduler`, outside RQ — hands again to RQ every row that is not done: never drained
-(crash between commit and enqueue), delayed (`RetryLater`), failed (backoff), or handed out longer than the
-lease ago (its worker died). Job functions must therefore be idempotent and safe to run twice at once.
+`python -m workers.scheduler`, outside RQ — hands again to RQ every row that is not done: delayed
+(`RetryLater`), failed (backoff), or lost by RQ — its job gone from Redis (crash between commit and enqueue,
+Redis lost) or started longer than the lease ago without finishing (its worker died). Job functions must therefore be idempotent and safe to run twice at once.
 
 `key` deduplicates live rows: while a row with that key is not done, emitting it again is a no-op (a partial
 unique index), so re-driving something already queued costs nothing."""
@@ -99,8 +99,8 @@ def hand_to_rq(row_id: int, queue: str, attempt: int) -> None:
     from workers.queues import get_queue
 
     try:
-        get_queue(queue).enqueue("workers.outbox.run_message", row_id, job_id=f"outbox-{row_id}-{attempt}",
-                                 result_ttl=300, failure_ttl=86400, job_timeout=600)
+        get_queue(queue).enqueue("workers.outbox.run_message", row_id, job_id=_job_id(row_id, attempt),
+                                 result_ttl=0, failure_ttl=86400, job_timeout=600)
     except Exception:
         log.exception("could not enqueue outbox message %s; the sweeper will", row_id)
 
@@ -108,11 +108,16 @@ def hand_to_rq(row_id: int, queue: str, attempt: int) -> None:
 def run_message(row_id: int):
     """The RQ job: run the row's function, then mark it done (or reschedule it)."""
     rt = get_runtime()
-    with rt.session() as s:
-        row = s.get(OutboxMessage, row_id)
-        if row is None or row.done_at is not None:
-            return "done already"
-        func, args, failures = row.func, list(row.args or []), row.failures
+    with rt.engine.connect() as conn:
+        row = conn.execute(text("SELECT func, args, failures, done_at FROM outbox_messages WHERE id = :id"),
+                           {"id": row_id}).one_or_none()
+    if row is None or row.done_at is not None:
+        return "done already"
+    func, args, failures = row.func, list(row.args or []), row.failures
+    if isinstance(row.args, str):  # SQLite returns JSON text through a plain text() query
+        import json
+
+        args = json.loads(row.args)
     module, _, name = func.rpartition(".")
     try:
         result = getattr(importlib.import_module(module), name)(*args)
@@ -130,9 +135,12 @@ def run_message(row_id: int):
         delay = min(2 ** failures, 300) * (0.5 + random.random())
         _reschedule(row_id, delay, repr(exc), failed=True)
         return "failed"
-    with rt.session() as s:
-        s.execute(text("UPDATE outbox_messages SET done_at = :now WHERE id = :id AND done_at IS NULL"),
-                  {"now": utcnow(), "id": row_id})
+    with rt.engine.begin() as conn:
+        if conn.dialect.name == "postgresql":
+            # Losing this marker in a database crash only means the (idempotent) job runs once more.
+            conn.execute(text("SET LOCAL synchronous_commit = off"))
+        conn.execute(text("UPDATE outbox_messages SET done_at = :now WHERE id = :id AND done_at IS NULL"),
+                     {"now": utcnow(), "id": row_id})
     return result
 
 
@@ -144,24 +152,73 @@ def _reschedule(row_id: int, delay: float, why: str, *, failed: bool) -> None:
                   {"at": utcnow() + timedelta(seconds=delay), "err": why[:500], "id": row_id})
 
 
-def sweep(limit: int = 1000, lease: float | None = None) -> int:
-    """Hand to RQ every due row: never handed out, delayed and now due, or handed out longer than the lease
-    ago. Safe to run from several schedulers at once (rows are claimed with SKIP LOCKED)."""
+def _job_id(row_id: int, attempt: int) -> str:
+    return f"outbox-{row_id}-{attempt}"
+
+
+def _parse_rq_time(raw: bytes | None):
+    from datetime import datetime, timezone
+
+    if not raw:
+        return None
+    text_ = raw.decode().rstrip("Z")
+    for fmt in ("%Y-%m-%dT%H:%M:%S.%f", "%Y-%m-%dT%H:%M:%S"):
+        try:
+            return datetime.strptime(text_, fmt).replace(tzinfo=timezone.utc)
+        except ValueError:
+            continue
+    return None
+
+
+def _lost(rt, rows, now, lease: float) -> list[int]:
+    """Of rows handed to RQ, those RQ will not finish: job gone (Redis lost, enqueue failed), failed/stopped,
+    finished without the row marked done, or started longer than the lease ago (its worker died). A job still
+    queued is waiting its turn, however long the queue: handing it out again would only flood the queue."""
+    if rt.inline_jobs:
+        return [r[0] for r in rows if r[3] < now - timedelta(seconds=lease)]
+    pipe = rt.redis.pipeline(transaction=False)
+    for row_id, _queue, attempt, _at in rows:
+        pipe.hmget(f"rq:job:{_job_id(row_id, attempt)}", "status", "started_at")
+    lost = []
+    for (row_id, _queue, _attempt, _at), (status, started) in zip(rows, pipe.execute()):
+        status = status.decode() if status else None
+        if status in ("queued", "scheduled", "deferred"):
+            continue
+        if status == "started":
+            began = _parse_rq_time(started)
+            if began is not None and began > now - timedelta(seconds=lease):
+                continue
+        lost.append(row_id)
+    return lost
+
+
+def sweep(limit: int = 1000, lease: float | None = None, grace: float = 2.0) -> int:
+    """Hand to RQ every row that needs it: never handed out or delayed and now due; or handed out but lost by
+    RQ (see `_lost`). Safe to run from several schedulers at once (rows are claimed with SKIP LOCKED)."""
     rt = get_runtime()
     now = utcnow()
-    stale = now - timedelta(seconds=lease if lease is not None else lease_seconds())
+    lease = lease if lease is not None else lease_seconds()
     with rt.session() as s:
         lock = " FOR UPDATE SKIP LOCKED" if s.get_bind().dialect.name == "postgresql" else ""
+        due = s.execute(text(
+            "SELECT id FROM outbox_messages WHERE done_at IS NULL AND enqueued_at IS NULL AND available_at <= :now"
+            f" ORDER BY available_at LIMIT :lim{lock}"), {"now": now, "lim": limit}).scalars().all()
+        handed = s.execute(text(
+            "SELECT id, queue, attempts, enqueued_at FROM outbox_messages WHERE done_at IS NULL"
+            f" AND enqueued_at < :old ORDER BY enqueued_at LIMIT :lim{lock}"),
+            {"old": now - timedelta(seconds=min(grace, lease)), "lim": limit}).all()
+        ids = list(due) + _lost(rt, handed, now, lease)
         rows = s.execute(text(
-            "UPDATE outbox_messages SET enqueued_at = :now, attempts = attempts + 1 WHERE id IN ("
-            " SELECT id FROM outbox_messages WHERE done_at IS NULL AND ("
-            "  (enqueued_at IS NULL AND available_at <= :now) OR enqueued_at < :stale)"
-            f" ORDER BY available_at LIMIT :lim{lock}) RETURNING id, queue, attempts"),
-            {"now": now, "stale": stale, "lim": limit}).all()
+            "UPDATE outbox_messages SET enqueued_at = :now, attempts = attempts + 1 WHERE id = ANY(:ids) "
+            "RETURNING id, queue, attempts") if s.get_bind().dialect.name == "postgresql" else text(
+            "UPDATE outbox_messages SET enqueued_at = :now, attempts = attempts + 1 WHERE id IN "
+            f"({','.join(str(int(i)) for i in ids) or 'NULL'}) RETURNING id, queue, attempts"),
+            {"now": now, "ids": ids}).all() if ids else []
     for row_id, queue, attempt in sorted(rows):
         hand_to_rq(row_id, queue, attempt)
     if rows:
-        log.info("outbox sweep handed %d messages to RQ", len(rows))
+        log.info("outbox sweep handed %d messages to RQ (%d due, %d lost by RQ)", len(rows), len(due),
+                 len(rows) - len(due))
     return len(rows)
 
 

@@ -67,25 +67,68 @@ def limiter(rt: Runtime, cfg: PayoutConfig) -> RateLimiter:
     return lim
 
 
+class _Units:
+    """Units of work for one drive, all on the connection that holds the withdrawal's advisory lock."""
+
+    def __init__(self, rt: Runtime, conn=None):
+        self.rt, self.conn = rt, conn
+
+    @contextmanager
+    def session(self):
+        if self.conn is None:
+            with self.rt.session() as s:
+                yield s
+            return
+        s = Session(bind=self.conn, expire_on_commit=False)
+        try:
+            yield s
+            s.commit()
+        except BaseException:
+            s.rollback()
+            raise
+        finally:
+            s.close()
+
+
 @contextmanager
 def exclusive(rt: Runtime, withdrawal_id: int):
-    """True when this process may drive the withdrawal now (PostgreSQL advisory lock; embedded: always)."""
+    """Units of work for driving the withdrawal, or None when another process drives it right now.
+
+    PostgreSQL: a session-level advisory lock on a dedicated connection, which every unit of work of this
+    drive then uses; the server drops the lock if the worker dies. Its commits skip the WAL flush wait
+    (synchronous_commit=off): a database crash may forget the last fraction of a second of them, and every
+    one is re-derived from WeChat by querying the same out_bill_no (ledger keys make the replay a no-op).
+    Embedded (SQLite, one process): no lock."""
     if rt.engine.dialect.name != "postgresql":
-        yield True
+        yield _Units(rt)
         return
-    conn = rt.engine.connect()
+    conn = _payout_engine(rt).connect()
     key = _LOCK_BASE + int(withdrawal_id)
+    got = False
     try:
-        got = conn.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": key}).scalar()
+        got = bool(conn.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": key}).scalar())
         conn.commit()
-        yield bool(got)
+        yield _Units(rt, conn) if got else None
     finally:
         try:
+            conn.rollback()
             if got:
                 conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": key})
                 conn.commit()
         finally:
             conn.close()
+
+
+def _payout_engine(rt: Runtime):
+    """A small pool of connections with synchronous_commit=off, for payout drives only (see `exclusive`)."""
+    key = (os.getpid(), "engine", id(rt.engine))
+    engine = _clients.get(key)
+    if engine is None:
+        from sqlalchemy import create_engine
+
+        engine = _clients[key] = create_engine(rt.engine.url, pool_size=2, max_overflow=8,
+                                               connect_args={"options": "-c synchronous_commit=off"})
+    return engine
 
 
 def backoff(cfg: PayoutConfig, tries: int) -> float:
@@ -181,10 +224,10 @@ def drive(withdrawal_id: int, rt: Runtime | None = None, cfg: PayoutConfig | Non
     """One step towards a final state. Returns a short outcome; raises Later when it must run again."""
     rt = rt or get_runtime()
     cfg = cfg or payout_config()
-    with exclusive(rt, withdrawal_id) as mine:
-        if not mine:
+    with exclusive(rt, withdrawal_id) as units:
+        if units is None:
             raise Later(max(cfg.accept_grace, 5.0), "another worker is driving this withdrawal")
-        with rt.session() as s:
+        with units.session() as s:
             w = lock_withdrawal(s, withdrawal_id)
             if S.is_final(w.state) or w.state == S.REVIEWING:
                 return w.state
@@ -212,7 +255,7 @@ def drive(withdrawal_id: int, rt: Runtime | None = None, cfg: PayoutConfig | Non
                 since = (utcnow() - p.last_submit_at).total_seconds() if p.last_submit_at else 1e9
                 if since < cfg.accept_grace:  # WeChat may still be accepting it: ask again before concluding
                     raise Later(cfg.accept_grace - since + 0.5, "not found right after submit") from None
-                with rt.session() as s:  # nothing was created: resubmit, same number, identical parameters
+                with units.session() as s:  # nothing was created: resubmit, same number, identical parameters
                     w = lock_withdrawal(s, withdrawal_id)
                     if w.state != S.SUBMITTING:
                         return w.state
@@ -222,12 +265,12 @@ def drive(withdrawal_id: int, rt: Runtime | None = None, cfg: PayoutConfig | Non
             except (PayUnknownOutcome, PayError, TimeoutError) as exc:
                 raise Later(backoff(cfg, p.tries), f"query: {exc}") from None
             else:
-                with rt.session() as s:
+                with units.session() as s:
                     return apply_bill(s, withdrawal_id, bill, "query")
-        return _create(rt, cfg, pay, lim, withdrawal_id, p)
+        return _create(rt, units, cfg, pay, lim, withdrawal_id, p)
 
 
-def _create(rt: Runtime, cfg: PayoutConfig, pay: WeChatPay, lim: RateLimiter, withdrawal_id: int,
+def _create(rt: Runtime, units: _Units, cfg: PayoutConfig, pay: WeChatPay, lim: RateLimiter, withdrawal_id: int,
             p: BillParams) -> str:
     user_name = decrypt(rt.settings.secret_key, p.user_name_enc) if p.user_name_enc else None
     try:
@@ -241,19 +284,19 @@ def _create(rt: Runtime, cfg: PayoutConfig, pay: WeChatPay, lim: RateLimiter, wi
         if exc.retryable or exc.code in ("NOT_ENOUGH", "SIGN_ERROR", "FREQUENCY_LIMITED"):
             # Nothing happened, and trying again later may work (merchant balance topped up, rate limit over).
             raise Later(backoff(cfg, p.tries), f"create: {exc.code}") from None
-        return _refused(rt, cfg, pay, lim, withdrawal_id, exc)
-    with rt.session() as s:
+        return _refused(units, cfg, pay, lim, withdrawal_id, p.out_bill_no, exc)
+    with units.session() as s:
         return apply_bill(s, withdrawal_id, bill, "create")
 
 
-def _refused(rt, cfg, pay, lim, withdrawal_id: int, exc: PayError) -> str:
+def _refused(units: _Units, cfg, pay, lim, withdrawal_id: int, out_bill_no: str, exc: PayError) -> str:
     """A definite rejection. A reused out_bill_no "with different content" would mean a bill exists: make sure
     no bill exists before giving the money back."""
     try:
         lim.acquire()
-        bill = pay.query_transfer_bill(_out_bill_no(rt, withdrawal_id))
+        bill = pay.query_transfer_bill(out_bill_no)
     except PayNotFound:
-        with rt.session() as s:
+        with units.session() as s:
             w = lock_withdrawal(s, withdrawal_id)
             if w.state not in (S.APPROVED, S.SUBMITTING):
                 return w.state
@@ -266,13 +309,8 @@ def _refused(rt, cfg, pay, lim, withdrawal_id: int, exc: PayError) -> str:
             return S.FAIL
     except (PayUnknownOutcome, PayError, TimeoutError) as q:
         raise Later(backoff(cfg, 1), f"query after refusal: {q}") from None
-    with rt.session() as s:
+    with units.session() as s:
         return apply_bill(s, withdrawal_id, bill, "query")
-
-
-def _out_bill_no(rt: Runtime, withdrawal_id: int) -> str:
-    with rt.session() as s:
-        return s.scalar(select(Withdrawal.out_bill_no).where(Withdrawal.id == withdrawal_id))
 
 
 # -- reconciliation -------------------------------------------------------------------------------------------

@@ -1,0 +1,192 @@
+"""Payouts/s through real RQ workers against the WeChat Pay emulator, next to WeChat's 100 requests/s cap.
+
+`python -m bench.bench_payouts [--workers 2] [--withdrawals 1000] [--worker-class rq.worker.SimpleWorker]`
+
+What is timed: from the commit that approves every withdrawal (one transaction: outbox rows written, handed to
+RQ after the commit) until every withdrawal's bill is at WeChat (WAIT_USER_CONFIRM), with the Redis rate
+limiter at WeChat's 100 requests/s. Baseline, same run, same machine: one in-process client creating bills
+against the same emulator back to back (no database, no RQ, no limiter): the ceiling of client + emulator.
+
+Uses its own database (BENCH_DATABASE_URL, default liebian_bench_payouts, dropped and recreated) and Redis db
+(BENCH_REDIS_URL, default redis://127.0.0.1:6379/3, flushed)."""
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import redis as redis_lib
+from sqlalchemy import create_engine, func, select, text
+
+ROOT = Path(__file__).resolve().parents[1]
+DB_URL = os.environ.get("BENCH_DATABASE_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/liebian_bench_payouts")
+REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/3")
+WECHAT_CAP = 100.0
+
+
+def _serve(wsgi):
+    from werkzeug.serving import make_server
+
+    server = make_server("127.0.0.1", 0, wsgi, threaded=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return f"http://127.0.0.1:{server.port}", server
+
+
+def _world():
+    from app.config import load_settings
+    from wechat.emulator import config_for, create_emulator
+    from wechat.keys import generate_private_pem, public_pem_of
+
+    merchant, platform = generate_private_pem(), generate_private_pem()
+    holder = {}
+
+    def late(environ, start_response):
+        return holder["app"](environ, start_response)
+
+    emu_url, server = _serve(late)
+    env = {"DATABASE_URL": DB_URL, "REDIS_URL": REDIS_URL, "SECRET_KEY": "bench-secret",
+           "WECHAT_APP_ID": "wxbenchservice001", "WECHAT_APP_SECRET": "s", "WECHAT_TOKEN": "benchtoken",
+           "WECHAT_MINIAPP_ID": "wxbenchminiapp001", "WECHAT_MINIAPP_SECRET": "s",
+           "WECHAT_API_BASE": emu_url, "WECHAT_OPEN_BASE": emu_url, "WECHAT_MP_BASE": emu_url,
+           "WECHATPAY_API_BASE": emu_url, "WECHATPAY_MCH_ID": "1900000109",
+           "WECHATPAY_API_V3_KEY": "benchApiV3Key0123456789abcdefghi", "WECHATPAY_PRIVATE_KEY": merchant,
+           "WECHATPAY_CERT_SERIAL": "BENCHSERIAL0001", "WECHATPAY_PUBLIC_KEY": public_pem_of(platform),
+           "WECHATPAY_PUBLIC_KEY_ID": "PUB_KEY_ID_BENCH0001", "PUBLIC_BASE_URL": "http://127.0.0.1:9"}
+    app = create_emulator(config_for(load_settings(env), platform_private_key=platform,
+                                     merchant_public_key=public_pem_of(merchant)))
+    holder["app"] = app
+    emulator = app.extensions["wechat_emulator"]
+    emulator.pay.cfg["balance"] = 10**12
+    emulator.pay.reset()
+    return env, emulator, server
+
+
+def _fresh_database() -> None:
+    from app.migrate import upgrade_database
+
+    name = DB_URL.rsplit("/", 1)[1]
+    admin = create_engine(DB_URL.rsplit("/", 1)[0] + "/postgres", isolation_level="AUTOCOMMIT")
+    with admin.connect() as c:
+        c.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        c.execute(text(f'CREATE DATABASE "{name}"'))
+    admin.dispose()
+    upgrade_database(DB_URL)
+
+
+def baseline(env: dict, emulator, n: int = 300) -> float:
+    """Bills/s created back to back by one in-process client: no DB, no RQ, no limiter."""
+    from app.config import load_settings
+    from wechat.pay import WeChatPay
+
+    settings = load_settings(env)
+    pay = WeChatPay(settings)
+    openids = [emulator.create_person(nickname=f"b{i}")["openids"][settings.wechat_miniapp_id] for i in range(n)]
+    t0 = time.perf_counter()
+    for i, openid in enumerate(openids):
+        pay.create_transfer_bill(f"BASE{i:010d}", openid, 100, "佣金提现", appid=settings.wechat_miniapp_id,
+                                 notify_url="http://127.0.0.1:9/none")
+    return n / (time.perf_counter() - t0)
+
+
+_cpu_start: dict[int, float] = {}
+
+
+def _cpu_seconds(pid: int) -> float:
+    """CPU seconds used by a process (user + system) since the first call for it."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    used = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return used - _cpu_start.setdefault(pid, used)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--withdrawals", type=int, default=1000)
+    ap.add_argument("--worker-class", default="rq.worker.SimpleWorker")
+    args = ap.parse_args()
+
+    import logging
+
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)
+    env, emulator, server = _world()
+    os.environ.update(env)
+    _fresh_database()
+    redis_lib.Redis.from_url(REDIS_URL).flushdb()
+
+    from app.config import load_settings
+    from app.db import import_all_models
+    from app.runtime import build_runtime, set_runtime
+
+    import_all_models()
+    rt = build_runtime(load_settings(env))
+    set_runtime(rt)
+    from app.ledger.service import member_account, platform_account, post_entry
+    from app.withdrawals.models import Withdrawal
+    from app.withdrawals.service import approve_withdrawal, request_withdrawal
+    from tests.factories import make_partner
+
+    base = baseline(env, emulator)
+    emulator.pay.reset()
+
+    ids = []
+    with rt.session() as s:
+        for i in range(args.withdrawals):
+            openid = emulator.create_person(nickname=f"p{i}")["openids"][env["WECHAT_MINIAPP_ID"]]
+            m = make_partner(s, mini_openid=openid)
+            post_entry(s, f"bench:fund:{m.id}", [(member_account(s, m.id, "available"), 10_000),
+                                                 (platform_account(s, "commission_expense"), -10_000)], "bench")
+            ids.append(request_withdrawal(s, m.id, 1_000 + i % 500, "bench", appid=env["WECHAT_MINIAPP_ID"])[0].id)
+
+    wenv = {**os.environ, **env, "PYTHONPATH": str(ROOT)}
+    rq_bin = str(Path(sys.executable).with_name("rq"))
+    procs = [subprocess.Popen([rq_bin, "worker", "payouts", "default", "--url", REDIS_URL, "--path", str(ROOT),
+                               "-w", args.worker_class, "-q", "-n", f"bench-{i}-{os.getpid()}"],
+                              cwd=ROOT, env=wenv, start_new_session=True, stdout=subprocess.DEVNULL)
+             for i in range(args.workers)]
+    try:
+        from rq import Worker
+
+        deadline = time.monotonic() + 60
+        while len(Worker.all(connection=rt.redis)) < args.workers and time.monotonic() < deadline:
+            time.sleep(0.1)
+        time.sleep(1.0)
+        cpu0 = sum(os.times()[:2])
+        for p in procs:
+            _cpu_seconds(p.pid)
+        t0 = time.perf_counter()
+        with rt.session() as s:  # one commit approves all: outbox rows in it, handed to RQ right after
+            for wid in ids:
+                approve_withdrawal(s, wid, actor="bench")
+        done = 0
+        while done < len(ids) and time.perf_counter() - t0 < 300:
+            time.sleep(0.05)
+            with rt.sessions() as s:
+                done = s.scalar(select(func.count()).select_from(Withdrawal)
+                                .where(Withdrawal.state == "WAIT_USER_CONFIRM"))
+        elapsed = time.perf_counter() - t0
+        cpu = {f"worker{i}": _cpu_seconds(p.pid) for i, p in enumerate(procs)}
+        cpu["bench+emulator"] = sum(os.times()[:2]) - cpu0
+    finally:
+        for p in procs:
+            os.killpg(p.pid, signal.SIGTERM)
+        for p in procs:
+            p.wait(timeout=20)
+        server.shutdown()
+    bills = len(emulator.pay.ledger()["bills"])
+    rate = done / elapsed
+    print(f"payouts through {args.workers} RQ workers ({args.worker_class.rsplit('.', 1)[-1]}): {done} bills in "
+          f"{elapsed:.2f}s = {rate:.1f} payouts/s")
+    print(f"  vs WeChat's cap of {WECHAT_CAP:.0f} requests/s per merchant: {rate / WECHAT_CAP:.2f}x")
+    print(f"  baseline, one in-process client back to back (no DB/RQ/limiter): {base:.1f} bills/s; "
+          f"workers/baseline = {rate / base:.2f}x")
+    print("  CPU seconds during the run: " + ", ".join(f"{k} {v:.1f}" for k, v in cpu.items()))
+    print(f"  bills at the emulator: {bills} for {len(ids)} withdrawals (one out_bill_no each)")
+
+
+if __name__ == "__main__":
+    main()
