@@ -81,6 +81,9 @@ def process_touches(session: Session, events: list[TouchEvent]) -> list[TouchRes
 
 
 def _process(session: Session, events: list[TouchEvent]) -> list[TouchResult | None]:
+    for e in events:
+        if e.openid:
+            e.member_id = None  # a retried attempt must not reuse members its rolled-back savepoint created
     fresh = _drop_processed(session, events)
     created = _resolve_openids(session, [e for e in fresh if e.member_id is None])
     codes = _load_codes(session, {e.scene for e in fresh if e.scene})

@@ -71,3 +71,25 @@ def test_one_batch_with_touches_of_the_same_person_for_two_codes_binds_the_first
     ])
     assert [r.outcome for r in results] == ["bound", "already_bound"]
     assert session.scalar(select(func.count()).select_from(Binding)) == 1
+
+
+def test_a_batch_retried_after_a_deadlock_recreates_its_new_members(session, partner_scene, monkeypatch):
+    """The retry runs in a fresh savepoint: members created by the aborted attempt are gone and made again."""
+    from sqlalchemy.exc import OperationalError
+
+    p, scene = partner_scene
+    real = binding._MemberState.write_binds
+    calls = {"n": 0}
+
+    def deadlock_once(self, results, events):
+        calls["n"] += 1
+        if calls["n"] == 1:
+            raise OperationalError("UPDATE members", {}, Exception("deadlock detected"))
+        return real(self, results, events)
+
+    monkeypatch.setattr(binding._MemberState, "write_binds", deadlock_once)
+    results = binding.process_touches(session, [TouchEvent(channel="oa_subscribe", scene=scene, openid="new-one",
+                                                           event_key="k-new")])
+    session.commit()
+    assert results[0].outcome == "bound" and calls["n"] == 2
+    assert session.scalar(select(func.count()).select_from(Member).where(Member.referrer_id == p.id)) == 1
