@@ -30,3 +30,18 @@ def evaluate_grades(member_ids: list[int]) -> list[dict]:
         if change:
             changes.append(change)
     return changes
+
+
+def evaluate_all_grades(chunk: int = 500) -> int:
+    """Periodic sweep (e.g. nightly): team figures of deep ancestors change without an event of their own."""
+    from sqlalchemy import select
+
+    from app.members.models import MemberRole
+
+    with get_runtime().session() as s:
+        ids = s.scalars(select(MemberRole.member_id).where(MemberRole.role == "partner")
+                        .order_by(MemberRole.member_id)).all()
+    changed = 0
+    for i in range(0, len(ids), chunk):
+        changed += len(evaluate_grades(ids[i:i + chunk]))
+    return changed
