@@ -172,19 +172,29 @@ def _parse_rq_time(raw: bytes | None):
 
 def _lost(rt, rows, now, lease: float) -> list[int]:
     """Of rows handed to RQ, those RQ will not finish: job gone (Redis lost, enqueue failed), failed/stopped,
-    finished without the row marked done, or started longer than the lease ago (its worker died). A job still
-    queued is waiting its turn, however long the queue: handing it out again would only flood the queue."""
+    finished without the row marked done, started longer than the lease ago (its worker died), or marked
+    queued but no longer in its queue for longer than the lease (a worker died between dequeuing it and
+    starting it: RQ parks it in `<queue>:intermediate` until its own maintenance, minutes later). A job still
+    waiting in its queue is left alone however long the queue: handing it out again would only flood it."""
     if rt.inline_jobs:
         return [r[0] for r in rows if r[3] < now - timedelta(seconds=lease)]
     pipe = rt.redis.pipeline(transaction=False)
     for row_id, _queue, attempt, _at in rows:
         pipe.hmget(f"rq:job:{_job_id(row_id, attempt)}", "status", "started_at")
+    statuses = pipe.execute()
+    waiting: dict[str, set[bytes]] = {}
     lost = []
-    for (row_id, _queue, _attempt, _at), (status, started) in zip(rows, pipe.execute()):
+    for (row_id, queue, attempt, handed_at), (status, started) in zip(rows, statuses):
         status = status.decode() if status else None
-        if status in ("queued", "scheduled", "deferred"):
+        stale = handed_at < now - timedelta(seconds=lease)
+        if status in ("scheduled", "deferred"):
             continue
-        if status == "started":
+        if status == "queued":
+            if queue not in waiting:
+                waiting[queue] = set(rt.redis.lrange(f"rq:queue:{queue}", 0, -1))
+            if _job_id(row_id, attempt).encode() in waiting[queue] or not stale:
+                continue
+        elif status == "started":
             began = _parse_rq_time(started)
             if began is not None and began > now - timedelta(seconds=lease):
                 continue
