@@ -68,7 +68,7 @@ def accrue_for_paid_order(session: Session, *, order_id: int, paid_fen: int, lin
     post_entries(session, [EntrySpec(
         f"order:{order_id}:paid:L{r['level']}",
         [(accounts[(r["earner_id"], "pending")], r["amount_fen"]), (expense, -r["amount_fen"])],
-        "commission_accrued", "commission", str(ids[r["level"]])) for r in rows])
+        "commission_accrued", "commission", str(ids[r["level"]])) for r in rows], fresh=True)
     for r in rows:
         r["id"] = ids[r["level"]]
     return rows

@@ -139,7 +139,7 @@ def post_entry(session: Session, key: str, lines: Sequence[tuple[int, int]], kin
                                             None if ref_id is None else str(ref_id), memo)])[0]
 
 
-def post_entries(session: Session, specs: Sequence[EntrySpec]) -> list[Posted]:
+def post_entries(session: Session, specs: Sequence[EntrySpec], *, fresh: bool = False) -> list[Posted]:
     """Post balanced entries atomically with their cached balances. Idempotent on each entry's key.
 
     - Lines must be integer fen, non-zero, at least two, summing to zero (else ValidationFailed).
@@ -148,6 +148,9 @@ def post_entries(session: Session, specs: Sequence[EntrySpec]) -> list[Posted]:
     - Balance rows are locked (SELECT ... FOR NO KEY UPDATE) in account-id order before they change, so two
       transactions touching the same accounts queue instead of deadlocking. Post all entries of one business
       event in one call to keep that order across them.
+    - fresh=True is for keys that are new by construction (derived from a row this transaction just created):
+      no replay check, and on PostgreSQL the lock, the balance update, the entries and their lines go in one
+      round trip. A key that exists anyway raises IntegrityError (a bug, never silently ignored).
     Flushes, never commits."""
     if not specs:
         return []
@@ -155,6 +158,8 @@ def post_entries(session: Session, specs: Sequence[EntrySpec]) -> list[Posted]:
         _validate(spec)
     if len({s.key for s in specs}) != len(specs):
         raise ValidationFailed("Two entries in one posting share a key.", code="ledger_bad_key")
+    if fresh and session.get_bind().dialect.name == "postgresql":
+        return _post_fresh_pg(session, specs)
 
     now = utcnow()
     postgres = session.get_bind().dialect.name == "postgresql"
@@ -232,6 +237,49 @@ _APPLY_PG = text("""
     FROM locked JOIN unnest(CAST(:ids AS bigint[]), CAST(:deltas AS bigint[])) AS d(id, delta) ON d.id = locked.id
     WHERE a.id = locked.id
 """)
+
+
+_POST_FRESH_PG = text("""
+    WITH locked AS MATERIALIZED (
+        SELECT id FROM ledger_accounts WHERE id = ANY(CAST(:ids AS bigint[])) ORDER BY id FOR NO KEY UPDATE),
+    balances AS (
+        UPDATE ledger_accounts a SET balance_fen = a.balance_fen + d.delta, updated_at = :now
+        FROM locked JOIN unnest(CAST(:ids AS bigint[]), CAST(:deltas AS bigint[])) AS d(id, delta)
+             ON d.id = locked.id
+        WHERE a.id = locked.id
+        RETURNING a.id),
+    e AS (
+        INSERT INTO journal_entries (key, kind, ref_type, ref_id, memo, created_at)
+        SELECT x.key, x.kind, x.ref_type, x.ref_id, x.memo, CAST(:now AS timestamptz)
+        FROM unnest(CAST(:keys AS text[]), CAST(:kinds AS text[]), CAST(:ref_types AS text[]),
+                    CAST(:ref_ids AS text[]), CAST(:memos AS text[])) AS x(key, kind, ref_type, ref_id, memo)
+        RETURNING id, key),
+    l AS (
+        INSERT INTO journal_lines (entry_id, account_id, amount_fen)
+        SELECT e.id, y.account_id, y.amount_fen
+        FROM e JOIN unnest(CAST(:line_keys AS text[]), CAST(:line_accounts AS bigint[]),
+                           CAST(:line_amounts AS bigint[])) AS y(key, account_id, amount_fen) ON y.key = e.key)
+    SELECT e.id, e.key, (SELECT COUNT(*) FROM balances) AS updated FROM e
+""")
+
+
+def _post_fresh_pg(session: Session, specs: Sequence[EntrySpec]) -> list[Posted]:
+    deltas: dict[int, int] = defaultdict(int)
+    for s in specs:
+        for a, v in s.lines:
+            deltas[a] += v
+    ids = sorted(a for a, d in deltas.items() if d)
+    rows = session.execute(_POST_FRESH_PG, {
+        "now": utcnow(), "ids": ids, "deltas": [deltas[a] for a in ids],
+        "keys": [s.key for s in specs], "kinds": [s.kind for s in specs],
+        "ref_types": [s.ref_type for s in specs], "ref_ids": [s.ref_id for s in specs],
+        "memos": [s.memo[:255] for s in specs], "line_keys": [s.key for s in specs for _ in s.lines],
+        "line_accounts": [a for s in specs for a, _ in s.lines],
+        "line_amounts": [v for s in specs for _, v in s.lines]}).all()
+    if len(rows) != len(specs) or (rows and rows[0].updated != len(ids)):
+        raise RuntimeError("ledger: a fresh posting did not land whole; the transaction must be rolled back")
+    by_key = {r.key: r.id for r in rows}
+    return [Posted(by_key[s.key], s.key, True) for s in specs]
 
 
 def _insert_many(session: Session, specs: Sequence[EntrySpec], now) -> dict[str, int]:
