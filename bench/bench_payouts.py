@@ -30,9 +30,12 @@ WECHAT_CAP = 100.0
 
 
 def _serve(wsgi):
-    from werkzeug.serving import make_server
+    from werkzeug.serving import WSGIRequestHandler, make_server
 
-    server = make_server("127.0.0.1", 0, wsgi, threaded=True)
+    class KeepAlive(WSGIRequestHandler):  # like WeChat Pay: persistent HTTP/1.1 connections
+        protocol_version = "HTTP/1.1"
+
+    server = make_server("127.0.0.1", 0, wsgi, threaded=True, request_handler=KeepAlive)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     return f"http://127.0.0.1:{server.port}", server
 
