@@ -96,3 +96,17 @@ def test_mini_program_code_is_fetched_once_then_cached(client, session, rt, emul
     emulator.faults.add(target="wxa.wxacode", kind="error", error=500)
     again = client.get("/api/mp/code.png?channel=mini_code", headers=as_member(rt, p))
     assert again.data == first.data  # served from the cache: WeChat was not asked again
+
+
+def test_the_periodic_job_renews_due_temporary_codes(client, session, rt, emulator):
+    from workers.jobs_referrals import renew_temporary_qr_codes
+
+    update_rules(session, {"permanent_qr_budget": 0})
+    _p, code = partner_qr_ticket(client, session, rt)
+    assert not code.oa_permanent
+    code.oa_expires_at = utcnow() + timedelta(days=1)  # about to expire
+    session.commit()
+    old = code.oa_ticket
+    assert renew_temporary_qr_codes() == 1
+    session.expire_all()
+    assert session.get(ReferralCode, code.id).oa_ticket != old

@@ -1,0 +1,21 @@
+"""Referral jobs (ids only, idempotent)."""
+from __future__ import annotations
+
+import logging
+
+from app.referrals.codes import renew_expiring_qr_codes
+from app.runtime import get_runtime
+
+log = logging.getLogger(__name__)
+
+
+def renew_temporary_qr_codes() -> int:
+    """Periodic: re-issue 30-day service-account QR tickets before they expire (past the permanent budget)."""
+    from wechat.clients import official_account
+
+    rt = get_runtime()
+    with rt.session() as s:
+        renewed = renew_expiring_qr_codes(s, official_account(rt.settings, rt.redis))
+    if renewed:
+        log.info("renewed %d temporary QR codes", renewed)
+    return renewed
