@@ -98,8 +98,9 @@ def _lock_member_money(session: Session, member_id: int) -> dict[str, int]:
 
     Every request of one member queues here, so balance and daily-limit checks below cannot race."""
     ids = member_accounts(session, [(member_id, "available"), (member_id, "withdrawing")])
+    # NO KEY UPDATE like the ledger: journal-line inserts take KEY SHARE on their accounts (foreign key).
     session.execute(select(LedgerAccount.id).where(LedgerAccount.id.in_(ids.values()))
-                    .order_by(LedgerAccount.id).with_for_update()).all()
+                    .order_by(LedgerAccount.id).with_for_update(key_share=True)).all()
     return {"available": ids[(member_id, "available")], "withdrawing": ids[(member_id, "withdrawing")]}
 
 
