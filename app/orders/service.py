@@ -135,12 +135,16 @@ _CHAIN_CTE = """chain(depth, id, status, referrer_id) AS (
         UNION ALL
         SELECT c.depth + 1, m.id, m.status, m.referrer_id FROM chain c JOIN members m ON m.id = c.referrer_id
         WHERE c.depth < 2)"""
+# Scalar subqueries with LIMIT 1, not EXISTS: the planner turned EXISTS into a hashed scan of every partner
+# role (it guesses the chain has 31 rows), which grows with the member base.
 _CHAIN_COLUMNS = """c.depth, c.id, c.status,
-           EXISTS (SELECT 1 FROM member_roles r WHERE r.member_id = c.id AND r.role = 'partner') AS partner,
-           COALESCE((SELECT g.grade_code FROM member_grades g WHERE g.member_id = c.id),
+           (SELECT 1 FROM member_roles r WHERE r.member_id = c.id AND r.role = 'partner' LIMIT 1) IS NOT NULL
+               AS partner,
+           COALESCE((SELECT g.grade_code FROM member_grades g WHERE g.member_id = c.id LIMIT 1),
                     (SELECT g.code FROM grades g ORDER BY g.rank LIMIT 1), '') AS grade,
-           EXISTS (SELECT 1 FROM risk_flags f WHERE f.member_id = c.id AND f.status = 'open') AS flagged,
-           EXISTS (SELECT 1 FROM parked_order_events p WHERE p.shop_order_id = :s) AS parked"""
+           (SELECT 1 FROM risk_flags f WHERE f.member_id = c.id AND f.status = 'open' LIMIT 1) IS NOT NULL
+               AS flagged,
+           (SELECT 1 FROM parked_order_events p WHERE p.shop_order_id = :s LIMIT 1) IS NOT NULL AS parked"""
 _CHAIN = f"""WITH RECURSIVE {_CHAIN_CTE}
     SELECT {_CHAIN_COLUMNS}
     FROM chain c ORDER BY c.depth"""
