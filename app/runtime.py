@@ -16,6 +16,7 @@ from app.config import INSTANCE_DIR, Settings, load_settings
 from app.db import make_engine, make_session_factory
 
 _fake_server = None
+_fake_lock = threading.Lock()
 _lock = threading.Lock()
 
 
@@ -26,7 +27,7 @@ def make_redis(url: str | None) -> redis.Redis:
         return redis.Redis.from_url(url)
     import fakeredis
 
-    with _lock:
+    with _fake_lock:  # not _lock: get_runtime() holds that while building the runtime
         if _fake_server is None:
             _fake_server = fakeredis.FakeServer()
     return fakeredis.FakeRedis(server=_fake_server)
