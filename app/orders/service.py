@@ -216,7 +216,11 @@ def _paid_replay(session: Session, event: OrderEvent, buyer_id: int) -> dict:
     order = session.scalar(select(Order).where(Order.shop_order_id == event.shop_order_id))
     lines = session.execute(select(OrderLine.product_id, OrderLine.category, OrderLine.quantity, OrderLine.paid_fen)
                             .where(OrderLine.order_id == order.id).order_by(OrderLine.line_no)).all()
-    same = order.buyer_id == buyer_id and [tuple(r) for r in lines] == [
+    from app.members.service import get_member
+
+    # the buyer may have been merged into another member since: compare the live members
+    same_buyer = order.buyer_id == buyer_id or get_member(session, order.buyer_id).id == buyer_id
+    same = same_buyer and [tuple(r) for r in lines] == [
         (ln.product_id, ln.category, ln.quantity, ln.paid_fen) for ln in event.lines]
     if not same:
         raise Conflict("This order was already reported paid with a different buyer or lines.",
