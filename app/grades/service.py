@@ -158,6 +158,8 @@ def schedule_grade_evaluation(session: Session, member_ids) -> None:
 
         @event.listens_for(session, "after_commit")
         def _enqueue(_session):
+            if _session.in_nested_transaction():
+                return  # SQLAlchemy also fires after_commit when a savepoint is released; wait for the real commit
             batch = sorted(pending)
             pending.clear()
             if batch:

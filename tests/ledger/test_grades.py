@@ -82,3 +82,15 @@ def test_flask_ledger_check_exits_non_zero_on_a_tampered_balance(app, session, w
     bad = runner.invoke(app.cli, ["ledger", "check"])
     assert bad.exit_code == 1
     assert "MISMATCH account platform:commission_expense" in bad.output
+
+
+def test_grade_evaluation_is_enqueued_once_at_the_real_commit_not_at_a_savepoint(rt, session, world):
+    from app.grades.service import schedule_grade_evaluation
+
+    m = world.member("m")
+    schedule_grade_evaluation(session, [m.id])
+    with session.begin_nested():
+        world.member("other")
+    assert rt.redis.llen("rq:queue:default") == 0
+    session.commit()
+    assert rt.redis.llen("rq:queue:default") == 1
