@@ -35,6 +35,10 @@ def register_cli(app) -> None:
 
     app.cli.add_command(operators)
 
+    from app.ledger.cli import register_ledger_cli
+
+    register_ledger_cli(app)
+
     @app.cli.command("seed-demo")
     def seed_demo():
         """Create demo members, an operator (admin/admin) and sample data; safe to run twice."""

@@ -112,7 +112,7 @@ def _stop(proc: subprocess.Popen) -> None:
 
 
 def _measure(app: str, env: dict, reqs) -> dict:
-    from bench.loadgen import run_load
+    from bench.loadgen import run as run_load
 
     port = _free_port()
     proc = _gunicorn(app, port, env)
@@ -124,7 +124,7 @@ def _measure(app: str, env: dict, reqs) -> dict:
 
 
 def _run_liebian(reqs, warm, mode: str) -> dict:
-    from bench.loadgen import run_load
+    from bench.loadgen import run as run_load
 
     env = {**ENV, "REFERRAL_TOUCH_MODE": mode}
     _prepare_redis()
@@ -181,6 +181,9 @@ def main() -> None:
     warm, _ = _requests(scenes, 300, random.Random(1), "oBENCH")
     baseline_reqs, _ = _requests(scenes, events, random.Random(7), "oBASE")
     baseline = _measure("bench.trivial_app:app", {}, baseline_reqs)
+    from bench.loadgen import have_wrk
+
+    print(f"load generator: {'wrk' if have_wrk() else 'python (install wrk for a lighter client)'}")
     print(f"scan events: {events} distinct subscribe-with-scene events + 10% WeChat retries, safe mode (AES), "
           f"gunicorn {WORKERS}x{THREADS} gthread, {CONSUMERS} stream consumers")
     print(f"  baseline trivial Flask : {baseline['rps']:7.0f} req/s  p50 {baseline['p50_ms']:6.1f} ms  "

@@ -37,6 +37,8 @@ DEFAULTS = [
     Periodic("payouts-reconcile", "workers.jobs_payouts.reconcile_payouts",
              float(os.environ.get("PAYOUT_RECONCILE_SECONDS", "300")), queue="payouts"),
     Periodic("commissions-mature", "workers.jobs_ledger.mature_due_commissions", 600.0),
+    Periodic("grades-evaluate", "workers.jobs_ledger.evaluate_all_grades", 86400.0),
+    Periodic("referrals-renew-qr", "workers.jobs_referrals.renew_temporary_qr_codes", 3600.0),
 ]
 _registry: dict[str, Periodic] = {p.name: p for p in DEFAULTS}
 

@@ -70,11 +70,12 @@ def mp_become_partner(body):
 
 
 def _spent_fen(member_id: int) -> int:
-    try:
-        from app.orders.service import total_spent_fen
-    except ImportError:
-        return 0
-    return total_spent_fen(db(), member_id)
+    from sqlalchemy import func, select
+
+    from app.orders.models import Order
+
+    return int(db().scalar(select(func.coalesce(func.sum(Order.paid_fen - Order.refunded_fen), 0))
+                           .where(Order.buyer_id == member_id)) or 0)
 
 
 @bp.get("/api/mp/code")

@@ -15,6 +15,8 @@ from sqlalchemy import select, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from app.referrals.binding import confirm_pending_referral
+from app.referrals.models import PendingReferral
 from app.commissions.plans import active_plan_id_sql, plan_snapshot
 from app.commissions.rules import ChainMember
 from app.commissions.service import accrue_for_paid_order, reverse_for_refund, start_hold_period
@@ -171,6 +173,9 @@ _PAID_PG = text(f"""
 def _paid(session: Session, event: OrderEvent, now: datetime) -> dict:
     postgres = session.get_bind().dialect.name == "postgresql"
     buyer_id = find_or_create_buyer(session, event.buyer, lock_order=event.shop_order_id)
+    # With "bind at first purchase", a remembered touch binds now, before the chain below is read.
+    if session.get(PendingReferral, buyer_id) is not None:
+        confirm_pending_referral(session, buyer_id, now)
     paid_fen = event.paid_fen
     params = {"s": event.shop_order_id, "b": buyer_id, "p": paid_fen, "paid_at": event.occurred_at, "now": now}
     if postgres:

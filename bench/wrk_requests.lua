@@ -1,0 +1,41 @@
+-- Replays prebuilt requests (one "path<TAB>body" per line) spread over wrk's threads, each request once;
+-- a thread stops when its share is sent. Prints p50/p99 and counts as JSON for bench_scans.
+local file = os.getenv("WRK_REQUESTS")
+local threads = {}
+local counter = 0
+
+function setup(thread)
+  thread:set("id", counter)
+  counter = counter + 1
+  table.insert(threads, thread)
+end
+
+function init(args)
+  local nthreads = tonumber(os.getenv("WRK_THREADS"))
+  reqs = {}
+  local i = 0
+  for line in io.lines(file) do
+    if i % nthreads == id then
+      local tab = line:find("\t", 1, true)
+      table.insert(reqs, wrk.format("POST", line:sub(1, tab - 1), {["Content-Type"] = "text/xml"}, line:sub(tab + 1)))
+    end
+    i = i + 1
+  end
+  pos = 0
+end
+
+function request()
+  pos = pos + 1
+  if pos > #reqs then
+    wrk.thread:stop()
+    return reqs[#reqs]
+  end
+  return reqs[pos]
+end
+
+function done(summary, latency, requests)
+  io.write(string.format('{"requests": %d, "seconds": %f, "non2xx": %d, "socket_errors": %d, "p50_us": %d, "p99_us": %d}\n',
+    summary.requests, summary.duration / 1e6, summary.errors.status,
+    summary.errors.connect + summary.errors.read + summary.errors.write + summary.errors.timeout,
+    latency:percentile(50), latency:percentile(99)))
+end
