@@ -117,7 +117,7 @@ def _measure(app: str, env: dict, reqs) -> dict:
     port = _free_port()
     proc = _gunicorn(app, port, env)
     try:
-        run_load(f"http://127.0.0.1:{port}", reqs[: min(300, len(reqs))])  # warm up workers and pools
+        run_load(f"http://127.0.0.1:{port}", reqs[: min(300, len(reqs))], seconds=2)  # warm up workers and pools
         return run_load(f"http://127.0.0.1:{port}", reqs)
     finally:
         _stop(proc)
@@ -132,7 +132,8 @@ def _run_liebian(reqs, warm, mode: str) -> dict:
     proc = _gunicorn("wsgi:app", port, env)
     consumers = []
     try:
-        run_load(f"http://127.0.0.1:{port}", [(u.replace("oBENCH", f"oWARM{mode[0]}"), b) for u, b in warm])
+        run_load(f"http://127.0.0.1:{port}", [(u.replace("oBENCH", f"oWARM{mode[0]}"), b) for u, b in warm],
+                 seconds=2)
         if mode == "stream":
             consumers = [subprocess.Popen([sys.executable, "-m", "workers.touch_consumer"], cwd=ROOT,
                                           env={**os.environ, **env}, start_new_session=True)
@@ -147,7 +148,7 @@ def _run_liebian(reqs, warm, mode: str) -> dict:
             r = redis_lib.Redis.from_url(REDIS_URL)
             while inbox.backlog(r) > 0 and time.time() - t0 < 300:
                 time.sleep(0.05)
-            result["drained_rps"] = len(reqs) / (time.time() - t0 - 0.5)
+            result["drained_rps"] = result["n"] / (time.time() - t0)
         return result
     finally:
         _stop(proc)
@@ -175,14 +176,15 @@ def _check(prefix: str) -> tuple[int, int, int]:
 
 
 def main() -> None:
-    events = int(os.environ.get("BENCH_EVENTS", "6000"))
+    from bench.loadgen import have_wrk
+
+    # wrk runs for a fixed 10 s, so it gets more events than it can send; the Python client sends them all.
+    events = int(os.environ.get("BENCH_EVENTS", "40000" if have_wrk() else "6000"))
     modes = os.environ.get("BENCH_MODES", "inline,stream").split(",")
     scenes = _prepare_database(partners=100)
     warm, _ = _requests(scenes, 300, random.Random(1), "oBENCH")
     baseline_reqs, _ = _requests(scenes, events, random.Random(7), "oBASE")
     baseline = _measure("bench.trivial_app:app", {}, baseline_reqs)
-    from bench.loadgen import have_wrk
-
     print(f"load generator: {'wrk' if have_wrk() else 'python (install wrk for a lighter client)'}")
     print(f"scan events: {events} distinct subscribe-with-scene events + 10% WeChat retries, safe mode (AES), "
           f"gunicorn {WORKERS}x{THREADS} gthread, {CONSUMERS} stream consumers")
@@ -194,11 +196,11 @@ def main() -> None:
         result = _run_liebian(reqs, warm, mode)
         members, bound, dupes = _check(prefix)
         drained = f"  bound end-to-end {result['drained_rps']:7.0f} ev/s" if "drained_rps" in result else ""
-        ok = result["rps"] >= 1000 and result["p99_ms"] < 50 and dupes == 0 and bound == unique == members
+        ok = result["rps"] >= 1000 and result["p99_ms"] < 50 and dupes == 0 and bound == members
         print(f"  liebian {mode:<6} mode  : {result['rps']:7.0f} ev/s   p50 {result['p50_ms']:6.1f} ms  "
               f"p99 {result['p99_ms']:6.1f} ms  errors {result['errors']}  ratio {result['rps'] / baseline['rps']:.2f}"
               f"{drained}")
-        print(f"      members {members}/{unique}, bindings {bound}, duplicate bindings {dupes}; "
+        print(f"      members created {members} (of {unique} offered), bindings {bound}, duplicate bindings {dupes}; "
               f"target >=1000 ev/s, p99 <50 ms, no duplicates: {'met' if ok else 'NOT met'}")
 
 

@@ -80,8 +80,10 @@ def have_wrk() -> bool:
     return shutil.which("wrk") is not None
 
 
-def run_wrk(base_url: str, requests: list[tuple[str, bytes]], connections: int = 16, threads: int = 1) -> dict:
-    """The same closed loop with wrk (C, epoll): the client takes little CPU from the server under test."""
+def run_wrk(base_url: str, requests: list[tuple[str, bytes]], connections: int = 16, threads: int = 1,
+            seconds: int = 10) -> dict:
+    """A closed loop with wrk (C, epoll), so the client takes little CPU from the server under test. wrk runs for
+    a fixed time: pass more requests than can be sent in it; each is sent at most once."""
     import json
     import os
     import subprocess
@@ -94,7 +96,7 @@ def run_wrk(base_url: str, requests: list[tuple[str, bytes]], connections: int =
         name = f.name
     script = Path(__file__).with_name("wrk_requests.lua")
     try:
-        out = subprocess.run(["wrk", "-t", str(threads), "-c", str(connections), "-d", "300s", "--timeout", "10s",
+        out = subprocess.run(["wrk", "-t", str(threads), "-c", str(connections), "-d", f"{seconds}s", "--timeout", "10s",
                               "-s", str(script), base_url], env={**os.environ, "WRK_REQUESTS": name,
                                                                   "WRK_THREADS": str(threads)},
                              capture_output=True, text=True, timeout=400, check=True).stdout
@@ -106,6 +108,6 @@ def run_wrk(base_url: str, requests: list[tuple[str, bytes]], connections: int =
             "p99_ms": stats["p99_us"] / 1000}
 
 
-def run(base_url: str, requests: list[tuple[str, bytes]]) -> dict:
-    """wrk when installed (make bench installs it), else the Python client."""
-    return run_wrk(base_url, requests) if have_wrk() else run_load(base_url, requests)
+def run(base_url: str, requests: list[tuple[str, bytes]], seconds: int = 10) -> dict:
+    """wrk when installed (for `seconds`), else the Python client (all requests)."""
+    return run_wrk(base_url, requests, seconds=seconds) if have_wrk() else run_load(base_url, requests)

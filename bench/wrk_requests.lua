@@ -1,5 +1,6 @@
--- Replays prebuilt requests (one "path<TAB>body" per line) spread over wrk's threads, each request once;
--- a thread stops when its share is sent. Prints p50/p99 and counts as JSON for bench_scans.
+-- Replays prebuilt requests (one "path<TAB>body" per line) spread over wrk's threads, each request at most once;
+-- a thread stops when its share is sent (wrk still runs for -d, so give it more requests than it can send in
+-- that time). Prints p50/p99 and counts as JSON for the benchmarks.
 local file = os.getenv("WRK_REQUESTS")
 local threads = {}
 local counter = 0
