@@ -30,7 +30,8 @@ services:
 	./scripts/services-up
 
 bench: install services
+	@command -v wrk >/dev/null 2>&1 || apt-get install -y -qq wrk || echo "warning: no wrk; bench_scans uses its Python client"
 	$(BIN)/python -m bench
 
 worker: install
-	$(BIN)/rq worker --with-scheduler --url $${REDIS_URL:?set REDIS_URL} payouts default posters notifications
+	$(BIN)/rq worker -w rq.worker.SimpleWorker --url $${REDIS_URL:?set REDIS_URL} payouts default posters notifications
