@@ -75,12 +75,7 @@ def make_session_factory(engine: Engine) -> sessionmaker[Session]:
 
 
 def import_all_models() -> None:
-    """Import every module that defines tables, so Base.metadata is complete (migrations, tests)."""
-    import importlib
-    import pkgutil
+    """Import every domain's models.py, so Base.metadata is complete (migrations, tests)."""
+    from app.modules import import_domain_modules
 
-    import app
-
-    for mod in pkgutil.walk_packages(app.__path__, "app."):
-        if mod.name.endswith(".models"):
-            importlib.import_module(mod.name)
+    import_domain_modules("models")

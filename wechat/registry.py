@@ -10,8 +10,6 @@ Domain packages put their registrations in `app/<domain>/wechat_handlers.py`; th
 first dispatch (like `import_all_models`), so registration never depends on import order elsewhere."""
 from __future__ import annotations
 
-import importlib
-import pkgutil
 import threading
 from typing import Callable
 
@@ -40,15 +38,9 @@ def load_handler_modules() -> None:
     global _loaded
     if _loaded:
         return
-    import app
+    from app.modules import import_domain_modules
 
-    for mod in pkgutil.iter_modules(app.__path__):
-        if mod.ispkg:
-            try:
-                importlib.import_module(f"app.{mod.name}.wechat_handlers")
-            except ModuleNotFoundError as exc:
-                if exc.name != f"app.{mod.name}.wechat_handlers":
-                    raise
+    import_domain_modules("wechat_handlers")
     _loaded = True
 
 

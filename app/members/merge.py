@@ -35,21 +35,11 @@ _loaded = False
 
 def _load_hooks() -> None:
     global _loaded
-    if _loaded:
-        return
-    import importlib
-    import pkgutil
+    if not _loaded:
+        from app.modules import import_domain_modules
 
-    import app
-
-    for mod in pkgutil.iter_modules(app.__path__):
-        if mod.ispkg:
-            try:
-                importlib.import_module(f"app.{mod.name}.member_merge")
-            except ModuleNotFoundError as exc:
-                if exc.name != f"app.{mod.name}.member_merge":
-                    raise
-    _loaded = True
+        import_domain_modules("member_merge")
+        _loaded = True
 
 
 class MergeRefused(Conflict):
