@@ -20,7 +20,7 @@ install: $(BIN)/.installed
 run: install
 	$(BIN)/flask --app wsgi db upgrade
 	$(BIN)/flask --app wsgi seed-demo
-	$(BIN)/flask --app wsgi run --host $(HOST) --port $(PORT) --with-threads
+	PUBLIC_BASE_URL=$${PUBLIC_BASE_URL:-http://$(HOST):$(PORT)} $(BIN)/flask --app wsgi run --host $(HOST) --port $(PORT) --with-threads
 
 # The whole suite against real PostgreSQL and Redis on localhost.
 test: install services
