@@ -24,7 +24,11 @@ def _member(session: Session, nickname: str, openid: str) -> Member:
 
 def seed(session: Session) -> str:
     if session.scalar(select(Operator).where(Operator.username == DEMO_OPERATOR[0])):
-        return "demo data already present"
+        partner_id = session.scalar(select(Identity.member_id).where(Identity.kind == "mini_openid",
+                                                                     Identity.value == "demo-partner"))
+        scene = codes.ensure_personal_code(session, partner_id).scene if partner_id else "?"
+        return (f"demo data already present: operator {DEMO_OPERATOR[0]}/{DEMO_OPERATOR[1]}, "
+                f"partner #{partner_id} (code {scene})")
     create_operator(session, *DEMO_OPERATOR)
     shop = stores.create_store(session, "望京旗舰店")
     manager = _member(session, "王店长", "demo-manager")
