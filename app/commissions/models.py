@@ -76,5 +76,8 @@ class Commission(Base):
     # Set when the order completes: completed_at + the plan's hold days. NULL = not completed yet.
     mature_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     matured_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # The journal entry that moved this commission's money pending -> available (one entry per earner and
+    # maturation batch, `maturation:<batch>:<member>`). NULL until it matures.
+    mature_entry_id: Mapped[int | None] = mapped_column(BigInt, ForeignKey("journal_entries.id"))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)

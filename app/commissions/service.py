@@ -3,7 +3,7 @@
 Every money movement is a ledger entry keyed on the business event:
   order:<order_id>:paid:L<level>                 commission_expense → member pending
   order:<order_id>:refund:<refund_id>:L<level>   member pending|available → commission_expense
-  commission:<id>:mature                         member pending → member available
+  maturation:<batch id>:<member id>              member pending → member available (one per earner and batch)
   commission:<id>:cancel                         member pending → commission_expense (confirmed fraud)"""
 from __future__ import annotations
 
@@ -156,89 +156,115 @@ def cancel_commissions_for_fraud(session: Session, member_id: int) -> int:
 
 # No ORDER BY: the order of maturation does not matter, and sorting the whole due backlog for every batch made
 # each batch cost O(backlog).
-_DUE = """
+_DUE_WHERE = """c.state = 'pending' AND c.mature_at <= :now
+      AND NOT EXISTS (SELECT 1 FROM risk_flags f WHERE f.member_id = c.earner_id AND f.status = 'open')"""
+_DUE = f"""
     SELECT c.id FROM commissions c
-    WHERE c.state = 'pending' AND c.mature_at <= :now
-      AND NOT EXISTS (SELECT 1 FROM risk_flags f WHERE f.member_id = c.earner_id AND f.status = 'open')
+    WHERE {_DUE_WHERE}
     LIMIT :batch
 """
+
+
+def _batch_key(batch_id: int, member_id: int) -> str:
+    return f"maturation:{batch_id}:{member_id}"
 
 
 def mature_due_commissions(session: Session, now: datetime | None = None, batch_size: int = 20000) -> int:
     """Move one batch of due commissions (pending, hold period over, earner not flagged) to available.
 
-    Set-based on PostgreSQL: a handful of statements per batch whatever its size (UPDATE ... FROM,
-    INSERT ... SELECT), no per-row Python. Rows locked by a concurrent refund are skipped (SKIP LOCKED) and
-    picked up by the next run. Returns how many matured; call again until it returns less than batch_size.
-    Flushes, never commits: the caller commits each batch."""
+    One journal entry per earner and batch, `maturation:<batch id>:<member id>` (the batch id is the smallest
+    commission id in the batch), moving the sum of that earner's matured commissions pending -> available; each
+    commission keeps the entry that matured it in `mature_entry_id`. Idempotent because the commissions leave
+    `pending` in the same transaction as the entry: a re-run never finds them again, and a batch id, being a
+    commission id, is never reused.
+
+    Set-based on PostgreSQL: three statements per batch whatever its size, no per-row Python. Rows locked by a
+    concurrent refund are skipped (SKIP LOCKED) and picked up by the next run. Returns how many matured; call
+    again until it returns less than batch_size. Flushes, never commits: the caller commits each batch."""
     now = now or utcnow()
     if session.get_bind().dialect.name != "postgresql":
         return _mature_portable(session, now, batch_size)
     session.execute(text("CREATE TEMP TABLE IF NOT EXISTS matured_batch "
                          "(id bigint PRIMARY KEY, earner_id bigint NOT NULL, net bigint NOT NULL) "
                          "ON COMMIT DELETE ROWS"))
-    session.execute(text("DELETE FROM matured_batch"))
+    session.execute(text("DELETE FROM matured_batch"))  # several batches may run in one transaction
+    # Select and lock the batch, remember it, and make sure every earner has an `available` account.
     n = session.execute(text(f"""
-        WITH due AS ({_DUE} FOR NO KEY UPDATE OF c SKIP LOCKED),
-        upd AS (UPDATE commissions c SET state = 'available', matured_at = :now, updated_at = :now
-                FROM due WHERE c.id = due.id
-                RETURNING c.id, c.earner_id, c.amount_fen - c.reversed_fen AS net)
-        INSERT INTO matured_batch (id, earner_id, net) SELECT id, earner_id, net FROM upd
-    """), {"now": now, "batch": batch_size}).rowcount
+        WITH due AS MATERIALIZED (
+            SELECT c.id, c.earner_id, c.amount_fen - c.reversed_fen AS net FROM commissions c
+            WHERE {_DUE_WHERE}
+            LIMIT :batch FOR NO KEY UPDATE OF c SKIP LOCKED),
+        kept AS (INSERT INTO matured_batch (id, earner_id, net) SELECT id, earner_id, net FROM due RETURNING 1),
+        acc AS (INSERT INTO ledger_accounts (code, member_id, kind, balance_fen, updated_at)
+                SELECT DISTINCT 'member:' || earner_id || ':' || 'available', earner_id, 'available', 0,
+                       CAST(:now AS timestamptz)
+                FROM due ORDER BY 1
+                ON CONFLICT (code) DO NOTHING)
+        SELECT COUNT(*) FROM kept
+    """), {"now": now, "batch": batch_size}).scalar_one()
     if not n:
         return 0
     session.execute(text("ANALYZE matured_batch"))
-    session.execute(text("""
-        INSERT INTO ledger_accounts (code, member_id, kind, balance_fen, updated_at)
-        SELECT DISTINCT 'member:' || earner_id || ':' || 'available', earner_id, 'available', 0, CAST(:now AS timestamptz)
-        FROM matured_batch ORDER BY 1
-        ON CONFLICT (code) DO NOTHING
-    """), {"now": now})
-    # Plain INSERT (no ON CONFLICT): a second mature entry for one commission would be a bug; fail loudly.
-    session.execute(text("""
-        WITH e AS (
+    # One statement: an entry per earner (plain INSERT: a reused key would be a bug, fail loudly), its two lines,
+    # the commissions flipped to available with their entry, and the balances, locked in id order first.
+    flipped = session.execute(text("""
+        WITH per_earner AS MATERIALIZED (
+            SELECT earner_id, SUM(net) AS net, (SELECT MIN(id) FROM matured_batch) AS batch_id
+            FROM matured_batch GROUP BY earner_id HAVING SUM(net) <> 0),
+        moves AS MATERIALIZED (
+            SELECT p.earner_id, a.id AS account_id, s.sign * p.net AS amount
+            FROM per_earner p CROSS JOIN (VALUES ('pending', -1), ('available', 1)) AS s(kind, sign)
+            JOIN ledger_accounts a ON a.code = 'member:' || p.earner_id || ':' || s.kind),
+        locked AS MATERIALIZED (
+            SELECT id FROM ledger_accounts WHERE id IN (SELECT account_id FROM moves) ORDER BY id
+            FOR NO KEY UPDATE),
+        balances AS (
+            UPDATE ledger_accounts a SET balance_fen = a.balance_fen + m.amount, updated_at = :now
+            FROM locked JOIN moves m ON m.account_id = locked.id WHERE a.id = locked.id
+            RETURNING a.id),
+        e AS (
             INSERT INTO journal_entries (key, kind, ref_type, ref_id, memo, created_at)
-            SELECT 'commission:' || id || ':' || 'mature', 'commission_matured', 'commission', CAST(id AS text), '',
-                   CAST(:now AS timestamptz)
-            FROM matured_batch WHERE net > 0
-            RETURNING id, ref_id)
-        INSERT INTO journal_lines (entry_id, account_id, amount_fen)
-        SELECT e.id, a.id, s.sign * m.net
-        FROM e JOIN matured_batch m ON m.id = CAST(e.ref_id AS bigint)
-        CROSS JOIN (VALUES ('pending', -1), ('available', 1)) AS s(kind, sign)
-        JOIN ledger_accounts a ON a.code = 'member:' || m.earner_id || ':' || s.kind
-    """), {"now": now})
-    deltas = """
-        SELECT a.id, SUM(s.sign * m.net) AS delta
-        FROM matured_batch m CROSS JOIN (VALUES ('pending', -1), ('available', 1)) AS s(kind, sign)
-        JOIN ledger_accounts a ON a.code = 'member:' || m.earner_id || ':' || s.kind
-        WHERE m.net > 0 GROUP BY a.id
-    """
-    # Lock balance rows in id order (same order as post_entries) before changing them: no deadlocks.
-    session.execute(text(f"SELECT id FROM ledger_accounts WHERE id IN (SELECT id FROM ({deltas}) d) "
-                         f"ORDER BY id FOR NO KEY UPDATE")).all()
-    session.execute(text(f"""
-        UPDATE ledger_accounts a SET balance_fen = a.balance_fen + d.delta, updated_at = :now
-        FROM ({deltas}) d WHERE a.id = d.id
-    """), {"now": now})
+            SELECT 'maturation:' || batch_id || ':' || earner_id, 'commission_matured', 'member',
+                   CAST(earner_id AS text), '', CAST(:now AS timestamptz)
+            FROM per_earner
+            RETURNING id, CAST(ref_id AS bigint) AS earner_id),
+        l AS (
+            INSERT INTO journal_lines (entry_id, account_id, amount_fen)
+            SELECT e.id, m.account_id, m.amount FROM e JOIN moves m ON m.earner_id = e.earner_id),
+        upd AS (
+            UPDATE commissions c SET state = 'available', matured_at = :now, updated_at = :now,
+                                     mature_entry_id = e.id
+            FROM matured_batch b LEFT JOIN e ON e.earner_id = b.earner_id
+            WHERE c.id = b.id AND c.state = 'pending'
+            RETURNING 1)
+        SELECT (SELECT COUNT(*) FROM upd) AS flipped, (SELECT COUNT(*) FROM balances) AS balances,
+               (SELECT COUNT(*) FROM moves) AS moves
+    """), {"now": now}).one()
+    if flipped.flipped != n or flipped.balances != flipped.moves:
+        raise RuntimeError("maturation: a batch did not land whole; the transaction must be rolled back")
     return n
 
 
 def _mature_portable(session: Session, now: datetime, batch_size: int) -> int:
     """Embedded (SQLite) fallback: same movements through post_entries, for small demo volumes."""
     ids = session.scalars(text(_DUE), {"now": now, "batch": batch_size}).all()
-    commissions = session.scalars(select(Commission).where(Commission.id.in_(ids))).all()
-    specs = []
+    commissions = session.scalars(select(Commission).where(Commission.id.in_(ids)).order_by(Commission.id)).all()
+    if not commissions:
+        return 0
+    batch_id = commissions[0].id
+    nets: dict[int, int] = {}
     for c in commissions:
-        net = c.amount_fen - c.reversed_fen
-        if net > 0:
-            specs.append(EntrySpec(f"commission:{c.id}:mature",
-                                   [(member_account(session, c.earner_id, "pending"), -net),
-                                    (member_account(session, c.earner_id, "available"), net)],
-                                   "commission_matured", "commission", str(c.id)))
+        nets[c.earner_id] = nets.get(c.earner_id, 0) + c.amount_fen - c.reversed_fen
+    specs = [EntrySpec(_batch_key(batch_id, member_id),
+                       [(member_account(session, member_id, "pending"), -net),
+                        (member_account(session, member_id, "available"), net)],
+                       "commission_matured", "member", str(member_id))
+             for member_id, net in sorted(nets.items()) if net]
+    entry_ids = {int(p.key.rsplit(":", 1)[1]): p.entry_id for p in post_entries(session, specs)}
+    for c in commissions:
         c.state, c.matured_at, c.updated_at = transition(c.state, "mature"), now, now
+        c.mature_entry_id = entry_ids.get(c.earner_id)
     session.flush()
-    post_entries(session, specs)
     return len(commissions)
 
 
