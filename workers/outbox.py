@@ -105,10 +105,31 @@ def hand_to_rq(row_id: int, queue: str, attempt: int) -> None:
         log.exception("could not enqueue outbox message %s; the sweeper will", row_id)
 
 
+_engines: dict = {}
+
+
+def _marker_engine(rt):
+    """PostgreSQL: a small autocommit pool per process for the job's own bookkeeping (read the row, mark it
+    done): one round trip each, and no WAL flush wait — losing a done marker in a database crash only means
+    the (idempotent) job runs once more. None elsewhere."""
+    if rt.engine.dialect.name != "postgresql":
+        return None
+    key = (os.getpid(), id(rt.engine))
+    engine = _engines.get(key)
+    if engine is None:
+        from sqlalchemy import create_engine
+
+        engine = _engines[key] = create_engine(
+            rt.engine.url, pool_size=2, max_overflow=4, isolation_level="AUTOCOMMIT",
+            connect_args={"options": "-c synchronous_commit=off"})
+    return engine
+
+
 def run_message(row_id: int):
     """The RQ job: run the row's function, then mark it done (or reschedule it)."""
     rt = get_runtime()
-    with rt.engine.connect() as conn:
+    marker = _marker_engine(rt)
+    with (marker or rt.engine).connect() as conn:
         row = conn.execute(text("SELECT func, args, failures, done_at FROM outbox_messages WHERE id = :id"),
                            {"id": row_id}).one_or_none()
     if row is None or row.done_at is not None:
@@ -135,12 +156,13 @@ def run_message(row_id: int):
         delay = min(2 ** failures, 300) * (0.5 + random.random())
         _reschedule(row_id, delay, repr(exc), failed=True)
         return "failed"
-    with rt.engine.begin() as conn:
-        if conn.dialect.name == "postgresql":
-            # Losing this marker in a database crash only means the (idempotent) job runs once more.
-            conn.execute(text("SET LOCAL synchronous_commit = off"))
-        conn.execute(text("UPDATE outbox_messages SET done_at = :now WHERE id = :id AND done_at IS NULL"),
-                     {"now": utcnow(), "id": row_id})
+    done = text("UPDATE outbox_messages SET done_at = :now WHERE id = :id AND done_at IS NULL")
+    if marker is not None:
+        with marker.connect() as conn:
+            conn.execute(done, {"now": utcnow(), "id": row_id})
+    else:
+        with rt.engine.begin() as conn:
+            conn.execute(done, {"now": utcnow(), "id": row_id})
     return result
 
 

@@ -68,18 +68,20 @@ def limiter(rt: Runtime, cfg: PayoutConfig) -> RateLimiter:
 
 
 class _Units:
-    """Units of work for one drive, all on the connection that holds the withdrawal's advisory lock."""
+    """Units of work for one drive. PostgreSQL: `fast` is the autocommit connection holding the withdrawal's
+    advisory lock (single-statement steps of the common path, one round trip each); ORM units run on a second
+    connection of the same small pool (the advisory lock is held all along by `fast`)."""
 
-    def __init__(self, rt: Runtime, conn=None):
-        self.rt, self.conn = rt, conn
+    def __init__(self, rt: Runtime, fast=None):
+        self.rt, self.fast = rt, fast
 
     @contextmanager
     def session(self):
-        if self.conn is None:
+        if self.fast is None:
             with self.rt.session() as s:
                 yield s
             return
-        s = Session(bind=self.conn, expire_on_commit=False)
+        s = Session(bind=_payout_engine(self.rt), expire_on_commit=False)
         try:
             yield s
             s.commit()
@@ -94,27 +96,24 @@ class _Units:
 def exclusive(rt: Runtime, withdrawal_id: int):
     """Units of work for driving the withdrawal, or None when another process drives it right now.
 
-    PostgreSQL: a session-level advisory lock on a dedicated connection, which every unit of work of this
-    drive then uses; the server drops the lock if the worker dies. Its commits skip the WAL flush wait
+    PostgreSQL: a session-level advisory lock on a dedicated autocommit connection (no BEGIN/COMMIT round
+    trips); the server drops the lock if the worker dies. The drive's commits skip the WAL flush wait
     (synchronous_commit=off): a database crash may forget the last fraction of a second of them, and every
     one is re-derived from WeChat by querying the same out_bill_no (ledger keys make the replay a no-op).
     Embedded (SQLite, one process): no lock."""
     if rt.engine.dialect.name != "postgresql":
         yield _Units(rt)
         return
-    conn = _payout_engine(rt).connect()
+    conn = _fast_engine(rt).connect()
     key = _LOCK_BASE + int(withdrawal_id)
     got = False
     try:
-        got = bool(conn.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": key}).scalar())
-        conn.commit()
+        got = bool(conn.exec_driver_sql("SELECT pg_try_advisory_lock(%(k)s)", {"k": key}).scalar())
         yield _Units(rt, conn) if got else None
     finally:
         try:
-            conn.rollback()
             if got:
-                conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": key})
-                conn.commit()
+                conn.exec_driver_sql("SELECT pg_advisory_unlock(%(k)s)", {"k": key})
         finally:
             conn.close()
 
@@ -126,9 +125,88 @@ def _payout_engine(rt: Runtime):
     if engine is None:
         from sqlalchemy import create_engine
 
-        engine = _clients[key] = create_engine(rt.engine.url, pool_size=2, max_overflow=8,
+        engine = _clients[key] = create_engine(rt.engine.url, pool_size=4, max_overflow=8,
                                                connect_args={"options": "-c synchronous_commit=off"})
     return engine
+
+
+def _fast_engine(rt: Runtime):
+    """The same pool in autocommit: each statement is its own transaction (one round trip)."""
+    key = (os.getpid(), "fast", id(rt.engine))
+    engine = _clients.get(key)
+    if engine is None:
+        engine = _clients[key] = _payout_engine(rt).execution_options(isolation_level="AUTOCOMMIT")
+    return engine
+
+
+# One statement, one round trip: lock the withdrawal if it is still APPROVED, count it into today's total unless
+# paused or the daily limit would be crossed, mark it SUBMITTING (attempt committed before the call), and record
+# the event. No row back = anything unusual (not APPROVED, paused, limit, no control row): the ORM path decides.
+_SUBMIT_FAST = """
+WITH w AS (
+  SELECT id, net_fen FROM withdrawals WHERE id = %(id)s AND state = 'APPROVED' FOR UPDATE
+), c AS (
+  UPDATE payout_control SET
+    day_submitted_fen = (CASE WHEN day = %(today)s THEN day_submitted_fen ELSE 0 END) + (SELECT net_fen FROM w),
+    day = %(today)s
+  WHERE id = 1 AND NOT paused AND EXISTS (SELECT 1 FROM w)
+    AND (daily_total_limit_fen IS NULL OR (CASE WHEN day = %(today)s THEN day_submitted_fen ELSE 0 END)
+         + (SELECT net_fen FROM w) <= daily_total_limit_fen)
+  RETURNING id
+), u AS (
+  UPDATE withdrawals SET state = 'SUBMITTING', tries = tries + 1, submit_attempts = submit_attempts + 1,
+    last_submit_at = %(now)s, updated_at = %(now)s
+  WHERE id = %(id)s AND EXISTS (SELECT 1 FROM c)
+  RETURNING id, out_bill_no, openid, appid, net_fen, remark, user_name_enc, last_submit_at, tries
+), e AS (
+  INSERT INTO withdrawal_events (withdrawal_id, from_state, to_state, source, note, created_at)
+  SELECT id, 'APPROVED', 'SUBMITTING', 'worker', 'first submit', %(now)s FROM u
+)
+SELECT out_bill_no, openid, appid, net_fen, remark, user_name_enc, last_submit_at, tries FROM u
+"""
+
+# Apply a non-final state WeChat reported to a withdrawal still in the state we left it in (one round trip).
+# No row back = someone else moved it meanwhile (e.g. a notification): the ORM path applies the report.
+_APPLY_FAST = """
+WITH u AS (
+  UPDATE withdrawals SET state = %(new)s, updated_at = %(now)s,
+    package_info = COALESCE(%(package)s, package_info),
+    transfer_bill_no = COALESCE(NULLIF(transfer_bill_no, ''), %(bill_no)s, transfer_bill_no)
+  WHERE id = %(id)s AND state = %(expected)s
+  RETURNING id
+)
+INSERT INTO withdrawal_events (withdrawal_id, from_state, to_state, source, note, created_at)
+SELECT id, %(expected)s, %(new)s, %(source)s, '', %(now)s FROM u
+RETURNING withdrawal_id
+"""
+
+
+def _submit_fast(units: _Units, withdrawal_id: int):
+    """BillParams when the fast path marked the withdrawal SUBMITTING, else None."""
+    if units.fast is None:
+        return None
+    row = units.fast.exec_driver_sql(_SUBMIT_FAST, {"id": withdrawal_id, "today": breaker._today(),
+                                                    "now": utcnow()}).first()
+    if row is None:
+        return None
+    return BillParams(row.out_bill_no, row.openid, row.appid, row.net_fen, row.remark, row.user_name_enc,
+                      row.last_submit_at, row.tries)
+
+
+def _apply_fast(units: _Units, withdrawal_id: int, expected: str, bill: dict, source: str) -> str | None:
+    new = bill.get("state")
+    if units.fast is None or new not in S.WECHAT_STATES or S.is_final(new):
+        return None
+    try:
+        if S.reported(expected, new) is not S.Move.APPLY:
+            return None
+    except S.IllegalTransition:
+        return None
+    package = bill.get("package_info") if new == S.WAIT_USER_CONFIRM else None
+    row = units.fast.exec_driver_sql(_APPLY_FAST, {
+        "id": withdrawal_id, "new": new, "expected": expected, "now": utcnow(), "source": source,
+        "package": package or None, "bill_no": bill.get("transfer_bill_no") or None}).first()
+    return "apply" if row is not None else None
 
 
 def backoff(cfg: PayoutConfig, tries: int) -> float:
@@ -227,6 +305,9 @@ def drive(withdrawal_id: int, rt: Runtime | None = None, cfg: PayoutConfig | Non
     with exclusive(rt, withdrawal_id) as units:
         if units is None:
             raise Later(max(cfg.accept_grace, 5.0), "another worker is driving this withdrawal")
+        p = _submit_fast(units, withdrawal_id)  # the common case: APPROVED, not paused, within today's limit
+        if p is not None:
+            return _create(rt, units, cfg, pay_client(rt.settings, cfg), limiter(rt, cfg), withdrawal_id, p)
         with units.session() as s:
             w = lock_withdrawal(s, withdrawal_id)
             if S.is_final(w.state) or w.state == S.REVIEWING:
@@ -285,6 +366,9 @@ def _create(rt: Runtime, units: _Units, cfg: PayoutConfig, pay: WeChatPay, lim: 
             # Nothing happened, and trying again later may work (merchant balance topped up, rate limit over).
             raise Later(backoff(cfg, p.tries), f"create: {exc.code}") from None
         return _refused(units, cfg, pay, lim, withdrawal_id, p.out_bill_no, exc)
+    fast = _apply_fast(units, withdrawal_id, S.SUBMITTING, bill, "create")
+    if fast is not None:
+        return fast
     with units.session() as s:
         return apply_bill(s, withdrawal_id, bill, "create")
 
