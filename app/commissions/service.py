@@ -18,17 +18,62 @@ from app.commissions.rules import (ChainMember, commission_fen, earners, money_a
                                    remaining_after_refunds, resolve_bps, transition)
 from app.db import utcnow
 from app.fraud.service import has_open_flags
-from app.ledger.service import EntrySpec, member_account, member_accounts, platform_account, post_entries
+from app.ledger.service import (EntrySpec, member_account, member_accounts, platform_account, post_entries,
+                                validate_entry)
 
 
-_INSERT_COMMISSIONS = text("""
-    INSERT INTO commissions (order_id, level, earner_id, plan_id, grade, base_fen, amount_fen, reversed_fen, state,
-                             created_at, updated_at)
-    SELECT :order_id, x.level, x.earner_id, :plan_id, x.grade, :base_fen, x.amount_fen, 0, x.state, :now, :now
-    FROM unnest(CAST(:levels AS smallint[]), CAST(:earners AS bigint[]), CAST(:grades AS text[]),
-                CAST(:amounts AS bigint[]), CAST(:states AS text[])) AS x(level, earner_id, grade, amount_fen, state)
-    RETURNING id, level
+# The commissions, their entries (keys new by construction: the order row was created by this transaction), the
+# lines and the balances (locked in id order first) in one round trip. Each entry refers to its commission.
+_ACCRUE_PG = text("""
+    WITH locked AS MATERIALIZED (
+        SELECT id FROM ledger_accounts WHERE id = ANY(CAST(:ids AS bigint[])) ORDER BY id FOR NO KEY UPDATE),
+    balances AS (
+        UPDATE ledger_accounts a SET balance_fen = a.balance_fen + d.delta, updated_at = :now
+        FROM locked JOIN unnest(CAST(:ids AS bigint[]), CAST(:deltas AS bigint[])) AS d(id, delta)
+             ON d.id = locked.id
+        WHERE a.id = locked.id
+        RETURNING a.id),
+    c AS (
+        INSERT INTO commissions (order_id, level, earner_id, plan_id, grade, base_fen, amount_fen, reversed_fen,
+                                 state, created_at, updated_at)
+        SELECT :order_id, x.level, x.earner_id, :plan_id, x.grade, :base_fen, x.amount_fen, 0, x.state, :now, :now
+        FROM unnest(CAST(:levels AS smallint[]), CAST(:earners AS bigint[]), CAST(:grades AS text[]),
+                    CAST(:amounts AS bigint[]), CAST(:states AS text[])) AS x(level, earner_id, grade, amount_fen, state)
+        RETURNING id, level),
+    e AS (
+        INSERT INTO journal_entries (key, kind, ref_type, ref_id, memo, created_at)
+        SELECT k.key, 'commission_accrued', 'commission', CAST(c.id AS text), '', CAST(:now AS timestamptz)
+        FROM c JOIN unnest(CAST(:levels AS smallint[]), CAST(:keys AS text[])) AS k(level, key) ON k.level = c.level
+        RETURNING id, key),
+    l AS (
+        INSERT INTO journal_lines (entry_id, account_id, amount_fen)
+        SELECT e.id, y.account_id, y.amount_fen
+        FROM e JOIN unnest(CAST(:line_keys AS text[]), CAST(:line_accounts AS bigint[]),
+                           CAST(:line_amounts AS bigint[])) AS y(key, account_id, amount_fen) ON y.key = e.key)
+    SELECT c.id, c.level, (SELECT COUNT(*) FROM e) AS entries, (SELECT COUNT(*) FROM balances) AS updated FROM c
 """)
+
+
+def _accrue_pg(session: Session, order_id: int, plan_id: int, paid_fen: int, now: datetime, rows: list[dict],
+               specs: list[EntrySpec]) -> dict[int, int]:
+    for spec in specs:
+        validate_entry(spec)
+    deltas: dict[int, int] = {}
+    for spec in specs:
+        for a, v in spec.lines:
+            deltas[a] = deltas.get(a, 0) + v
+    ids = sorted(a for a, d in deltas.items() if d)
+    out = session.execute(_ACCRUE_PG, {
+        "order_id": order_id, "plan_id": plan_id, "base_fen": paid_fen, "now": now,
+        "levels": [r["level"] for r in rows], "earners": [r["earner_id"] for r in rows],
+        "grades": [r["grade"] for r in rows], "amounts": [r["amount_fen"] for r in rows],
+        "states": [r["state"] for r in rows], "keys": [s.key for s in specs],
+        "ids": ids, "deltas": [deltas[a] for a in ids],
+        "line_keys": [s.key for s in specs for _ in s.lines], "line_accounts": [a for s in specs for a, _ in s.lines],
+        "line_amounts": [v for s in specs for _, v in s.lines]}).all()
+    if len(out) != len(rows) or out[0].entries != len(rows) or out[0].updated != len(ids):
+        raise RuntimeError("ledger: an accrual did not land whole; the transaction must be rolled back")
+    return {r.level: r.id for r in out}
 
 
 def _insert_commissions(session: Session, rows: list[dict]) -> dict[int, int]:
@@ -55,20 +100,20 @@ def accrue_for_paid_order(session: Session, *, order_id: int, paid_fen: int, lin
                      "created_at": now, "updated_at": now})
     if not rows:
         return []
-    if session.get_bind().dialect.name != "postgresql":
-        ids = _insert_commissions(session, rows)
-    else:
-        ids = dict((lv, i) for i, lv in session.execute(_INSERT_COMMISSIONS, {
-        "order_id": order_id, "plan_id": plan.id, "base_fen": paid_fen, "now": now,
-        "levels": [r["level"] for r in rows], "earners": [r["earner_id"] for r in rows],
-        "grades": [r["grade"] for r in rows], "amounts": [r["amount_fen"] for r in rows],
-            "states": [r["state"] for r in rows]}).all())
     accounts = member_accounts(session, [(r["earner_id"], "pending") for r in rows])
     expense = platform_account(session, "commission_expense")
-    post_entries(session, [EntrySpec(
-        f"order:{order_id}:paid:L{r['level']}",
-        [(accounts[(r["earner_id"], "pending")], r["amount_fen"]), (expense, -r["amount_fen"])],
-        "commission_accrued", "commission", str(ids[r["level"]])) for r in rows], fresh=True)
+
+    def specs(ids):
+        return [EntrySpec(f"order:{order_id}:paid:L{r['level']}",
+                          [(accounts[(r["earner_id"], "pending")], r["amount_fen"]), (expense, -r["amount_fen"])],
+                          "commission_accrued", "commission", None if ids is None else str(ids[r["level"]]))
+                for r in rows]
+
+    if session.get_bind().dialect.name != "postgresql":
+        ids = _insert_commissions(session, rows)
+        post_entries(session, specs(ids), fresh=True)
+    else:
+        ids = _accrue_pg(session, order_id, plan.id, paid_fen, now, rows, specs(None))
     for r in rows:
         r["id"] = ids[r["level"]]
     return rows

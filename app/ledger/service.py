@@ -114,7 +114,8 @@ def _normalised(lines: Iterable[tuple[int, int]]) -> tuple[tuple[int, int], ...]
     return tuple(sorted((a, v) for a, v in per_account.items() if v))
 
 
-def _validate(spec: EntrySpec) -> None:
+def validate_entry(spec: EntrySpec) -> None:
+    """Raise ValidationFailed unless the entry is a well-formed balanced integer-fen entry."""
     if not isinstance(spec.key, str) or not spec.key or len(spec.key) > 160:
         raise ValidationFailed("A journal entry needs a key of 1 to 160 characters.", code="ledger_bad_key")
     if len(spec.lines) < 2:
@@ -155,7 +156,7 @@ def post_entries(session: Session, specs: Sequence[EntrySpec], *, fresh: bool = 
     if not specs:
         return []
     for spec in specs:
-        _validate(spec)
+        validate_entry(spec)
     if len({s.key for s in specs}) != len(specs):
         raise ValidationFailed("Two entries in one posting share a key.", code="ledger_bad_key")
     if fresh and session.get_bind().dialect.name == "postgresql":

@@ -59,12 +59,18 @@ def _lock_order_key(session: Session, shop_order_id: str, buyer_id: int | None =
 # -- buyers ----------------------------------------------------------------------------------------------------
 
 def find_or_create_buyer(session: Session, buyer: dict, lock_order: str | None = None) -> int:
+    """The live member id behind a buyer's identities, created on first sight; see _find_or_create_buyer."""
+    return _find_or_create_buyer(session, buyer, lock_order)[0]
+
+
+def _find_or_create_buyer(session: Session, buyer: dict, lock_order: str | None = None) -> tuple[int, bool | None]:
     """The member behind a buyer's identities (unionid first, then openids), created on first sight.
 
     Two first orders of one new buyer may race: the unique (kind, value) on identities lets one insert win; the
     loser rolls back its savepoint and reads the winner's member. Returns the live (not merged) member id.
     With lock_order (PostgreSQL), also takes the order-key lock and locks the buyer's row (FOR NO KEY UPDATE),
-    always in that order, in the same round trip as the lookup."""
+    always in that order, in the same round trip as the lookup.
+    Also returns whether the member has a pending referral (None: not known, look it up)."""
     wanted = [(k, buyer[k]) for k in BUYER_KEYS if buyer.get(k)]
     for _attempt in range(3):
         found = _lookup(session, buyer, lock_order)
@@ -79,14 +85,15 @@ def find_or_create_buyer(session: Session, buyer: dict, lock_order: str | None =
                     created_at=utcnow(), updated_at=utcnow()).returning(Member.__table__.c.id)).scalar_one()
                 session.execute(Identity.__table__.insert(), [
                     {"member_id": member_id, "kind": k, "value": v, "created_at": utcnow()} for k, v in wanted])
-            return member_id
+            return member_id, False  # a member created just now has no remembered touch
         except IntegrityError:
             continue
     raise Conflict("Could not settle who the buyer is; retry.", code="buyer_race")
 
 
 _LOOKUP = """
-    SELECT i.kind, m.id, m.status, m.merged_into_id {locks}
+    SELECT i.kind, m.id, m.status, m.merged_into_id,
+           EXISTS (SELECT 1 FROM pending_referrals p WHERE p.member_id = m.id) AS pending_referral {locks}
     FROM identities i JOIN members m ON m.id = i.member_id
     WHERE (i.kind = 'unionid' AND i.value = :unionid) OR (i.kind = 'mini_openid' AND i.value = :mini_openid)
        OR (i.kind = 'oa_openid' AND i.value = :oa_openid)
@@ -97,15 +104,15 @@ _LOOKUP_LOCKING = text(_LOOKUP.format(locks=", pg_advisory_xact_lock(7406, hasht
 _LOOKUP_PLAIN = text(_LOOKUP.format(locks="", for_update=""))
 
 
-def _lookup(session: Session, buyer: dict, lock_order: str | None) -> int | None:
+def _lookup(session: Session, buyer: dict, lock_order: str | None) -> tuple[int, bool | None] | None:
     locking = bool(lock_order) and session.get_bind().dialect.name == "postgresql"
     params = {k: buyer.get(k) for k in BUYER_KEYS}
     params["k"] = lock_order
     rows = session.execute(_LOOKUP_LOCKING if locking else _LOOKUP_PLAIN, params).all()
-    by_kind = {r[0]: (r[1], r[2], r[3]) for r in rows}
+    by_kind = {r[0]: (r[1], r[2], r[3], r[4]) for r in rows}
     for kind in BUYER_KEYS:  # preference order: unionid, mini_openid, oa_openid
         if kind in by_kind:
-            member_id, status, merged_into = by_kind[kind]
+            member_id, status, merged_into, pending_referral = by_kind[kind]
             hops = 0
             while status == "merged" and merged_into is not None and hops < 8:
                 member_id = merged_into
@@ -113,7 +120,8 @@ def _lookup(session: Session, buyer: dict, lock_order: str | None) -> int | None
                 status, merged_into = session.execute(
                     q.with_for_update(key_share=True) if locking else q).one()
                 hops += 1
-            return member_id
+                pending_referral = None  # that was the merged member's; the live one is not known
+            return member_id, pending_referral
     return None
 
 
@@ -172,9 +180,12 @@ _PAID_PG = text(f"""
 
 def _paid(session: Session, event: OrderEvent, now: datetime) -> dict:
     postgres = session.get_bind().dialect.name == "postgresql"
-    buyer_id = find_or_create_buyer(session, event.buyer, lock_order=event.shop_order_id)
-    # With "bind at first purchase", a remembered touch binds now, before the chain below is read.
-    if session.get(PendingReferral, buyer_id) is not None:
+    buyer_id, pending_referral = _find_or_create_buyer(session, event.buyer, lock_order=event.shop_order_id)
+    # With "bind at first purchase", a remembered touch binds now, before the chain below is read. The lookup
+    # already said whether there is one (same round trip); ask only when it could not.
+    if pending_referral is None:
+        pending_referral = session.get(PendingReferral, buyer_id) is not None
+    if pending_referral:
         confirm_pending_referral(session, buyer_id, now)
     paid_fen = event.paid_fen
     params = {"s": event.shop_order_id, "b": buyer_id, "p": paid_fen, "paid_at": event.occurred_at, "now": now}
