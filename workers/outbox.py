@@ -39,6 +39,12 @@ def lease_seconds() -> float:
 MAX_FAILURES = int(os.environ.get("OUTBOX_MAX_FAILURES", "25"))
 
 
+def batch_size() -> int:
+    """Rows handed to RQ together (one commit's or one sweep's rows of a queue) share one RQ job of up to this
+    many rows (`run_messages`), so RQ's own per-job work is paid once per batch. 1 = one job per row."""
+    return max(1, int(os.environ.get("OUTBOX_BATCH", "8")))
+
+
 class RetryLater(Exception):
     """Raised by a job that cannot finish now (unknown outcome, busy, rate limited): run it again in `delay` s.
     Not counted as a failure."""
@@ -84,8 +90,7 @@ def _after_commit(session: Session) -> list:
         def _drain(_session):
             batch = list(pending)
             pending.clear()
-            for row_id, queue, attempt in batch:
-                hand_to_rq(row_id, queue, attempt)
+            hand_many(batch)
 
         @event.listens_for(session, "after_soft_rollback")
         def _forget(_session, _previous):
@@ -123,6 +128,63 @@ def _marker_engine(rt):
             rt.engine.url, pool_size=2, max_overflow=4, isolation_level="AUTOCOMMIT",
             connect_args={"options": "-c synchronous_commit=off"})
     return engine
+
+
+def _alias(row_id: int, attempt: int) -> str:
+    """Redis key naming the batch job that carries this row's attempt (for the sweeper's `_lost`)."""
+    return f"outbox:batch:{row_id}-{attempt}"
+
+
+def hand_many(items) -> None:
+    """Hand (row_id, queue, attempt) rows to RQ: per queue, in batch jobs of up to `batch_size()` rows."""
+    by_queue: dict[str, list[tuple[int, int]]] = {}
+    for row_id, queue, attempt in items:
+        by_queue.setdefault(queue, []).append((row_id, attempt))
+    size = batch_size()
+    for queue, rows in by_queue.items():
+        for i in range(0, len(rows), size):
+            chunk = rows[i:i + size]
+            if len(chunk) == 1:
+                hand_to_rq(chunk[0][0], queue, chunk[0][1])
+            else:
+                hand_batch(queue, chunk)
+
+
+def hand_batch(queue: str, chunk: list[tuple[int, int]]) -> None:
+    """One RQ job `run_messages` for several rows. Each row's attempt first names the batch job in Redis, so the
+    sweeper judges every row by the batch job's fate (gone, failed, started too long ago) exactly as it judges a
+    single job. A failure here loses nothing: the sweeper hands the rows out again."""
+    import secrets
+
+    from workers.queues import get_queue
+
+    rt = get_runtime()
+    row_ids, attempts = [r for r, _ in chunk], [a for _, a in chunk]
+    job_id = f"outbox-batch-{row_ids[0]}-{attempts[0]}-{secrets.token_hex(4)}"
+    try:
+        if not rt.inline_jobs:
+            pipe = rt.redis.pipeline(transaction=False)
+            for row_id, attempt in chunk:
+                pipe.set(_alias(row_id, attempt), job_id, ex=86400)
+            pipe.execute()
+        get_queue(queue).enqueue("workers.outbox.run_messages", queue, row_ids, attempts, job_id=job_id,
+                                 result_ttl=0, failure_ttl=86400, job_timeout=600)
+    except Exception:
+        log.exception("could not enqueue outbox messages %s; the sweeper will", row_ids)
+
+
+def run_messages(queue: str, row_ids: list[int], attempts: list[int]) -> str:
+    """The RQ job for a batch: `run_message` for each row in turn. Rows not reached within half the lease are
+    handed to RQ again as a new batch (before the sweeper would think this job's worker died)."""
+    import time
+
+    t0, budget = time.monotonic(), lease_seconds() / 2
+    for i, row_id in enumerate(row_ids):
+        if i and time.monotonic() - t0 > budget:
+            hand_batch(queue, list(zip(row_ids[i:], attempts[i:])))
+            return f"ran {i} of {len(row_ids)}; handed the rest on"
+        run_message(row_id)
+    return f"ran {len(row_ids)}"
 
 
 def run_message(row_id: int):
@@ -203,10 +265,21 @@ def _lost(rt, rows, now, lease: float) -> list[int]:
     pipe = rt.redis.pipeline(transaction=False)
     for row_id, _queue, attempt, _at in rows:
         pipe.hmget(f"rq:job:{_job_id(row_id, attempt)}", "status", "started_at")
-    statuses = pipe.execute()
+        pipe.get(_alias(row_id, attempt))
+    answers = pipe.execute()
+    job_ids = [_job_id(row_id, attempt) for row_id, _queue, attempt, _at in rows]
+    statuses = answers[0::2]
+    in_batch = [(i, alias.decode()) for i, (st, alias) in enumerate(zip(statuses, answers[1::2]))
+                if st[0] is None and alias]
+    if in_batch:  # the row went out in a batch job: judge it by that job
+        pipe = rt.redis.pipeline(transaction=False)
+        for _i, batch_id in in_batch:
+            pipe.hmget(f"rq:job:{batch_id}", "status", "started_at")
+        for (i, batch_id), st in zip(in_batch, pipe.execute()):
+            statuses[i], job_ids[i] = st, batch_id
     waiting: dict[str, set[bytes]] = {}
     lost = []
-    for (row_id, queue, attempt, handed_at), (status, started) in zip(rows, statuses):
+    for (row_id, queue, attempt, handed_at), (status, started), job_id in zip(rows, statuses, job_ids):
         status = status.decode() if status else None
         stale = handed_at < now - timedelta(seconds=lease)
         if status in ("scheduled", "deferred"):
@@ -214,7 +287,7 @@ def _lost(rt, rows, now, lease: float) -> list[int]:
         if status == "queued":
             if queue not in waiting:
                 waiting[queue] = set(rt.redis.lrange(f"rq:queue:{queue}", 0, -1))
-            if _job_id(row_id, attempt).encode() in waiting[queue] or not stale:
+            if job_id.encode() in waiting[queue] or not stale:
                 continue
         elif status == "started":
             began = _parse_rq_time(started)
@@ -246,8 +319,7 @@ def sweep(limit: int = 1000, lease: float | None = None, grace: float = 2.0) -> 
             "UPDATE outbox_messages SET enqueued_at = :now, attempts = attempts + 1 WHERE id IN "
             f"({','.join(str(int(i)) for i in ids) or 'NULL'}) RETURNING id, queue, attempts"),
             {"now": now, "ids": ids}).all() if ids else []
-    for row_id, queue, attempt in sorted(rows):
-        hand_to_rq(row_id, queue, attempt)
+    hand_many(sorted(rows))
     if rows:
         log.info("outbox sweep handed %d messages to RQ (%d due, %d lost by RQ)", len(rows), len(due),
                  len(rows) - len(due))

@@ -105,6 +105,50 @@ def test_outbox_retries_a_failing_job_until_it_succeeds(rt, session, redis, work
     assert redis.get("test:flaky_ok") == b"1"
 
 
+def test_one_commits_jobs_share_a_batch_job_and_a_lost_batch_is_handed_out_again(rt, session, redis, work):
+    """Rows emitted in one commit go to RQ as one batch job; if RQ loses it (the worker holding it died, Redis
+    lost it), the sweeper finds every row of it and hands them out again: each runs exactly to done."""
+    from rq import Queue
+
+    from workers.outbox import emit, stats
+
+    with rt.session() as s:
+        for i in range(5):
+            emit(s, "tests.withdrawals.test_breaker_outbox.remember", f"v{i}", key=f"batch:{i}")
+    queue = Queue("default", connection=redis)
+    assert len(queue.job_ids) == 1  # one RQ job carries the five rows
+    queue.empty()  # the batch job is gone before any worker ran it
+    work(rounds=1)
+    assert redis.lrange("test:remembered", 0, -1) == []
+    work(lease=0)  # the sweeper judges each row by its batch job: gone, so handed out again
+    assert sorted(v.decode() for v in redis.lrange("test:remembered", 0, -1)) == [f"v{i}" for i in range(5)]
+    assert stats() == {"live": 0, "dead": 0, "waiting": 0}
+
+
+def test_a_batch_job_started_by_a_dead_worker_is_rescued_after_the_lease(rt, session, redis, work):
+    from datetime import datetime, timedelta, timezone
+
+    from rq import Queue
+
+    from workers.outbox import emit, stats, sweep
+
+    with rt.session() as s:
+        for i in range(3):
+            emit(s, "tests.withdrawals.test_breaker_outbox.remember", f"w{i}", key=f"dead:{i}")
+    queue = Queue("default", connection=redis)
+    (job_id,) = queue.job_ids
+    queue.remove(job_id)  # a worker took it, marked it started, and died
+    started = (datetime.now(timezone.utc) - timedelta(seconds=30)).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    redis.hset(f"rq:job:{job_id}", mapping={"status": "started", "started_at": started})
+    with rt.session() as s:
+        s.execute(text("UPDATE outbox_messages SET enqueued_at = enqueued_at - interval '30 seconds'"))
+    assert sweep(lease=3600) == 0  # started within the lease: still its worker's
+    assert sweep(lease=10) == 3  # started longer ago than the lease: its worker is dead
+    work()
+    assert sorted(v.decode() for v in redis.lrange("test:remembered", 0, -1)) == ["w0", "w1", "w2"]
+    assert stats() == {"live": 0, "dead": 0, "waiting": 0}
+
+
 def remember(value):
     from app.runtime import get_runtime
 
