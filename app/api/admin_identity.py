@@ -4,6 +4,7 @@ from __future__ import annotations
 from apiflask import APIBlueprint, Schema
 from apiflask.fields import String
 from apiflask.validators import Length, OneOf
+from flask import request
 
 from app.api.auth import OPERATOR_AUTH, operator_actor, operator_required
 from app.api.member_identity import MemberOut
@@ -29,7 +30,9 @@ class RoleIn(Schema):
 @bp.input(LoginIn, arg_name="body")
 @bp.doc(summary="Operator sign-in")
 def admin_login(body):
-    return sign_in(db(), runtime().settings.secret_key, body["username"], body["password"])
+    rt = runtime()
+    return sign_in(db(), rt.settings.secret_key, body["username"], body["password"], rt.redis,
+                   request.remote_addr or "")
 
 
 @bp.get("/api/admin/members/<int:member_id>")

@@ -8,6 +8,7 @@ import logging
 
 from apiflask import APIFlask, HTTPError
 from flask import jsonify, request
+from sqlalchemy.exc import DataError
 from werkzeug.exceptions import HTTPException
 
 from app.errors import DomainError
@@ -66,6 +67,14 @@ def install(app: APIFlask) -> None:
         if status == 400 and _malformed_json():
             return error_response(400, "malformed_json", "The request body is not valid JSON.")
         return error_response(status, CODES.get(status, "error"), err.description or err.name)
+
+    @app.errorhandler(DataError)
+    def _data_error(err: DataError):
+        # A value the database cannot hold (an id beyond BIGINT, a date out of range) is the caller's input.
+        from app.api.web import db
+
+        db().rollback()
+        return error_response(422, "value_out_of_range", "A value in the request is out of range.")
 
     @app.errorhandler(Exception)
     def _unexpected(err: Exception):

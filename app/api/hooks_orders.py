@@ -9,7 +9,7 @@ from flask import request
 from app.api.web import db, runtime
 from app.errors import ValidationFailed
 from app.orders.service import ingest_order_event
-from app.orders.signing import SIGNATURE_HEADER, TIMESTAMP_HEADER, claim_once, verify
+from app.orders.signing import SIGNATURE_HEADER, TIMESTAMP_HEADER, refuse_if_processed, remember_processed, verify
 
 bp = APIBlueprint("hooks_orders", __name__, tag="shop webhook")
 
@@ -41,12 +41,8 @@ def shop_order_event():
     rt = runtime()
     signature = verify(rt.settings.shop_webhook_secret, request.headers.get(TIMESTAMP_HEADER),
                        request.headers.get(SIGNATURE_HEADER), raw)
-    nonce = claim_once(rt.redis, signature)
-    try:
-        result = ingest_order_event(db(), _strict_json(raw))
-        db().commit()
-    except Exception:
-        db().rollback()
-        rt.redis.delete(nonce)  # nothing was applied: the same signed request may be retried verbatim
-        raise
+    nonce = refuse_if_processed(rt.redis, signature)
+    result = ingest_order_event(db(), _strict_json(raw))  # idempotent: a racing twin answers "duplicate"
+    db().commit()
+    remember_processed(rt.redis, nonce)
     return result, (202 if result["status"] == "parked" else 200)

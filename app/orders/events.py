@@ -72,6 +72,8 @@ def _time(value, now: datetime) -> datetime:
         _fail("occurred_at must be an ISO 8601 time with a zone.", "order_event_invalid", field="occurred_at")
     if t.tzinfo is None:
         _fail("occurred_at needs a time zone (e.g. +08:00).", "order_event_invalid", field="occurred_at")
+    if t.year < 2000:  # also keeps astimezone() from overflowing on year 1 with a positive offset
+        _fail("occurred_at is implausibly old.", "order_event_invalid", field="occurred_at")
     if t > now + CLOCK_SKEW:
         _fail("occurred_at is in the future.", "order_event_invalid", field="occurred_at")
     return t.astimezone(timezone.utc)

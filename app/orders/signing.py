@@ -35,14 +35,19 @@ def verify(secret: str, timestamp: str | None, signature: str | None, body: byte
         raise Unauthorized("The request is too old (or its clock is off by more than five minutes).",
                            code="signature_stale")
     given = signature.strip().lower().removeprefix("sha256=")
-    if not hmac.compare_digest(given, sign(secret, ts, body)):
+    if not given.isascii() or not hmac.compare_digest(given, sign(secret, ts, body)):
         raise Unauthorized("The signature does not match.", code="signature_invalid")
     return given
 
 
-def claim_once(redis, signature: str) -> str:
-    """Claim a signature for processing; a second delivery of the same signed request is a replay."""
+def refuse_if_processed(redis, signature: str) -> str:
+    """A verbatim replay of a request we already applied is refused. The mark is written only after the commit
+    (`remember_processed`): a worker that dies mid-request leaves none, so the shop's retry still goes through."""
     key = f"shop:webhook:sig:{signature}"
-    if not redis.set(key, b"1", nx=True, ex=NONCE_TTL_SECONDS):
+    if redis.exists(key):
         raise Conflict("This exact request was already received.", code="replayed")
     return key
+
+
+def remember_processed(redis, key: str) -> None:
+    redis.set(key, b"1", ex=NONCE_TTL_SECONDS)

@@ -272,9 +272,11 @@ def _apply(session: Session, rules: BindingRules, state: _MemberState, code: _Co
     if code.referrer_id == e.member_id:
         return TouchResult("self", code.referrer_id, code.id)
     row = state.rows[e.member_id]
-    if rules.when == "first_purchase":
-        return _remember_for_purchase(session, rules, code, e, row["referrer_id"])
     is_new = rules.who != "new_only" or _is_new(session, rules, e.member_id, row["created_at"], e.at)
+    if rules.when == "first_purchase":
+        if row["referrer_id"] is None and not is_new:
+            return TouchResult("not_new", None, code.id)
+        return _remember_for_purchase(session, rules, code, e, row["referrer_id"])
     action = decide(rules, current_referrer_id=row["referrer_id"], bound_at=row["bound_at"],
                     candidate_referrer_id=code.referrer_id, member_is_new=is_new, now=e.at)
     if action not in ("bind", "rebind"):
@@ -302,10 +304,11 @@ def _remember_for_purchase(session: Session, rules: BindingRules, code: _CodeInf
                            current: int | None) -> TouchResult:
     if current is not None and rules.duration == "permanent":
         return TouchResult("already_bound", current, code.id)
-    pending = session.get(PendingReferral, e.member_id, with_for_update=True)
-    if pending is None:
-        session.add(PendingReferral(member_id=e.member_id, code_id=code.id, channel=e.channel, touched_at=e.at))
-    elif rules.duration == "last_touch":
+    # Two first touches racing: the insert that loses the race is a no-op, then both read the winner's row.
+    session.execute(_insert(session, PendingReferral).on_conflict_do_nothing(index_elements=["member_id"]),
+                    [{"member_id": e.member_id, "code_id": code.id, "channel": e.channel, "touched_at": e.at}])
+    pending = session.get(PendingReferral, e.member_id, with_for_update=True, populate_existing=True)
+    if pending.code_id != code.id and rules.duration == "last_touch":
         pending.code_id, pending.channel, pending.touched_at = code.id, e.channel, e.at
     session.flush()
     return TouchResult("pending", code.referrer_id, code.id)
@@ -325,7 +328,8 @@ def confirm_pending_referral(session: Session, member_id: int, now: datetime | N
     code = _load_codes(session, {scene}).get(scene)
     if code is None or not code.can_bind or code.referrer_id in (None, member_id):
         return TouchResult("code_inactive", code_id=pending.code_id)
-    immediate = BindingRules.from_dict({**rules.to_dict(), "when": "first_touch"})
+    # "New member only" was judged when the touch was remembered; the remembered touch itself is not history.
+    immediate = BindingRules.from_dict({**rules.to_dict(), "when": "first_touch", "who": "any_unbound"})
     state = _MemberState(session, {member_id})
     bindings: list[dict] = []
     e = TouchEvent(channel=channel, scene=scene, at=now, member_id=member_id)
