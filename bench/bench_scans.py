@@ -34,6 +34,7 @@ ENV = {
     "WECHAT_APP_ID": "wxbenchservice01", "WECHAT_APP_SECRET": "bench", "WECHAT_TOKEN": "benchtoken",
     "WECHAT_ENCODING_AES_KEY": "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG",
     "WECHAT_API_BASE": "http://127.0.0.1:9", "PUBLIC_BASE_URL": "http://127.0.0.1",
+    "SHOP_WEBHOOK_SECRET": "bench-shop", "WECHATPAY_API_V3_KEY": "benchApiV3Key0123456789abcdefghi",
 }
 
 

@@ -76,7 +76,8 @@ def _wechat_world():
            "WECHATPAY_API_BASE": emu_url, "WECHATPAY_MCH_ID": "1900000109",
            "WECHATPAY_API_V3_KEY": "testApiV3Key0123456789abcdefghij", "WECHATPAY_PRIVATE_KEY": merchant_key,
            "WECHATPAY_CERT_SERIAL": "TESTMERCHANTSERIAL0001", "WECHATPAY_PUBLIC_KEY": public_pem_of(platform_key),
-           "WECHATPAY_PUBLIC_KEY_ID": "PUB_KEY_ID_TEST0001", "PUBLIC_BASE_URL": live_url}
+           "WECHATPAY_PUBLIC_KEY_ID": "PUB_KEY_ID_TEST0001", "PUBLIC_BASE_URL": live_url,
+           "SHOP_WEBHOOK_SECRET": "test-shop-secret"}
     emulator_app = create_emulator(config_for(load_settings({**env, "SECRET_KEY": "x"}),
                                               platform_private_key=platform_key,
                                               merchant_public_key=public_pem_of(merchant_key)))
