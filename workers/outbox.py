@@ -174,29 +174,70 @@ def hand_batch(queue: str, chunk: list[tuple[int, int]]) -> None:
 
 
 def run_messages(queue: str, row_ids: list[int], attempts: list[int]) -> str:
-    """The RQ job for a batch: `run_message` for each row in turn. Rows not reached within half the lease are
-    handed to RQ again as a new batch (before the sweeper would think this job's worker died)."""
+    """The RQ job for a batch: each row's job in turn. The rows are read in one query and the finished ones
+    marked done in one statement at the end (a worker killed before that only makes those idempotent jobs run
+    once more). Rows not reached within half the lease are handed to RQ again as a new batch (before the
+    sweeper would think this job's worker died)."""
     import time
 
+    rt = get_runtime()
     t0, budget = time.monotonic(), lease_seconds() / 2
-    for i, row_id in enumerate(row_ids):
-        if i and time.monotonic() - t0 > budget:
-            hand_batch(queue, list(zip(row_ids[i:], attempts[i:])))
-            return f"ran {i} of {len(row_ids)}; handed the rest on"
-        run_message(row_id)
-    return f"ran {len(row_ids)}"
+    rows = {r.id: r for r in _read(rt, row_ids)}
+    finished: list[int] = []
+    try:
+        for i, row_id in enumerate(row_ids):
+            if i and time.monotonic() - t0 > budget:
+                hand_batch(queue, list(zip(row_ids[i:], attempts[i:])))
+                return f"ran {i} of {len(row_ids)}; handed the rest on"
+            row = rows.get(row_id)
+            if row is not None and row.done_at is None and _run(rt, row)[0]:
+                finished.append(row_id)
+        return f"ran {len(row_ids)}"
+    finally:
+        _mark_done(rt, finished)
 
 
 def run_message(row_id: int):
     """The RQ job: run the row's function, then mark it done (or reschedule it)."""
     rt = get_runtime()
-    marker = _marker_engine(rt)
-    with (marker or rt.engine).connect() as conn:
-        row = conn.execute(text("SELECT func, args, failures, done_at FROM outbox_messages WHERE id = :id"),
-                           {"id": row_id}).one_or_none()
-    if row is None or row.done_at is not None:
+    rows = _read(rt, [row_id])
+    if not rows or rows[0].done_at is not None:
         return "done already"
-    func, args, failures = row.func, list(row.args or []), row.failures
+    ok, result = _run(rt, rows[0])
+    if ok:
+        _mark_done(rt, [row_id])
+    return result
+
+
+def _read(rt, row_ids: list[int]) -> list:
+    from sqlalchemy import bindparam
+
+    q = text("SELECT id, func, args, failures, done_at FROM outbox_messages WHERE id IN :ids").bindparams(
+        bindparam("ids", expanding=True))
+    with (_marker_engine(rt) or rt.engine).connect() as conn:
+        return conn.execute(q, {"ids": [int(i) for i in row_ids]}).all()
+
+
+def _mark_done(rt, row_ids: list[int]) -> None:
+    """Losing these markers in a database crash only means the (idempotent) jobs run once more."""
+    if not row_ids:
+        return
+    from sqlalchemy import bindparam
+
+    done = text("UPDATE outbox_messages SET done_at = :now WHERE id IN :ids AND done_at IS NULL").bindparams(
+        bindparam("ids", expanding=True))
+    marker = _marker_engine(rt)
+    if marker is not None:
+        with marker.connect() as conn:
+            conn.execute(done, {"now": utcnow(), "ids": list(row_ids)})
+    else:
+        with rt.engine.begin() as conn:
+            conn.execute(done, {"now": utcnow(), "ids": list(row_ids)})
+
+
+def _run(rt, row) -> tuple[bool, object]:
+    """Run one row's function. (True, result) when it finished; (False, why) when rescheduled or dead."""
+    row_id, func, args, failures = row.id, row.func, list(row.args or []), row.failures
     if isinstance(row.args, str):  # SQLite returns JSON text through a plain text() query
         import json
 
@@ -206,7 +247,7 @@ def run_message(row_id: int):
         result = getattr(importlib.import_module(module), name)(*args)
     except RetryLater as later:
         _reschedule(row_id, later.delay, str(later), failed=False)
-        return f"retry in {later.delay:.1f}s"
+        return False, f"retry in {later.delay:.1f}s"
     except Exception as exc:  # the outbox owns retries; RQ's failed registry would only hide it
         log.exception("outbox job %s%r failed", func, tuple(args))
         if failures + 1 >= MAX_FAILURES:
@@ -214,18 +255,11 @@ def run_message(row_id: int):
                 s.execute(text("UPDATE outbox_messages SET done_at = :now, dead = true, failures = failures + 1, "
                                "last_error = :err WHERE id = :id AND done_at IS NULL"),
                           {"now": utcnow(), "err": repr(exc)[:500], "id": row_id})
-            return "dead"
+            return False, "dead"
         delay = min(2 ** failures, 300) * (0.5 + random.random())
         _reschedule(row_id, delay, repr(exc), failed=True)
-        return "failed"
-    done = text("UPDATE outbox_messages SET done_at = :now WHERE id = :id AND done_at IS NULL")
-    if marker is not None:
-        with marker.connect() as conn:
-            conn.execute(done, {"now": utcnow(), "id": row_id})
-    else:
-        with rt.engine.begin() as conn:
-            conn.execute(done, {"now": utcnow(), "id": row_id})
-    return result
+        return False, "failed"
+    return True, result
 
 
 def _reschedule(row_id: int, delay: float, why: str, *, failed: bool) -> None:
