@@ -206,6 +206,7 @@ def _paid(session: Session, event: OrderEvent, now: datetime) -> dict:
             {"order_id": order_id, "line_no": i, "product_id": ln.product_id, "category": ln.category,
              "quantity": ln.quantity, "paid_fen": ln.paid_fen} for i, ln in enumerate(event.lines, 1)])
         chain = session.execute(text(_CHAIN), {"b": buyer_id, "s": event.shop_order_id}).all()
+    chain = _settled_chain(session, chain, buyer_id, event.shop_order_id, postgres)
     members = [ChainMember(r.id, r.status == "active", bool(r.partner), r.grade or "", bool(r.flagged))
                for r in chain]
     commissions = []
@@ -226,6 +227,26 @@ def _paid(session: Session, event: OrderEvent, now: datetime) -> dict:
             "commissions": [{"id": c["id"], "level": c["level"], "earner_id": c["earner_id"],
                              "amount_fen": c["amount_fen"], "state": c["state"]} for c in commissions],
             "applied_parked": parked}
+
+
+def _settled_chain(session: Session, chain, buyer_id: int, shop_order_id: str, postgres: bool):
+    """Share-lock the referrers who will earn, so no member merge can move them until this order commits.
+
+    The chain was read without locks: a merge committing in between would leave a commission on the merged-away
+    member, where nobody can ever withdraw it. A locking read waits for such a merge and returns the committed
+    state; if an earner was merged meanwhile, the chain is read again (it then sees the moved referrers)."""
+    if not postgres:
+        return chain  # SQLite: one writer at a time, nothing can interleave
+    for _ in range(3):
+        ids = [r.id for r in chain[1:]]
+        if not ids:
+            return chain
+        statuses = dict(session.execute(text("SELECT id, status FROM members WHERE id = ANY(:ids) ORDER BY id "
+                                             "FOR SHARE"), {"ids": ids}).all())
+        if all(statuses.get(i) == "active" for i in ids):
+            return chain
+        chain = session.execute(text(_CHAIN), {"b": buyer_id, "s": shop_order_id}).all()
+    return chain
 
 
 def _paid_replay(session: Session, event: OrderEvent, buyer_id: int) -> dict:
