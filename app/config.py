@@ -78,9 +78,13 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
     public = (_env("PUBLIC_BASE_URL", "http://127.0.0.1:5000") or "").rstrip("/")
     real_wechat = _env("WECHAT_APP_ID") is not None or _env("WECHAT_API_BASE") is not None
     secret = _env("SECRET_KEY")
+    if real_wechat:
+        # Demo defaults are public: with real WeChat they would let anyone forge pushes and paid orders.
+        missing = [k for k in ("SECRET_KEY", "WECHAT_APP_SECRET", "WECHAT_TOKEN", "WECHAT_ENCODING_AES_KEY",
+                               "SHOP_WEBHOOK_SECRET", "WECHATPAY_API_V3_KEY") if _env(k) is None]
+        if missing:
+            raise ConfigError(f"{', '.join(missing)} required when WECHAT_APP_ID or WECHAT_API_BASE is set")
     if secret is None:
-        if real_wechat:
-            raise ConfigError("SECRET_KEY is required when WECHAT_APP_ID or WECHAT_API_BASE is set")
         secret = DEV_SECRET
     emu = f"{public}{EMULATOR_PREFIX}"
     return Settings(

@@ -59,7 +59,8 @@ def _world():
            "WECHATPAY_API_BASE": emu_url, "WECHATPAY_MCH_ID": "1900000109",
            "WECHATPAY_API_V3_KEY": "benchApiV3Key0123456789abcdefghi", "WECHATPAY_PRIVATE_KEY": merchant,
            "WECHATPAY_CERT_SERIAL": "BENCHSERIAL0001", "WECHATPAY_PUBLIC_KEY": public_pem_of(platform),
-           "WECHATPAY_PUBLIC_KEY_ID": "PUB_KEY_ID_BENCH0001", "PUBLIC_BASE_URL": "http://127.0.0.1:9"}
+           "WECHATPAY_PUBLIC_KEY_ID": "PUB_KEY_ID_BENCH0001", "PUBLIC_BASE_URL": "http://127.0.0.1:9",
+           "WECHAT_ENCODING_AES_KEY": "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG", "SHOP_WEBHOOK_SECRET": "b"}
     app = create_emulator(config_for(load_settings(env), platform_private_key=platform,
                                      merchant_public_key=public_pem_of(merchant)))
     holder["app"] = app

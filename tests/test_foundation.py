@@ -94,3 +94,15 @@ def test_every_public_api_route_is_in_the_openapi_description(app, client):
         if path not in spec_paths:
             missing.append(rule.rule)
     assert missing == []
+
+
+def test_real_wechat_mode_refuses_to_start_with_public_demo_secrets():
+    import pytest
+
+    from app.config import ConfigError, load_settings
+
+    with pytest.raises(ConfigError) as err:
+        load_settings({"WECHAT_APP_ID": "wx123", "SECRET_KEY": "s"})
+    for name in ("SHOP_WEBHOOK_SECRET", "WECHAT_TOKEN", "WECHAT_ENCODING_AES_KEY", "WECHATPAY_API_V3_KEY"):
+        assert name in str(err.value)
+    assert load_settings({}).embedded_emulator  # the embedded default still needs nothing

@@ -143,8 +143,11 @@ def _fast_engine(rt: Runtime):
 # paused or the daily limit would be crossed, mark it SUBMITTING (attempt committed before the call), and record
 # the event. No row back = anything unusual (not APPROVED, paused, limit, no control row): the ORM path decides.
 _SUBMIT_FAST = """
-WITH w AS (
-  SELECT id, net_fen FROM withdrawals WHERE id = %(id)s AND state = 'APPROVED' FOR UPDATE
+WITH durable AS (
+  SELECT set_config('synchronous_commit', 'on', true) AS v
+), w AS (
+  SELECT id, net_fen FROM withdrawals WHERE id = %(id)s AND state = 'APPROVED'
+    AND (SELECT v FROM durable) IS NOT NULL FOR UPDATE
 ), c AS (
   UPDATE payout_control SET
     day_submitted_fen = (CASE WHEN day = %(today)s THEN day_submitted_fen ELSE 0 END) + (SELECT net_fen FROM w),
@@ -179,6 +182,14 @@ INSERT INTO withdrawal_events (withdrawal_id, from_state, to_state, source, note
 SELECT id, %(expected)s, %(new)s, %(source)s, '', %(now)s FROM u
 RETURNING withdrawal_id
 """
+
+
+def _durable_commit(session: Session) -> None:
+    """The SUBMITTING marker must survive a database crash (the pool runs synchronous_commit=off): were it lost
+    after the bill reached WeChat, the withdrawal would look APPROVED and its member could cancel it while
+    WeChat pays. The fast path does the same inside its statement (the `durable` CTE)."""
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text("SET LOCAL synchronous_commit = on"))
 
 
 def _submit_fast(units: _Units, withdrawal_id: int):
@@ -317,6 +328,7 @@ def drive(withdrawal_id: int, rt: Runtime | None = None, cfg: PayoutConfig | Non
                 ok, why = breaker.allow_submit(s, w)
                 if not ok:
                     return f"paused: {why}"  # resume() queues it again
+                _durable_commit(s)
                 _mark_attempt(w)
                 action = "create"
             else:
