@@ -10,7 +10,6 @@ from flask import Response, request
 
 from app.api.auth import OPERATOR_AUTH, operator_actor, operator_required
 from app.api.web import db, runtime
-from app.errors import ValidationFailed
 from app.posters import templates
 from app.posters.storage import poster_store
 from posters.images import BACKGROUND_MAX_BYTES

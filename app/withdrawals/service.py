@@ -8,7 +8,7 @@ whole amount `withdrawing -> available`. Ledger keys: `withdrawal:<id>:request|p
 from __future__ import annotations
 
 import secrets
-from datetime import datetime, time as dtime, timedelta, timezone
+from datetime import datetime, time as dtime, timezone
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import func, select

@@ -10,7 +10,7 @@ from app.commissions.service import (cancel_commissions_for_fraud, hold_open_com
 from app.errors import Conflict, NotFound, ValidationFailed
 from app.fraud.service import raise_flag
 from app.ledger.service import check_ledger, member_account, member_balances, post_entry
-from app.members.models import Identity, MemberRole
+from app.members.models import Identity
 from app.orders.models import Order
 from app.orders.service import ingest_order_event
 from tests.ledger.conftest import completed, days_ago, paid, refunded

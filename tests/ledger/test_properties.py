@@ -13,7 +13,6 @@ from app.commissions.models import Commission
 from app.commissions.rules import remaining_after_refunds
 from app.commissions.service import cancel_commissions_for_fraud, mature_due_commissions, release_held_commissions
 from app.errors import DomainError
-from app.fraud.models import RiskFlag
 from app.fraud.service import raise_flag
 from app.ledger.service import check_ledger
 from app.members.models import Member

@@ -9,7 +9,7 @@ from app.members.models import Member
 from app.referrals import binding, codes, partners, stores
 from app.referrals.models import Binding, Touch
 from app.referrals.settings import update_rules
-from tests.factories import make_member, make_partner
+from tests.factories import make_member
 
 
 def partner_with_code(session, name="P"):

@@ -16,7 +16,7 @@ from sqlalchemy import func, select
 from app.ledger.service import check_ledger, member_balances
 from app.withdrawals.models import Withdrawal
 from app.withdrawals.service import request_withdrawal
-from tests.withdrawals.conftest import fund, set_rule
+from tests.withdrawals.conftest import set_rule
 
 ROOT = Path(__file__).resolve().parents[2]
 N_PARTNERS, PER_PARTNER = 60, 4  # 240 withdrawals
