@@ -3,7 +3,7 @@ grade follow the survivor, and each non-zero balance moves by a balanced, idempo
 show the move; nothing is rewritten)."""
 from __future__ import annotations
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from app.commissions.models import Commission
@@ -22,6 +22,11 @@ def move_money(session: Session, kept_id: int, merged_id: int) -> None:
     except ImportError:  # withdrawals not installed in this build
         Withdrawal = None
     if Withdrawal is not None:
+        # Both apps may have used the same client idempotency key: keep the merged one's distinct.
+        kept_keys = select(Withdrawal.idempotency_key).where(Withdrawal.member_id == kept_id).scalar_subquery()
+        session.execute(update(Withdrawal).where(Withdrawal.member_id == merged_id,
+                                                 Withdrawal.idempotency_key.in_(kept_keys))
+                        .values(idempotency_key=func.substr(Withdrawal.idempotency_key, 1, 40) + f":m{merged_id}"))
         session.execute(update(Withdrawal).where(Withdrawal.member_id == merged_id).values(member_id=kept_id))
     if session.get(MemberGrade, kept_id) is None:
         session.execute(update(MemberGrade).where(MemberGrade.member_id == merged_id).values(member_id=kept_id))
