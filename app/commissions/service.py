@@ -18,21 +18,14 @@ from app.commissions.rules import (ChainMember, commission_fen, earners, money_a
                                    remaining_after_refunds, resolve_bps, transition)
 from app.db import utcnow
 from app.fraud.service import has_open_flags
-from app.ledger.service import (EntrySpec, member_account, member_accounts, platform_account, post_entries,
-                                validate_entry)
+from app.ledger.service import (BALANCES_CTE, EntrySpec, member_account, member_accounts, platform_account,
+                                post_entries, validate_entry)
 
 
 # The commissions, their entries (keys new by construction: the order row was created by this transaction), the
 # lines and the balances (locked in id order first) in one round trip. Each entry refers to its commission.
-_ACCRUE_PG = text("""
-    WITH locked AS MATERIALIZED (
-        SELECT id FROM ledger_accounts WHERE id = ANY(CAST(:ids AS bigint[])) ORDER BY id FOR NO KEY UPDATE),
-    balances AS (
-        UPDATE ledger_accounts a SET balance_fen = a.balance_fen + d.delta, updated_at = :now
-        FROM locked JOIN unnest(CAST(:ids AS bigint[]), CAST(:deltas AS bigint[])) AS d(id, delta)
-             ON d.id = locked.id
-        WHERE a.id = locked.id
-        RETURNING a.id),
+_ACCRUE_PG = text(f"""
+    WITH {BALANCES_CTE},
     c AS (
         INSERT INTO commissions (order_id, level, earner_id, plan_id, grade, base_fen, amount_fen, reversed_fen,
                                  state, created_at, updated_at)

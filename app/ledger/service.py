@@ -240,15 +240,21 @@ _APPLY_PG = text("""
 """)
 
 
-_POST_FRESH_PG = text("""
-    WITH locked AS MATERIALIZED (
+# The prefix of every PostgreSQL posting statement: the balance rows locked in id order (no deadlocks between
+# postings), then the deltas added. Parameters :ids, :deltas, :now.
+BALANCES_CTE = """
+    locked AS MATERIALIZED (
         SELECT id FROM ledger_accounts WHERE id = ANY(CAST(:ids AS bigint[])) ORDER BY id FOR NO KEY UPDATE),
     balances AS (
         UPDATE ledger_accounts a SET balance_fen = a.balance_fen + d.delta, updated_at = :now
         FROM locked JOIN unnest(CAST(:ids AS bigint[]), CAST(:deltas AS bigint[])) AS d(id, delta)
              ON d.id = locked.id
         WHERE a.id = locked.id
-        RETURNING a.id),
+        RETURNING a.id)"""
+
+
+_POST_FRESH_PG = text(f"""
+    WITH {BALANCES_CTE},
     e AS (
         INSERT INTO journal_entries (key, kind, ref_type, ref_id, memo, created_at)
         SELECT x.key, x.kind, x.ref_type, x.ref_id, x.memo, CAST(:now AS timestamptz)
