@@ -6,7 +6,7 @@ from __future__ import annotations
 import threading
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Iterator
+from typing import Callable, Iterator
 
 import redis
 from sqlalchemy.engine import Engine
@@ -33,6 +33,20 @@ def make_redis(url: str | None) -> redis.Redis:
     return fakeredis.FakeRedis(server=_fake_server)
 
 
+@contextmanager
+def unit_of_work(make_session: Callable[[], Session]) -> Iterator[Session]:
+    """A session that commits on success, rolls back on any error, and is always closed."""
+    s = make_session()
+    try:
+        yield s
+        s.commit()
+    except BaseException:
+        s.rollback()
+        raise
+    finally:
+        s.close()
+
+
 @dataclass
 class Runtime:
     settings: Settings
@@ -44,18 +58,9 @@ class Runtime:
     def inline_jobs(self) -> bool:
         return self.settings.redis_url is None
 
-    @contextmanager
-    def session(self) -> Iterator[Session]:
+    def session(self):
         """One unit of work for a job or a CLI command: commit on success, roll back on error."""
-        s = self.sessions()
-        try:
-            yield s
-            s.commit()
-        except BaseException:
-            s.rollback()
-            raise
-        finally:
-            s.close()
+        return unit_of_work(self.sessions)
 
 
 _runtime: Runtime | None = None

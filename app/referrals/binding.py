@@ -23,7 +23,6 @@ from app.referrals.rules import BindingRules, decide
 from app.referrals.settings import get_rules
 
 log = logging.getLogger(__name__)
-CHANNELS = ("oa_subscribe", "oa_scan", "oa_unsubscribe", "mini_launch", "h5_landing")
 
 
 @dataclass(frozen=True)
@@ -142,10 +141,11 @@ def _resolve_openids(session: Session, events: list[TouchEvent]) -> set[int]:
         won = set(session.scalars(
             _insert(session, Identity).on_conflict_do_nothing(index_elements=["kind", "value"])
             .returning(Identity.value),
-            [{"member_id": mid, "kind": "oa_openid", "value": o, "created_at": now} for o, mid in zip(missing, ids)]
+            [{"member_id": mid, "kind": "oa_openid", "value": o, "created_at": now}
+             for o, mid in zip(missing, ids, strict=True)]
         ).all())
-        created = {o: mid for o, mid in zip(missing, ids) if o in won}
-        lost = [mid for o, mid in zip(missing, ids) if o not in won]
+        created = {o: mid for o, mid in zip(missing, ids, strict=True) if o in won}
+        lost = [mid for o, mid in zip(missing, ids, strict=True) if o not in won]
         if lost:  # another process created these people a moment ago: use theirs, drop ours
             session.execute(Member.__table__.delete().where(Member.id.in_(lost)))
             known.update(session.execute(select(Identity.value, Identity.member_id).where(
@@ -251,7 +251,8 @@ class _MemberState:
         """All binds of the batch as one UPDATE ... FROM (VALUES ...): each row changes only if its referrer is
         still the one we read (IS NOT DISTINCT FROM handles "was unbound")."""
         rows = [(mid, b["referrer_id"], self.rows[mid]["read_referrer_id"], b["at"]) for mid, b in self.pending.items()]
-        values = ", ".join(f"(:m{i}, :r{i}, CAST(:o{i} AS BIGINT), CAST(:a{i} AS TIMESTAMPTZ))" for i in range(len(rows)))
+        values = ", ".join(f"(:m{i}, :r{i}, CAST(:o{i} AS BIGINT), CAST(:a{i} AS TIMESTAMPTZ))"
+                           for i in range(len(rows)))
         params = {}
         for i, (mid, ref, old, at) in enumerate(rows):
             params.update({f"m{i}": mid, f"r{i}": ref, f"o{i}": old, f"a{i}": at})
@@ -340,19 +341,6 @@ def confirm_pending_referral(session: Session, member_id: int, now: datetime | N
         session.execute(_insert(session, Binding), ok)
         session.flush()
     return result if ok or not result.bound else TouchResult("already_bound", None, code.id)
-
-
-def code_by_scene(session: Session, scene: str | None) -> ReferralCode | None:
-    if not scene or len(scene) > 32:
-        return None
-    return session.scalar(select(ReferralCode).where(ReferralCode.scene == scene))
-
-
-def upline_two(session: Session, member_id: int) -> tuple[int | None, int | None]:
-    """The level-1 and level-2 referrers: the most commission ever flows up (3+ levels is illegal in China)."""
-    l1 = session.scalar(select(Member.referrer_id).where(Member.id == member_id))
-    l2 = session.scalar(select(Member.referrer_id).where(Member.id == l1)) if l1 else None
-    return l1, l2
 
 
 def with_deadlock_retry(session: Session, fn, attempts: int = 3):

@@ -26,7 +26,7 @@ from sqlalchemy.orm import Session
 
 from app.crypto import decrypt
 from app.db import utcnow
-from app.runtime import Runtime, get_runtime
+from app.runtime import Runtime, get_runtime, unit_of_work
 from app.withdrawals import breaker
 from app.withdrawals import states as S
 from app.withdrawals.config import PayoutConfig, payout_config
@@ -81,15 +81,8 @@ class _Units:
             with self.rt.session() as s:
                 yield s
             return
-        s = Session(bind=_payout_engine(self.rt), expire_on_commit=False)
-        try:
+        with unit_of_work(lambda: Session(bind=_payout_engine(self.rt), expire_on_commit=False)) as s:
             yield s
-            s.commit()
-        except BaseException:
-            s.rollback()
-            raise
-        finally:
-            s.close()
 
 
 @contextmanager
