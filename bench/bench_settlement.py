@@ -3,6 +3,8 @@
     python -m bench.bench_settlement            # 100,000 orders
     BENCH_ORDERS=20000 python -m bench.bench_settlement
     python -m bench.bench_settlement --orders 20000
+    python -m bench.bench_settlement --snapshot liebian_bench_snap   # also keep a copy after ingestion
+    python -m bench.bench_settlement --mature-only liebian_bench_snap   # maturation only, from that copy
 
 Uses its own database (BENCH_DATABASE_URL, default postgresql://postgres@127.0.0.1:5432/liebian_bench), dropped
 and recreated each run. Each figure is printed next to a baseline measured in the same run on the same machine:
@@ -26,13 +28,24 @@ WORKERS = int(os.environ.get("BENCH_WORKERS", "1"))
 VACUUM_EVERY = 2000
 
 
-def _recreate(url: str) -> None:
+def _recreate(url: str, template: str | None = None) -> None:
     admin_url, name = url.rsplit("/", 1)
     admin = create_engine(admin_url + "/postgres", isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
         conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
+        conn.execute(text(f'CREATE DATABASE "{name}"' + (f' TEMPLATE "{template}"' if template else "")))
     admin.dispose()
+
+
+def _snapshot(url: str, snapshot: str) -> None:
+    """Copy the bench database (ingested and set up, not matured) to `snapshot` for --mature-only runs."""
+    admin_url, name = url.rsplit("/", 1)
+    admin = create_engine(admin_url + "/postgres", isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{snapshot}" WITH (FORCE)'))
+        conn.execute(text(f'CREATE DATABASE "{snapshot}" TEMPLATE "{name}"'))
+    admin.dispose()
+    print(f"snapshot of the set-up database saved as {snapshot}")
 
 
 def _tree(engine, partners: int, buyers: int, rng: random.Random) -> list[str]:
@@ -69,15 +82,20 @@ def _events(n: int, unionids: list[str], rng: random.Random, paid_at: str) -> li
     return events
 
 
-def run(orders: int) -> dict:
+def run(orders: int, snapshot: str | None = None, mature_only: str | None = None) -> dict:
     from app.commissions.plans import create_plan
-    from app.commissions.service import mature_all_due
     from app.db import import_all_models, make_engine, make_session_factory
-    from app.ledger.service import check_ledger
     from app.migrate import upgrade_database
     from app.orders.service import ingest_order_event
 
     url = os.environ.get("BENCH_DATABASE_URL", DEFAULT_URL)
+    if mature_only:  # maturation only, on a copy of a --snapshot database
+        _recreate(url, template=mature_only)
+        import_all_models()
+        engine = make_engine(url)
+        with engine.connect() as c:
+            n_commissions = c.execute(text("SELECT COUNT(*) FROM commissions")).scalar()
+        return _mature_and_report(engine, make_session_factory(engine), orders, n_commissions, None, None)
     _recreate(url)
     upgrade_database(url)
     import_all_models()
@@ -163,6 +181,16 @@ def run(orders: int) -> dict:
         n_commissions = c.execute(text("SELECT COUNT(*) FROM commissions")).scalar()
         c.execute(text("CREATE TABLE bench_plain_commissions AS SELECT id, state FROM commissions"))
         c.execute(text("ANALYZE"))
+    if snapshot:
+        vacuum_engine.dispose()
+        engine.dispose()
+        _snapshot(url, snapshot)
+    return _mature_and_report(engine, sessions, orders, n_commissions, ingest, base_ingest)
+
+
+def _mature_and_report(engine, sessions, orders, n_commissions, ingest, base_ingest) -> dict:
+    from app.commissions.service import mature_all_due
+    from app.ledger.service import check_ledger
 
     # -- baseline: one plain UPDATE of the same number of rows ------------------------------------------------
     t = time.perf_counter()
@@ -181,8 +209,9 @@ def run(orders: int) -> dict:
     result = {"orders": orders, "commissions": n_commissions, "matured": matured,
               "ingest_per_s": ingest, "ingest_baseline_per_s": base_ingest,
               "mature_per_s": mature, "mature_baseline_per_s": base_mature, "ledger_ok": report.ok}
-    print(f"ingestion:  {ingest:9,.0f} orders/s through ingest_order_event   | baseline plain INSERT "
-          f"{base_ingest:9,.0f}/s | ratio {ingest / base_ingest:.2f} | target >= 2,000/s")
+    if ingest is not None:
+        print(f"ingestion:  {ingest:9,.0f} orders/s through ingest_order_event   | baseline plain INSERT "
+              f"{base_ingest:9,.0f}/s | ratio {ingest / base_ingest:.2f} | target >= 2,000/s")
     print(f"maturation: {mature:9,.0f} commissions/s ({matured} matured)      | baseline plain UPDATE "
           f"{base_mature:9,.0f}/s | ratio {mature / base_mature:.2f} | target >= 50,000/s")
     print(f"ledger check after the run: {'OK' if report.ok else 'FAILED'} ({report.entries} entries, "
@@ -193,8 +222,12 @@ def run(orders: int) -> dict:
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--orders", type=int, default=int(os.environ.get("BENCH_ORDERS", "100000")))
+    parser.add_argument("--snapshot", metavar="DB", help="after ingestion and setup, save a copy of the bench "
+                        "database as DB (for --mature-only)")
+    parser.add_argument("--mature-only", metavar="DB", help="skip ingestion: recreate the bench database from "
+                        "the --snapshot copy DB and measure maturation only")
     args = parser.parse_args(argv)
-    run(args.orders)
+    run(args.orders, snapshot=args.snapshot, mature_only=args.mature_only)
 
 
 if __name__ == "__main__":
