@@ -19,65 +19,45 @@ from app.commissions.rules import (ChainMember, commission_fen, earners, money_a
 from app.db import utcnow
 from app.fraud.service import has_open_flags
 from app.ledger.service import (BALANCES_CTE, EntrySpec, member_account, member_accounts, platform_account,
-                                post_entries, validate_entry)
+                                post_entries)
 
 
-# The commissions, their entries (keys new by construction: the order row was created by this transaction), the
-# lines and the balances (locked in id order first) in one round trip. Each entry refers to its commission.
+# The commissions of a whole batch of orders, their entries (keys new by construction: each order row was created
+# by this transaction), their lines and the balances (locked in id order first) in one round trip. The platform
+# expense account, which every order credits, is locked and updated once per batch, not once per order.
 _ACCRUE_PG = text(f"""
     WITH {BALANCES_CTE},
+    x AS (
+        SELECT * FROM unnest(CAST(:order_ids AS bigint[]), CAST(:levels AS smallint[]), CAST(:earners AS bigint[]),
+                             CAST(:plan_ids AS bigint[]), CAST(:grades AS text[]), CAST(:bases AS bigint[]),
+                             CAST(:amounts AS bigint[]), CAST(:states AS text[]), CAST(:keys AS text[]),
+                             CAST(:accounts AS bigint[]))
+            AS x(order_id, level, earner_id, plan_id, grade, base_fen, amount_fen, state, key, account_id)),
     c AS (
         INSERT INTO commissions (order_id, level, earner_id, plan_id, grade, base_fen, amount_fen, reversed_fen,
                                  state, created_at, updated_at)
-        SELECT :order_id, x.level, x.earner_id, :plan_id, x.grade, :base_fen, x.amount_fen, 0, x.state, :now, :now
-        FROM unnest(CAST(:levels AS smallint[]), CAST(:earners AS bigint[]), CAST(:grades AS text[]),
-                    CAST(:amounts AS bigint[]), CAST(:states AS text[])) AS x(level, earner_id, grade, amount_fen, state)
-        RETURNING id, level),
+        SELECT order_id, level, earner_id, plan_id, grade, base_fen, amount_fen, 0, state, :now, :now FROM x
+        RETURNING id, order_id, level),
     e AS (
         INSERT INTO journal_entries (key, kind, ref_type, ref_id, memo, created_at)
-        SELECT k.key, 'commission_accrued', 'commission', CAST(c.id AS text), '', CAST(:now AS timestamptz)
-        FROM c JOIN unnest(CAST(:levels AS smallint[]), CAST(:keys AS text[])) AS k(level, key) ON k.level = c.level
+        SELECT x.key, 'commission_accrued', 'commission', CAST(c.id AS text), '', CAST(:now AS timestamptz)
+        FROM c JOIN x ON x.order_id = c.order_id AND x.level = c.level
         RETURNING id, key),
     l AS (
         INSERT INTO journal_lines (entry_id, account_id, amount_fen)
         SELECT e.id, y.account_id, y.amount_fen
-        FROM e JOIN unnest(CAST(:line_keys AS text[]), CAST(:line_accounts AS bigint[]),
-                           CAST(:line_amounts AS bigint[])) AS y(key, account_id, amount_fen) ON y.key = e.key)
-    SELECT c.id, c.level, (SELECT COUNT(*) FROM e) AS entries, (SELECT COUNT(*) FROM balances) AS updated FROM c
+        FROM e JOIN x ON x.key = e.key
+        CROSS JOIN LATERAL (VALUES (x.account_id, x.amount_fen), (CAST(:expense AS bigint), -x.amount_fen))
+            AS y(account_id, amount_fen))
+    SELECT c.id, c.order_id, c.level, (SELECT COUNT(*) FROM e) AS entries, (SELECT COUNT(*) FROM balances) AS updated
+    FROM c
 """)
 
 
-def _accrue_pg(session: Session, order_id: int, plan_id: int, paid_fen: int, now: datetime, rows: list[dict],
-               specs: list[EntrySpec]) -> dict[int, int]:
-    for spec in specs:
-        validate_entry(spec)
-    deltas: dict[int, int] = {}
-    for spec in specs:
-        for a, v in spec.lines:
-            deltas[a] = deltas.get(a, 0) + v
-    ids = sorted(a for a, d in deltas.items() if d)
-    out = session.execute(_ACCRUE_PG, {
-        "order_id": order_id, "plan_id": plan_id, "base_fen": paid_fen, "now": now,
-        "levels": [r["level"] for r in rows], "earners": [r["earner_id"] for r in rows],
-        "grades": [r["grade"] for r in rows], "amounts": [r["amount_fen"] for r in rows],
-        "states": [r["state"] for r in rows], "keys": [s.key for s in specs],
-        "ids": ids, "deltas": [deltas[a] for a in ids],
-        "line_keys": [s.key for s in specs for _ in s.lines], "line_accounts": [a for s in specs for a, _ in s.lines],
-        "line_amounts": [v for s in specs for _, v in s.lines]}).all()
-    if len(out) != len(rows) or out[0].entries != len(rows) or out[0].updated != len(ids):
-        raise RuntimeError("ledger: an accrual did not land whole; the transaction must be rolled back")
-    return {r.level: r.id for r in out}
-
-
-def _insert_commissions(session: Session, rows: list[dict]) -> dict[int, int]:
-    table = Commission.__table__
-    return dict((lv, i) for i, lv in session.execute(table.insert().values(rows).returning(table.c.id, table.c.level)))
-
-
-def accrue_for_paid_order(session: Session, *, order_id: int, paid_fen: int, lines: list[tuple[str, int]],
-                          is_first: bool, plan: PlanSnapshot, buyer: ChainMember, referrer: ChainMember | None,
-                          referrers_referrer: ChainMember | None, now: datetime) -> list[dict]:
-    """Create the order's commissions (at most two) and credit each earner's pending account.
+def commission_rows(*, order_id: int, paid_fen: int, lines: list[tuple[str, int]], is_first: bool,
+                    plan: PlanSnapshot, buyer: ChainMember, referrer: ChainMember | None,
+                    referrers_referrer: ChainMember | None, now: datetime) -> list[dict]:
+    """The commissions one paid order earns (at most two), not yet stored. Pure: no database.
 
     lines: [(category, paid_fen)]. Each line is rounded down on its own: floor(paid × bps / 10000)."""
     rows = []
@@ -91,25 +71,63 @@ def accrue_for_paid_order(session: Session, *, order_id: int, paid_fen: int, lin
                      # An open fraud flag holds new commissions: they accrue but never mature until released.
                      "state": "held" if m.flagged else "pending",
                      "created_at": now, "updated_at": now})
+    return rows
+
+
+def _accrual_key(row: dict) -> str:
+    return f"order:{row['order_id']}:paid:L{row['level']}"
+
+
+def accrue_commissions(session: Session, rows: list[dict], now: datetime) -> list[dict]:
+    """Store commissions of freshly created orders (from `commission_rows`, any number of orders) and credit each
+    earner's pending account from commission_expense, one entry per commission keyed `order:<id>:paid:L<level>`.
+
+    Sets each row's "id" and returns the rows. PostgreSQL: one round trip for the lot (plus one for accounts not
+    yet known to the session)."""
     if not rows:
-        return []
+        return rows
     accounts = member_accounts(session, [(r["earner_id"], "pending") for r in rows])
     expense = platform_account(session, "commission_expense")
-
-    def specs(ids):
-        return [EntrySpec(f"order:{order_id}:paid:L{r['level']}",
-                          [(accounts[(r["earner_id"], "pending")], r["amount_fen"]), (expense, -r["amount_fen"])],
-                          "commission_accrued", "commission", None if ids is None else str(ids[r["level"]]))
-                for r in rows]
-
-    if session.get_bind().dialect.name != "postgresql":
-        ids = _insert_commissions(session, rows)
-        post_entries(session, specs(ids), fresh=True)
-    else:
-        ids = _accrue_pg(session, order_id, plan.id, paid_fen, now, rows, specs(None))
     for r in rows:
-        r["id"] = ids[r["level"]]
+        if type(r["amount_fen"]) is not int or r["amount_fen"] <= 0:
+            raise ValueError("a commission is a positive integer number of fen")
+    if session.get_bind().dialect.name != "postgresql":
+        table = Commission.__table__
+        for r in rows:
+            r["id"] = session.execute(table.insert().values(**r).returning(table.c.id)).scalar_one()
+        post_entries(session, [EntrySpec(_accrual_key(r), [(accounts[(r["earner_id"], "pending")], r["amount_fen"]),
+                                                           (expense, -r["amount_fen"])],
+                                         "commission_accrued", "commission", str(r["id"])) for r in rows], fresh=True)
+        return rows
+    deltas: dict[int, int] = {expense: 0}
+    for r in rows:
+        account = accounts[(r["earner_id"], "pending")]
+        deltas[account] = deltas.get(account, 0) + r["amount_fen"]
+        deltas[expense] -= r["amount_fen"]
+    ids = sorted(a for a, d in deltas.items() if d)
+    out = session.execute(_ACCRUE_PG, {
+        "now": now, "expense": expense, "ids": ids, "deltas": [deltas[a] for a in ids],
+        "order_ids": [r["order_id"] for r in rows], "levels": [r["level"] for r in rows],
+        "earners": [r["earner_id"] for r in rows], "plan_ids": [r["plan_id"] for r in rows],
+        "grades": [r["grade"] for r in rows], "bases": [r["base_fen"] for r in rows],
+        "amounts": [r["amount_fen"] for r in rows], "states": [r["state"] for r in rows],
+        "keys": [_accrual_key(r) for r in rows],
+        "accounts": [accounts[(r["earner_id"], "pending")] for r in rows]}).all()
+    if len(out) != len(rows) or out[0].entries != len(rows) or out[0].updated != len(ids):
+        raise RuntimeError("ledger: an accrual did not land whole; the transaction must be rolled back")
+    by_key = {(o.order_id, o.level): o.id for o in out}
+    for r in rows:
+        r["id"] = by_key[(r["order_id"], r["level"])]
     return rows
+
+
+def accrue_for_paid_order(session: Session, *, order_id: int, paid_fen: int, lines: list[tuple[str, int]],
+                          is_first: bool, plan: PlanSnapshot, buyer: ChainMember, referrer: ChainMember | None,
+                          referrers_referrer: ChainMember | None, now: datetime) -> list[dict]:
+    """Create one order's commissions (at most two) and credit each earner's pending account."""
+    return accrue_commissions(session, commission_rows(
+        order_id=order_id, paid_fen=paid_fen, lines=lines, is_first=is_first, plan=plan, buyer=buyer,
+        referrer=referrer, referrers_referrer=referrers_referrer, now=now), now)
 
 
 def start_hold_period(session: Session, order_id: int, completed_at: datetime, hold_days: int) -> None:

@@ -15,17 +15,20 @@ from sqlalchemy import select, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from app.referrals.binding import confirm_pending_referral
-from app.referrals.models import PendingReferral
 from app.commissions.plans import active_plan_id_sql, plan_snapshot
 from app.commissions.rules import ChainMember
-from app.commissions.service import accrue_for_paid_order, reverse_for_refund, start_hold_period
+from app.commissions.service import (accrue_commissions, accrue_for_paid_order, commission_rows,
+                                     reverse_for_refund, start_hold_period)
 from app.db import utcnow
-from app.errors import Conflict, NotFound, ValidationFailed
+from app.errors import Conflict, DomainError, NotFound, ValidationFailed
 from app.ledger.service import insert_ignoring_conflicts
 from app.members.models import Identity, Member
 from app.orders.events import BUYER_KEYS, OrderEvent, parse_event
 from app.orders.models import Order, OrderLine, OrderRefund, ParkedOrderEvent
+from app.referrals.binding import confirm_pending_referral
+from app.referrals.models import PendingReferral
+
+MAX_BATCH = 200  # events per webhook call
 
 
 def ingest_order_event(session: Session, data: dict) -> dict:
@@ -33,27 +36,76 @@ def ingest_order_event(session: Session, data: dict) -> dict:
 
     Raises ValidationFailed / NotFound / Conflict with a stable code; the caller then rolls back, so bad input
     changes nothing. Flushes, never commits."""
+    result = _ingest(session, [data], savepoints=False)[0]
+    if isinstance(result, DomainError):
+        raise result
+    return result
+
+
+def ingest_order_events(session: Session, events: list) -> list[dict]:
+    """Apply a batch of shop events in one transaction; one result per event, in the order given.
+
+    Each event stands alone: one that is refused gets {"status": "rejected", "error": {code, message, status,
+    details}} and changes nothing (its writes, if any, are rolled back to a savepoint), the others apply.
+    All `paid` events are applied first (set-based on PostgreSQL: a fixed number of round trips for the whole
+    batch), then the `completed` and `refunded` ones in their order, so a batch may carry an order's whole life.
+    Flushes, never commits."""
+    if not isinstance(events, list) or not 1 <= len(events) <= MAX_BATCH:
+        raise ValidationFailed(f"events must be a list of 1 to {MAX_BATCH} events.", code="order_batch_invalid")
+    return [{"status": "rejected", "error": {"code": r.code, "message": r.message, "status": r.status,
+                                             "details": r.details}} if isinstance(r, DomainError) else r
+            for r in _ingest(session, events, savepoints=True)]
+
+
+def _ingest(session: Session, datas: list, savepoints: bool) -> list[dict | DomainError]:
     now = utcnow()
-    event = parse_event(data, now)
-    if event.event == "paid":
-        return _paid(session, event, now)  # takes the order lock once it knows the buyer
+    results: list[dict | DomainError | None] = [None] * len(datas)
+    events: dict[int, OrderEvent] = {}
+    for i, data in enumerate(datas):
+        try:
+            events[i] = parse_event(data, now)
+        except DomainError as e:
+            results[i] = e
+    paid = [i for i, e in events.items() if e.event == "paid"]
+    if session.get_bind().dialect.name == "postgresql":
+        while paid:  # each round takes the first `paid` of every order id; later twins then find it (replays)
+            seen: set[str] = set()
+            this = [i for i in paid if not (events[i].shop_order_id in seen or seen.add(events[i].shop_order_id))]
+            for i, r in _paid_batch(session, [(i, events[i]) for i in this], now).items():
+                results[i] = r
+            paid = [i for i in paid if i not in set(this)]
+    else:  # SQLite (embedded mode): one writer at a time, one event at a time
+        for i in paid:
+            results[i] = _isolated(session, savepoints, lambda e=events[i]: _paid(session, e, now))
+    for i, e in events.items():
+        if e.event != "paid":
+            results[i] = _isolated(session, savepoints, lambda e=e: _completed_or_refunded(session, e, now))
+    return results
+
+
+def _isolated(session: Session, savepoint: bool, fn):
+    """Run fn; a DomainError is returned, not raised, with fn's writes undone (savepoint) when asked."""
+    try:
+        if not savepoint:
+            return fn()
+        with session.begin_nested():
+            return fn()
+    except DomainError as e:
+        return e
+
+
+def _completed_or_refunded(session: Session, event: OrderEvent, now: datetime) -> dict:
     _lock_order_key(session, event.shop_order_id)
     if event.event == "completed":
         return _completed(session, event, now)
     return _refunded(session, event, now)
 
 
-def _lock_order_key(session: Session, shop_order_id: str, buyer_id: int | None = None) -> None:
+def _lock_order_key(session: Session, shop_order_id: str) -> None:
     # Without the order lock, a `completed` racing its `paid` could park after the paid looked for parked
-    # events, and be lost. The buyer lock (paid only, always taken after the order lock) makes "first order"
-    # exact when one buyer's orders arrive concurrently. SQLite (embedded mode) serialises writers anyway.
-    if session.get_bind().dialect.name != "postgresql":
-        return
-    if buyer_id is None:
+    # events, and be lost. SQLite (embedded mode) serialises writers anyway.
+    if session.get_bind().dialect.name == "postgresql":
         session.execute(text("SELECT pg_advisory_xact_lock(7406, hashtext(:k))"), {"k": shop_order_id})
-    else:
-        session.execute(text("SELECT pg_advisory_xact_lock(7406, hashtext(:k)), pg_advisory_xact_lock(:b)"),
-                        {"k": shop_order_id, "b": buyer_id})
 
 
 # -- buyers ----------------------------------------------------------------------------------------------------
@@ -147,103 +199,215 @@ _CHAIN_CTE = """chain(depth, id, status, referrer_id) AS (
         WHERE c.depth < 2)"""
 # Scalar subqueries with LIMIT 1, not EXISTS: the planner turned EXISTS into a hashed scan of every partner
 # role (it guesses the chain has 31 rows), which grows with the member base.
-_CHAIN_COLUMNS = """c.depth, c.id, c.status,
+_MEMBER_COLUMNS = """
            (SELECT 1 FROM member_roles r WHERE r.member_id = c.id AND r.role = 'partner' LIMIT 1) IS NOT NULL
                AS partner,
            COALESCE((SELECT g.grade_code FROM member_grades g WHERE g.member_id = c.id LIMIT 1),
                     (SELECT g.code FROM grades g ORDER BY g.rank LIMIT 1), '') AS grade,
            (SELECT 1 FROM risk_flags f WHERE f.member_id = c.id AND f.status = 'open' LIMIT 1) IS NOT NULL
-               AS flagged,
-           (SELECT 1 FROM parked_order_events p WHERE p.shop_order_id = :s LIMIT 1) IS NOT NULL AS parked"""
+               AS flagged"""
 _CHAIN = f"""WITH RECURSIVE {_CHAIN_CTE}
-    SELECT {_CHAIN_COLUMNS}
+    SELECT c.depth, c.id, c.status, {_MEMBER_COLUMNS},
+           (SELECT 1 FROM parked_order_events p WHERE p.shop_order_id = :s LIMIT 1) IS NOT NULL AS parked
     FROM chain c ORDER BY c.depth"""
 
 
-# PostgreSQL: the order, its lines and the referral chain in one round trip. An empty result means the order
-# already existed (ON CONFLICT DO NOTHING inserted nothing): a replay.
-_PAID_PG = text(f"""
-    WITH RECURSIVE new_order AS (
-        {_INSERT_ORDER.strip()}),
-    new_lines AS (
-        INSERT INTO order_lines (order_id, line_no, product_id, category, quantity, paid_fen)
-        SELECT new_order.id, x.line_no, x.product_id, x.category, x.quantity, x.paid_fen
-        FROM new_order, unnest(CAST(:l_no AS int[]), CAST(:l_pid AS text[]), CAST(:l_cat AS text[]),
-                               CAST(:l_qty AS int[]), CAST(:l_paid AS bigint[]))
-             AS x(line_no, product_id, category, quantity, paid_fen)),
-    {_CHAIN_CTE}
-    SELECT new_order.id AS order_id, new_order.is_first_order, new_order.plan_id, {_CHAIN_COLUMNS}
-    FROM new_order CROSS JOIN chain c ORDER BY c.depth
-""")
-
-
-
 def _paid(session: Session, event: OrderEvent, now: datetime) -> dict:
-    postgres = session.get_bind().dialect.name == "postgresql"
-    buyer_id, pending_referral = _find_or_create_buyer(session, event.buyer, lock_order=event.shop_order_id)
-    # With "bind at first purchase", a remembered touch binds now, before the chain below is read. The lookup
-    # already said whether there is one (same round trip); ask only when it could not.
+    """One `paid` event, portable SQL (SQLite, embedded mode). PostgreSQL uses _paid_batch."""
+    buyer_id, pending_referral = _find_or_create_buyer(session, event.buyer)
     if pending_referral is None:
         pending_referral = session.get(PendingReferral, buyer_id) is not None
-    if pending_referral:
+    if pending_referral:  # "bind at first purchase": the remembered touch binds before the chain is read
         confirm_pending_referral(session, buyer_id, now)
-    paid_fen = event.paid_fen
-    params = {"s": event.shop_order_id, "b": buyer_id, "p": paid_fen, "paid_at": event.occurred_at, "now": now}
-    if postgres:
-        params.update(l_no=list(range(1, len(event.lines) + 1)), l_pid=[ln.product_id for ln in event.lines],
-                      l_cat=[ln.category for ln in event.lines], l_qty=[ln.quantity for ln in event.lines],
-                      l_paid=[ln.paid_fen for ln in event.lines])
-        chain = session.execute(_PAID_PG, params).all()
-        if not chain:
-            return _paid_replay(session, event, buyer_id)
-        order_id, is_first, plan_id = chain[0].order_id, chain[0].is_first_order, chain[0].plan_id
-    else:
-        row = session.execute(text(_INSERT_ORDER), params).first()
-        if row is None:
-            return _paid_replay(session, event, buyer_id)
-        order_id, is_first, plan_id = row
-        session.execute(OrderLine.__table__.insert(), [
-            {"order_id": order_id, "line_no": i, "product_id": ln.product_id, "category": ln.category,
-             "quantity": ln.quantity, "paid_fen": ln.paid_fen} for i, ln in enumerate(event.lines, 1)])
-        chain = session.execute(text(_CHAIN), {"b": buyer_id, "s": event.shop_order_id}).all()
-    chain = _settled_chain(session, chain, buyer_id, event.shop_order_id, postgres)
-    members = [ChainMember(r.id, r.status == "active", bool(r.partner), r.grade or "", bool(r.flagged))
-               for r in chain]
+    params = {"s": event.shop_order_id, "b": buyer_id, "p": event.paid_fen, "paid_at": event.occurred_at,
+              "now": now}
+    row = session.execute(text(_INSERT_ORDER), params).first()
+    if row is None:
+        return _paid_replay(session, event, buyer_id)
+    order_id, is_first, plan_id = row
+    session.execute(OrderLine.__table__.insert(), [
+        {"order_id": order_id, "line_no": i, "product_id": ln.product_id, "category": ln.category,
+         "quantity": ln.quantity, "paid_fen": ln.paid_fen} for i, ln in enumerate(event.lines, 1)])
+    chain = session.execute(text(_CHAIN), {"b": buyer_id, "s": event.shop_order_id}).all()
+    members = _chain_members(chain)
     commissions = []
     if plan_id is not None:
         commissions = accrue_for_paid_order(
-            session, order_id=order_id, paid_fen=paid_fen, lines=[(ln.category, ln.paid_fen) for ln in event.lines],
-            is_first=bool(is_first), plan=plan_snapshot(session, plan_id), buyer=members[0],
+            session, order_id=order_id, paid_fen=event.paid_fen,
+            lines=[(ln.category, ln.paid_fen) for ln in event.lines], is_first=bool(is_first),
+            plan=plan_snapshot(session, plan_id), buyer=members[0],
             referrer=members[1] if len(members) > 1 else None,
             referrers_referrer=members[2] if len(members) > 2 else None, now=now)
-    parked = []
-    if chain and chain[0].parked:
-        parked = _apply_parked(session, event.shop_order_id, now)
+    parked = _apply_parked(session, event.shop_order_id, now) if chain and chain[0].parked else []
     from app.grades.service import schedule_grade_evaluation
 
     schedule_grade_evaluation(session, [m.id for m in members])
+    return _paid_result(event, order_id, buyer_id, bool(is_first), plan_id, commissions, parked)
+
+
+def _chain_members(chain) -> list[ChainMember]:
+    return [ChainMember(r.id, r.status == "active", bool(r.partner), r.grade or "", bool(r.flagged))
+            for r in chain]
+
+
+def _paid_result(event: OrderEvent, order_id: int, buyer_id: int, is_first: bool, plan_id: int | None,
+                 commissions: list[dict], parked: list[str]) -> dict:
     return {"status": "applied", "event": "paid", "order_id": order_id, "shop_order_id": event.shop_order_id,
-            "buyer_id": buyer_id, "paid_fen": paid_fen, "is_first_order": bool(is_first), "plan_id": plan_id,
+            "buyer_id": buyer_id, "paid_fen": event.paid_fen, "is_first_order": is_first, "plan_id": plan_id,
             "commissions": [{"id": c["id"], "level": c["level"], "earner_id": c["earner_id"],
                              "amount_fen": c["amount_fen"], "state": c["state"]} for c in commissions],
             "applied_parked": parked}
 
 
-def _settled_chain(session: Session, chain, buyer_id: int, shop_order_id: str, postgres: bool):
-    """Share-lock the referrers who will earn, so no member merge can move them until this order commits.
+# -- paid, set-based (PostgreSQL) ------------------------------------------------------------------------------
 
-    The chain was read without locks: a merge committing in between would leave a commission on the merged-away
-    member, where nobody can ever withdraw it. A locking read waits for such a merge and returns the committed
-    state; if an earner was merged meanwhile, the chain is read again (it then sees the moved referrers)."""
-    if not postgres:
-        return chain  # SQLite: one writer at a time, nothing can interleave
+# Round trip 1: every order-key lock of the batch (in hash order, so two batches never deadlock on them; the
+# one-time filter takes them all before any row is read), then the buyers' identities with their member rows
+# locked in id order. The members read here may be older than the locks (the statement's snapshot predates its
+# waits); the row locks return the latest member rows, and everything read after this runs in a later snapshot.
+_LOCK_AND_FIND = text("""
+    SELECT i.kind, i.value, m.id, m.status,
+           EXISTS (SELECT 1 FROM pending_referrals p WHERE p.member_id = m.id) AS pending_referral
+    FROM identities i JOIN members m ON m.id = i.member_id
+    WHERE (SELECT COUNT(pg_advisory_xact_lock(7406, h))
+           FROM (SELECT DISTINCT hashtext(k) AS h FROM unnest(CAST(:keys AS text[])) AS k ORDER BY 1) s) >= 0
+      AND (i.kind, i.value) IN (SELECT * FROM unnest(CAST(:kinds AS text[]), CAST(:values AS text[])))
+    ORDER BY m.id
+    FOR NO KEY UPDATE OF m
+""")
+
+# Round trip 2: the orders (a replay inserts nothing and returns nothing), their lines, each new order's buyer
+# and at most two referrers above them with what the plan needs, and those referrers share-locked in id order so
+# no member merge can move them until this commits. `rank` is the order's place among the batch's orders of the
+# same buyer: only the first can be a first order (rows of one INSERT do not see each other).
+_ORDERS_PG = text(f"""
+    WITH RECURSIVE x AS (
+        SELECT * FROM unnest(CAST(:s AS text[]), CAST(:b AS bigint[]), CAST(:p AS bigint[]),
+                             CAST(:paid_at AS timestamptz[]), CAST(:rank AS int[]), CAST(:idx AS int[]))
+            AS x(s, b, p, paid_at, rank, idx)),
+    new_order AS (
+        INSERT INTO orders (shop_order_id, buyer_id, status, paid_fen, refunded_fen, is_first_order, plan_id,
+                            paid_at, created_at)
+        SELECT x.s, x.b, 'paid', x.p, 0,
+               x.rank = 1 AND NOT EXISTS (SELECT 1 FROM orders prior WHERE prior.buyer_id = x.b),
+               {active_plan_id_sql().replace(':paid_at', 'x.paid_at')}, x.paid_at, :now
+        FROM x ORDER BY x.idx
+        ON CONFLICT (shop_order_id) DO NOTHING
+        RETURNING id, shop_order_id, buyer_id, is_first_order, plan_id),
+    new_lines AS (
+        INSERT INTO order_lines (order_id, line_no, product_id, category, quantity, paid_fen)
+        SELECT o.id, y.line_no, y.product_id, y.category, y.quantity, y.paid_fen
+        FROM new_order o JOIN unnest(CAST(:l_s AS text[]), CAST(:l_no AS int[]), CAST(:l_pid AS text[]),
+                                     CAST(:l_cat AS text[]), CAST(:l_qty AS int[]), CAST(:l_paid AS bigint[]))
+             AS y(s, line_no, product_id, category, quantity, paid_fen) ON y.s = o.shop_order_id),
+    chain(root, depth, id, status, referrer_id) AS (
+        SELECT m.id, 0, m.id, m.status, m.referrer_id FROM members m WHERE m.id = ANY(CAST(:b AS bigint[]))
+        UNION ALL
+        SELECT c.root, c.depth + 1, m.id, m.status, m.referrer_id FROM chain c JOIN members m ON m.id = c.referrer_id
+        WHERE c.depth < 2),
+    earners AS MATERIALIZED (
+        SELECT m.id, m.status FROM members m
+        WHERE m.id IN (SELECT c.id FROM chain c WHERE c.depth > 0 AND c.root IN (SELECT buyer_id FROM new_order))
+        ORDER BY m.id FOR SHARE)
+    SELECT o.id AS order_id, o.shop_order_id, o.is_first_order, o.plan_id, c.depth, c.id, c.status,
+           e.status AS locked_status, {_MEMBER_COLUMNS},
+           (SELECT 1 FROM parked_order_events p WHERE p.shop_order_id = o.shop_order_id LIMIT 1) IS NOT NULL
+               AS parked
+    FROM new_order o JOIN chain c ON c.root = o.buyer_id LEFT JOIN earners e ON e.id = c.id
+    ORDER BY o.id, c.depth
+""")
+
+
+def _paid_batch(session: Session, items: list[tuple[int, OrderEvent]], now: datetime) -> dict[int, dict | DomainError]:
+    """`paid` events of distinct shop order ids, set-based: the locks and buyers, then the orders, lines and
+    chains, then every commission with its ledger entry, each in one round trip for the whole batch. The rare
+    cases (a buyer seen for the first time or merged away, a remembered touch to bind, a replay, an earner
+    merged while we waited) take the one-order path for that order only."""
+    out: dict[int, dict | DomainError] = {}
+    idents = [(k, e.buyer[k]) for _, e in items for k in BUYER_KEYS if e.buyer.get(k)]
+    found = {(r.kind, r.value): r for r in session.execute(_LOCK_AND_FIND, {
+        "keys": [e.shop_order_id for _, e in items], "kinds": [k for k, _ in idents],
+        "values": [v for _, v in idents]})}
+    buyers: dict[int, int] = {}
+    to_confirm: set[int] = set()
+    for i, e in items:
+        hit = next((found[(k, e.buyer[k])] for k in BUYER_KEYS if (k, e.buyer.get(k)) in found), None)
+        if hit is not None and hit.status != "merged":
+            buyer_id, pending = hit.id, hit.pending_referral
+        else:  # first sight (create) or merged away (follow): the one-buyer path, under the same locks
+            try:
+                buyer_id, pending = _find_or_create_buyer(session, e.buyer, lock_order=e.shop_order_id)
+            except DomainError as err:
+                out[i] = err
+                continue
+            if pending is None:
+                pending = session.get(PendingReferral, buyer_id) is not None
+        buyers[i] = buyer_id
+        if pending:
+            to_confirm.add(buyer_id)
+    for buyer_id in sorted(to_confirm):  # "bind at first purchase": before the chains are read
+        confirm_pending_referral(session, buyer_id, now)
+    live = [(i, e) for i, e in items if i in buyers]
+    if not live:
+        return out
+    rank, seen = {}, {}
+    for i, _ in live:
+        seen[buyers[i]] = rank[i] = seen.get(buyers[i], 0) + 1
+    lines = [(e.shop_order_id, n, ln) for _, e in live for n, ln in enumerate(e.lines, 1)]
+    rows = session.execute(_ORDERS_PG, {
+        "s": [e.shop_order_id for _, e in live], "b": [buyers[i] for i, _ in live],
+        "p": [e.paid_fen for _, e in live], "paid_at": [e.occurred_at for _, e in live],
+        "rank": [rank[i] for i, _ in live], "idx": list(range(len(live))), "now": now,
+        "l_s": [s for s, _, _ in lines], "l_no": [n for _, n, _ in lines],
+        "l_pid": [ln.product_id for _, _, ln in lines], "l_cat": [ln.category for _, _, ln in lines],
+        "l_qty": [ln.quantity for _, _, ln in lines], "l_paid": [ln.paid_fen for _, _, ln in lines]}).all()
+    chains: dict[str, list] = {}
+    for r in rows:
+        chains.setdefault(r.shop_order_id, []).append(r)
+    accrued, applied = [], []
+    for i, e in live:
+        chain = chains.get(e.shop_order_id)
+        if not chain:  # ON CONFLICT inserted nothing: this order was already paid
+            out[i] = _isolated(session, False, lambda e=e, b=buyers[i]: _paid_replay(session, e, b))
+            continue
+        head = chain[0]  # the order's own columns
+        if any(r.depth and r.locked_status != r.status for r in chain):  # changed (merged) while we waited
+            chain = _settled_chain(session, buyers[i], e.shop_order_id)
+        members = _chain_members(chain)
+        rows_i = []
+        if head.plan_id is not None:
+            rows_i = commission_rows(
+                order_id=head.order_id, paid_fen=e.paid_fen, lines=[(ln.category, ln.paid_fen) for ln in e.lines],
+                is_first=bool(head.is_first_order), plan=plan_snapshot(session, head.plan_id), buyer=members[0],
+                referrer=members[1] if len(members) > 1 else None,
+                referrers_referrer=members[2] if len(members) > 2 else None, now=now)
+        accrued.extend(rows_i)
+        applied.append((i, e, head, members, rows_i))
+    accrue_commissions(session, accrued, now)
+    from app.grades.service import schedule_grade_evaluation
+
+    evaluate: set[int] = set()
+    for i, e, head, members, rows_i in applied:
+        parked = _apply_parked(session, e.shop_order_id, now) if head.parked else []
+        out[i] = _paid_result(e, head.order_id, buyers[i], bool(head.is_first_order), head.plan_id, rows_i, parked)
+        evaluate.update(m.id for m in members)
+    schedule_grade_evaluation(session, sorted(evaluate))
+    return out
+
+
+def _settled_chain(session: Session, buyer_id: int, shop_order_id: str):
+    """Re-read an order's chain after an earner changed (was merged) between the chain's read and its lock.
+
+    A commission left on a merged-away member could never be withdrawn, so the chain is read again and its
+    earners share-locked until their committed state is the one read."""
+    chain = session.execute(text(_CHAIN), {"b": buyer_id, "s": shop_order_id}).all()
     for _ in range(3):
         ids = [r.id for r in chain[1:]]
         if not ids:
             return chain
         statuses = dict(session.execute(text("SELECT id, status FROM members WHERE id = ANY(:ids) ORDER BY id "
                                              "FOR SHARE"), {"ids": ids}).all())
-        if all(statuses.get(i) == "active" for i in ids):
+        if all(statuses.get(r.id) == r.status for r in chain[1:]):
             return chain
         chain = session.execute(text(_CHAIN), {"b": buyer_id, "s": shop_order_id}).all()
     return chain
