@@ -8,6 +8,7 @@ from flask import request
 
 from app.api.auth import MEMBER_AUTH, current_member_id, member_required
 from app.api.web import db, runtime
+from app.errors import Conflict
 from app.grades.service import grade_of
 from app.ledger.service import member_balances
 from app.withdrawals import service
@@ -71,9 +72,22 @@ def my_withdrawal(withdrawal_id: int):
 
 @bp.post("/api/mp/withdrawals/<int:withdrawal_id>/cancel")
 @member_required
-@bp.doc(summary="Take back a withdrawal that was not sent to WeChat yet", security=MEMBER_AUTH)
+@bp.doc(summary="Take back a withdrawal not yet sent to WeChat, or one awaiting my confirmation in WeChat",
+        description="REVIEWING/APPROVED: `CANCELLED` at once, the money is available again. WAIT_USER_CONFIRM: "
+                    "WeChat is asked to cancel the bill; the answer is `CANCELING` and the money stays in "
+                    "withdrawing until WeChat reports the bill CANCELLED (then the state is `CANCELLED`). "
+                    "409 `already_confirmed` (with `details.state`) when the transfer was confirmed in WeChat "
+                    "first: it is paid normally. 409 `withdrawal_state_conflict` in any other state; 502 "
+                    "`wechat_pay_unavailable` when WeChat did not answer (try again).",
+        security=MEMBER_AUTH, responses={200: "the withdrawal (CANCELLED or CANCELING)", 409: "not cancellable",
+                                         502: "WeChat Pay did not answer"})
 def cancel_my_withdrawal(withdrawal_id: int):
-    w = service.cancel_withdrawal(db(), current_member_id(), withdrawal_id)
+    w, cancelled = service.cancel_withdrawal(db(), current_member_id(), withdrawal_id, rt=runtime())
     out = _view(w)
-    db().commit()
+    db().commit()  # also when WeChat refused the cancel: the bill's real state was learnt and applied
+    if not cancelled:
+        code = "already_confirmed" if w.state in ("TRANSFERING", "SUCCESS") else "withdrawal_state_conflict"
+        raise Conflict("This transfer was confirmed in WeChat before the cancel; it is being paid."
+                       if code == "already_confirmed" else "This withdrawal cannot be cancelled now.",
+                       code=code, details={"state": w.state, "withdrawal": out})
     return out

@@ -8,6 +8,7 @@
 | PAYOUT_ACCEPT_GRACE | 10 | seconds after a submit during which NOT_FOUND means "still being accepted" |
 | PAYOUT_BACKOFF_BASE / PAYOUT_BACKOFF_MAX | 2 / 300 | retry backoff (doubling, jittered) for unknown outcomes |
 | PAYOUT_CONFIRM_RECHECK | 1800 | seconds between reconciliation queries of a bill waiting for the user's confirmation |
+| PAYOUT_CANCEL_FOLLOWUP | 10 | seconds after a member's cancel before the payout job queries the CANCELING bill |
 """
 from __future__ import annotations
 
@@ -29,10 +30,12 @@ class PayoutConfig:
     backoff_base: float = 2.0
     backoff_max: float = 300.0
     confirm_recheck: float = 1800.0
+    cancel_followup: float = 10.0
 
 
 def payout_config() -> PayoutConfig:
     return PayoutConfig(http_timeout=_f("PAYOUT_HTTP_TIMEOUT", 10.0), rate_per_s=_f("WECHATPAY_RATE_LIMIT", 100.0),
                         rate_burst=int(_f("WECHATPAY_RATE_BURST", 5)), accept_grace=_f("PAYOUT_ACCEPT_GRACE", 10.0),
                         backoff_base=_f("PAYOUT_BACKOFF_BASE", 2.0), backoff_max=_f("PAYOUT_BACKOFF_MAX", 300.0),
-                        confirm_recheck=_f("PAYOUT_CONFIRM_RECHECK", 1800.0))
+                        confirm_recheck=_f("PAYOUT_CONFIRM_RECHECK", 1800.0),
+                        cancel_followup=_f("PAYOUT_CANCEL_FOLLOWUP", 10.0))

@@ -37,6 +37,7 @@ from wechat.errors import PayError, PayNotFound, PayUnknownOutcome
 from wechat.pay import DEFAULT_REPORT_INFOS, WeChatPay
 
 log = logging.getLogger(__name__)
+UNKNOWN_CANCEL_CODES = frozenset({"FREQUENCY_LIMITED", "SIGN_ERROR"})  # nothing happened: the member may retry
 _LOCK_BASE = 0x5744 << 48  # advisory-lock key space for withdrawals ("WD")
 _clients: dict = {}
 
@@ -220,6 +221,7 @@ def backoff(cfg: PayoutConfig, tries: int) -> float:
 # -- applying WeChat's reports --------------------------------------------------------------------------------
 
 _CANCELLED_REASON = "not confirmed in WeChat within 24 hours, or cancelled"
+MEMBER_CANCELLED_REASON = "cancelled by the member"
 
 
 def apply_report(session: Session, w: Withdrawal, wechat_state: str, *, source: str, fail_reason: str | None = None,
@@ -250,7 +252,7 @@ def apply_report(session: Session, w: Withdrawal, wechat_state: str, *, source: 
         else:
             if not w.reason:
                 w.reason = (fail_reason or "FAIL")[:255] if wechat_state == S.FAIL else \
-                    (fail_reason or _CANCELLED_REASON)[:255]
+                    (fail_reason or (MEMBER_CANCELLED_REASON if before == S.CANCELING else _CANCELLED_REASON))[:255]
             return_money(session, w)
             if wechat_state == S.FAIL:
                 breaker.after_failure(session)
@@ -352,7 +354,10 @@ def drive(withdrawal_id: int, rt: Runtime | None = None, cfg: PayoutConfig | Non
                 raise Later(backoff(cfg, p.tries), f"query: {exc}") from None
             else:
                 with units.session() as s:
-                    return apply_bill(s, withdrawal_id, bill, "query")
+                    outcome = apply_bill(s, withdrawal_id, bill, "query")
+                if bill.get("state") == S.CANCELING:  # a member's cancel under way: follow it to CANCELLED
+                    raise Later(backoff(cfg, p.tries), "cancel under way at WeChat")
+                return outcome
         return _create(rt, units, cfg, pay, lim, withdrawal_id, p)
 
 
@@ -400,6 +405,51 @@ def _refused(units: _Units, cfg, pay, lim, withdrawal_id: int, out_bill_no: str,
         raise Later(backoff(cfg, 1), f"query after refusal: {q}") from None
     with units.session() as s:
         return apply_bill(s, withdrawal_id, bill, "query")
+
+
+# -- the member cancels a bill awaiting confirmation -------------------------------------------------------
+
+def cancel_bill(session: Session, w: Withdrawal, rt: Runtime | None = None, cfg: PayoutConfig | None = None) -> bool:
+    """Ask WeChat to cancel the bill of a locked WAIT_USER_CONFIRM withdrawal; apply what WeChat says.
+
+    Cancelling is asynchronous at WeChat: the answer is CANCELING and the money stays in `withdrawing` until
+    WeChat reports CANCELLED (notification, or a query by the payout job queued here / by reconciliation).
+    Returns True when the cancel was accepted, False when WeChat refused it because the bill moved on meanwhile
+    (the member confirmed first): then the bill's real state, learnt by query, is applied (e.g. SUCCESS, paid
+    normally). Raises PayUnknownOutcome when WeChat's answer is unknown (nothing is changed here; a cancel that
+    did happen arrives as a CANCELLED notification or query answer)."""
+    rt = rt or get_runtime()
+    cfg = cfg or payout_config()
+    pay, lim = pay_client(rt.settings, cfg), limiter(rt, cfg)
+    try:
+        lim.acquire(max_wait=5.0)
+        answer = pay.cancel_transfer_bill(w.out_bill_no)
+    except TimeoutError as exc:
+        raise PayUnknownOutcome(f"cancel: {exc}") from None
+    except PayError as exc:
+        if exc.retryable or exc.code in UNKNOWN_CANCEL_CODES:
+            raise PayUnknownOutcome(f"cancel: {exc.code}") from None
+        # Not cancellable any more (confirmed, or finished): learn where the bill is.
+        try:
+            lim.acquire(max_wait=5.0)
+            bill = pay.query_transfer_bill(w.out_bill_no)
+        except (PayError, TimeoutError) as q:
+            raise PayUnknownOutcome(f"cancel refused ({exc.code}), then query: {q}") from None
+        apply_report(session, w, bill["state"], source="query", fail_reason=bill.get("fail_reason"),
+                     package_info=bill.get("package_info"), transfer_bill_no=bill.get("transfer_bill_no"))
+        return bill["state"] in (S.CANCELING, S.CANCELLED)
+    state = answer.get("state") or S.CANCELING
+    if state not in (S.CANCELING, S.CANCELLED):
+        raise PayUnknownOutcome(f"cancel: unexpected answer state {state!r}")
+    apply_report(session, w, state, source="member", transfer_bill_no=answer.get("transfer_bill_no"))
+    if not S.is_final(w.state):
+        # Follow the cancel by query even if the CANCELLED notification is lost (reconciliation would too).
+        from workers.outbox import emit
+
+        from app.withdrawals.service import PAYOUT_JOB, PAYOUT_QUEUE
+
+        emit(session, PAYOUT_JOB, w.id, queue=PAYOUT_QUEUE, key=f"payout:{w.id}", delay=cfg.cancel_followup)
+    return True
 
 
 # -- reconciliation -------------------------------------------------------------------------------------------

@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 
 from app.audit.service import record
 from app.db import utcnow
-from app.errors import Conflict, Forbidden, NotFound, ValidationFailed
+from app.errors import Conflict, Forbidden, NotFound, UpstreamError, ValidationFailed
 from app.fraud.service import has_open_flags
 from app.grades.service import grade_of
 from app.ledger.models import LedgerAccount
@@ -240,16 +240,38 @@ def reject_withdrawal(session: Session, withdrawal_id: int, *, reason: str, acto
     return w
 
 
-def cancel_withdrawal(session: Session, member_id: int, withdrawal_id: int) -> Withdrawal:
-    """The member takes back a withdrawal no bill was sent for yet (REVIEWING or APPROVED)."""
+def cancel_withdrawal(session: Session, member_id: int, withdrawal_id: int, *, rt=None) -> tuple[Withdrawal, bool]:
+    """The member takes back a withdrawal. Returns (withdrawal, cancelled).
+
+    - No bill sent yet (REVIEWING, APPROVED): CANCELLED at once, the money returns.
+    - A bill awaiting the member's confirmation (WAIT_USER_CONFIRM): WeChat is asked to cancel it (this call
+      waits for WeChat's answer, row locked). The withdrawal becomes CANCELING and its money stays in
+      `withdrawing` until WeChat reports CANCELLED (notification or query); only then does it return.
+      If the member confirmed in WeChat first, WeChat refuses the cancel: the bill's real state is applied
+      (TRANSFERING/SUCCESS: paid normally) and `cancelled` is False.
+    - CANCELING already: nothing more to ask (a double tap), `cancelled` is True.
+    WeChat not answering raises UpstreamError (nothing changed here; the member may try again)."""
     w = lock_withdrawal(session, withdrawal_id)
     if w.member_id != member_id:
         raise NotFound("No such withdrawal.", code="withdrawal_not_found")
+    if w.state == S.CANCELING:
+        return w, True
+    if w.state == S.WAIT_USER_CONFIRM:
+        from app.withdrawals.payouts import cancel_bill
+        from wechat.errors import PayUnknownOutcome
+
+        try:
+            cancelled = cancel_bill(session, w, rt)
+        except PayUnknownOutcome as exc:
+            raise UpstreamError("WeChat Pay did not answer the cancel; try again.", code="wechat_pay_unavailable",
+                                details={"why": str(exc)[:200]}) from None
+        session.flush()
+        return w, cancelled
     _move(session, w, "cancel", "member", "cancelled by the member")
     w.reason, w.finished_at = "cancelled by the member", utcnow()
     return_money(session, w)
     session.flush()
-    return w
+    return w, True
 
 
 # -- views ---------------------------------------------------------------------------------------------------

@@ -55,6 +55,9 @@ class PayDesk:
             self.notifications: list[dict] = []  # every delivery attempt
             self.held: list[dict] = []  # notifications held back to be delivered out of order
             self.auto_confirm = bool(self.cfg.get("auto_confirm", False))
+            # WeChat cancels asynchronously (CANCELING, later CANCELLED). False: the emulator finishes at once;
+            # True: the bill stays CANCELING until settle(out_bill_no, "cancelled").
+            self.hold_cancels = bool(self.cfg.get("hold_cancels", False))
             self._threads: list[threading.Thread] = []
 
     # --- signatures ---
@@ -179,24 +182,30 @@ class PayDesk:
                 raise PayErr(404, "NOT_FOUND", "记录不存在")
             if bill["state"] not in CANCELABLE and bill["state"] not in ("CANCELING", "CANCELLED"):
                 raise PayErr(400, "INVALID_REQUEST", "当前单据状态不支持撤销")
-            if bill["state"] != "CANCELLED":
-                # WeChat answers CANCELING and finishes asynchronously; the emulator finishes at once.
-                self._finish(bill, "CANCELLED")
+            if bill["state"] in CANCELABLE:
+                # WeChat answers CANCELING and finishes asynchronously; the emulator finishes at once unless
+                # hold_cancels (then settle(out_bill_no, "cancelled") finishes it).
+                bill["state"], bill["update_time"] = "CANCELING", rfc3339()
+                if not self.hold_cancels:
+                    self._finish(bill, "CANCELLED")
             return {"out_bill_no": out_bill_no, "transfer_bill_no": bill["transfer_bill_no"], "state": "CANCELING",
                     "update_time": bill["update_time"]}
 
     # --- outcomes (the simulated payee and WeChat's back office) ---
     def settle(self, out_bill_no: str, outcome: str, fail_reason: str = "PAYEE_ACCOUNT_ABNORMAL") -> dict:
-        """confirm -> SUCCESS, ignore (24 h pass) -> CANCELLED, fail -> FAIL."""
+        """confirm -> SUCCESS, ignore (24 h pass) -> CANCELLED, fail -> FAIL, cancelled -> a held cancel
+        (CANCELING) finishes as CANCELLED."""
         with self.lock:
             bill = self.bills.get(out_bill_no)
             if bill is None:
                 raise PayErr(404, "NOT_FOUND", "记录不存在")
             if bill["state"] in FINAL:
                 raise PayErr(400, "INVALID_REQUEST", f"单据已是终态 {bill['state']}")
-            state = {"confirm": "SUCCESS", "ignore": "CANCELLED", "fail": "FAIL"}[outcome]
+            state = {"confirm": "SUCCESS", "ignore": "CANCELLED", "fail": "FAIL", "cancelled": "CANCELLED"}[outcome]
             if state == "SUCCESS" and bill["state"] != "WAIT_USER_CONFIRM":
                 raise PayErr(400, "INVALID_REQUEST", "单据不在待确认状态")
+            if outcome == "cancelled" and bill["state"] != "CANCELING":
+                raise PayErr(400, "INVALID_REQUEST", "单据不在撤销中")
             self._finish(bill, state, fail_reason if state == "FAIL" else None)
             return self.query(out_bill_no)
 

@@ -161,13 +161,15 @@ def pay_settings():
             emu().pay.balance = int(b["balance"])
         if "auto_confirm" in b:
             emu().pay.auto_confirm = bool(b["auto_confirm"])
+        if "hold_cancels" in b:
+            emu().pay.hold_cancels = bool(b["hold_cancels"])
     return jsonify(emu().pay.ledger())
 
 
 @bp.post("/pay/bills/<out_bill_no>/<outcome>")
 def settle(out_bill_no, outcome):
-    if outcome not in ("confirm", "ignore", "fail"):
-        return jsonify({"error": "outcome is confirm, ignore or fail"}), 404
+    if outcome not in ("confirm", "ignore", "fail", "cancelled"):
+        return jsonify({"error": "outcome is confirm, ignore, fail or cancelled"}), 404
     b = body_json(request)
     return jsonify(emu().pay.settle(out_bill_no, outcome, b.get("fail_reason", "PAYEE_ACCOUNT_ABNORMAL")))
 
