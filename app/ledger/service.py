@@ -346,23 +346,27 @@ class LedgerReport:
     unbalanced_entries: list[dict] = field(default_factory=list)
     mismatched_accounts: list[dict] = field(default_factory=list)
     pending_mismatches: list[dict] = field(default_factory=list)
+    broken_maturation_links: list[dict] = field(default_factory=list)
     total_balance_fen: int = 0
 
     @property
     def ok(self) -> bool:
         return (not self.unbalanced_entries and not self.mismatched_accounts and not self.pending_mismatches
-                and self.total_balance_fen == 0)
+                and not self.broken_maturation_links and self.total_balance_fen == 0)
 
     def as_dict(self) -> dict:
         return {"ok": self.ok, "entries": self.entries, "accounts": self.accounts,
                 "unbalanced_entries": self.unbalanced_entries, "mismatched_accounts": self.mismatched_accounts,
-                "pending_mismatches": self.pending_mismatches, "total_balance_fen": self.total_balance_fen}
+                "pending_mismatches": self.pending_mismatches,
+                "broken_maturation_links": self.broken_maturation_links, "total_balance_fen": self.total_balance_fen}
 
 
 def check_ledger(session: Session, limit: int = 100) -> LedgerReport:
     """Prove the books: every entry's lines sum to zero (and it has lines), every cached balance equals the sum
-    of its lines, all balances together sum to zero, and each member's pending account equals the open
-    (pending or held) part of their commissions."""
+    of its lines, all balances together sum to zero, each member's pending account equals the open (pending or
+    held) part of their commissions, and every matured commission (available, or reversed after maturing) names
+    in `mature_entry_id` an existing maturation entry that credited its earner's available account (the column
+    has no foreign key, to keep maturation fast: this check is what holds the link)."""
     report = LedgerReport()
     report.entries = session.scalar(select(func.count()).select_from(JournalEntry)) or 0
     report.accounts = session.scalar(select(func.count()).select_from(LedgerAccount)) or 0
@@ -389,4 +393,14 @@ def check_ledger(session: Session, limit: int = 100) -> LedgerReport:
         "WHERE COALESCE(a.balance_fen, 0) <> COALESCE(c.open_fen, 0) LIMIT :lim"), {"lim": limit})
     report.pending_mismatches = [{"member_id": r.member_id, "pending_fen": int(r.pending),
                                   "open_commissions_fen": int(r.open_fen)} for r in rows]
+    rows = session.execute(text(
+        "SELECT c.id, c.earner_id, c.state, c.mature_entry_id FROM commissions c LEFT JOIN "
+        "(SELECT DISTINCT e.id, a.member_id FROM journal_entries e JOIN journal_lines l ON l.entry_id = e.id "
+        " JOIN ledger_accounts a ON a.id = l.account_id "
+        " WHERE e.kind = 'commission_matured' AND a.kind = 'available' AND l.amount_fen > 0) m "
+        "ON m.id = c.mature_entry_id AND m.member_id = c.earner_id "
+        "WHERE (c.state = 'available' OR c.mature_entry_id IS NOT NULL) AND m.id IS NULL "
+        "ORDER BY c.id LIMIT :lim"), {"lim": limit})
+    report.broken_maturation_links = [{"commission_id": r.id, "earner_id": r.earner_id, "state": r.state,
+                                       "mature_entry_id": r.mature_entry_id} for r in rows]
     return report

@@ -161,13 +161,13 @@ def upgrade():
     sa.CheckConstraint('level IN (1, 2)', name=op.f('ck_commissions_two_levels_only')),
     sa.CheckConstraint('reversed_fen >= 0 AND reversed_fen <= amount_fen', name=op.f('ck_commissions_reversal_within_amount')),
     sa.ForeignKeyConstraint(['earner_id'], ['members.id'], name=op.f('fk_commissions_earner_id_members')),
-    sa.ForeignKeyConstraint(['mature_entry_id'], ['journal_entries.id'], name=op.f('fk_commissions_mature_entry_id_journal_entries')),
     sa.ForeignKeyConstraint(['order_id'], ['orders.id'], name=op.f('fk_commissions_order_id_orders')),
     sa.ForeignKeyConstraint(['plan_id'], ['commission_plans.id'], name=op.f('fk_commissions_plan_id_commission_plans')),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_commissions')),
     sa.UniqueConstraint('order_id', 'level', name=op.f('uq_commissions_order_id_level'))
     )
-    op.create_index('ix_commissions_due', 'commissions', ['state', 'mature_at'], unique=False)
+    op.create_index('ix_commissions_due', 'commissions', ['mature_at'], unique=False,
+                    postgresql_where=sa.text("state = 'pending'"))
     op.create_index('ix_commissions_earner_created', 'commissions', ['earner_id', 'created_at'], unique=False)
     op.create_table('journal_lines',
     sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
