@@ -225,6 +225,53 @@ def _batch_key(batch_id: int, member_id: int) -> str:
     return f"maturation:{batch_id}:{member_id}"
 
 
+# One statement per batch, no temp table: select and lock the due commissions (SKIP LOCKED: a row a concurrent
+# refund holds is left for the next run), sum them per earner, add each earner's -pending/+available to the cached
+# balances (an upsert in account-id order: it locks existing rows FOR NO KEY UPDATE like every other posting, and
+# creates a missing `available` account with its first balance), post one entry per earner with its two lines,
+# and flip the commissions to available pointing at their earner's entry. The entry key is new by construction
+# (the batch id is a commission id that leaves `pending` in this transaction), so a plain INSERT: a reused key
+# would be a bug, and fails loudly.
+_MATURE_PG = text(f"""
+    WITH due AS MATERIALIZED (
+        SELECT c.id, c.earner_id, c.amount_fen - c.reversed_fen AS net FROM commissions c
+        WHERE {_DUE_WHERE}
+        LIMIT :batch FOR NO KEY UPDATE OF c SKIP LOCKED),
+    per_earner AS MATERIALIZED (
+        SELECT earner_id, SUM(net) AS net, (SELECT MIN(id) FROM due) AS batch_id
+        FROM due GROUP BY earner_id HAVING SUM(net) <> 0),
+    moves AS MATERIALIZED (
+        SELECT p.earner_id, s.kind, 'member:' || p.earner_id || ':' || s.kind AS code, s.sign * p.net AS amount
+        FROM per_earner p CROSS JOIN (VALUES ('pending', -1), ('available', 1)) AS s(kind, sign)),
+    balances AS (
+        INSERT INTO ledger_accounts AS a (code, member_id, kind, balance_fen, updated_at)
+        SELECT m.code, m.earner_id, m.kind, m.amount, CAST(:now AS timestamptz)
+        FROM moves m LEFT JOIN ledger_accounts x ON x.code = m.code
+        ORDER BY x.id NULLS LAST, m.code
+        ON CONFLICT (code) DO UPDATE SET balance_fen = a.balance_fen + EXCLUDED.balance_fen,
+                                         updated_at = EXCLUDED.updated_at
+        RETURNING a.id, a.code),
+    e AS (
+        INSERT INTO journal_entries (key, kind, ref_type, ref_id, memo, created_at)
+        SELECT 'maturation:' || batch_id || ':' || earner_id, 'commission_matured', 'member',
+               CAST(earner_id AS text), '', CAST(:now AS timestamptz)
+        FROM per_earner
+        RETURNING id, CAST(ref_id AS bigint) AS earner_id),
+    l AS (
+        INSERT INTO journal_lines (entry_id, account_id, amount_fen)
+        SELECT e.id, b.id, m.amount FROM e JOIN moves m ON m.earner_id = e.earner_id JOIN balances b ON b.code = m.code
+        RETURNING 1),
+    upd AS (
+        UPDATE commissions c SET state = 'available', matured_at = :now, updated_at = :now, mature_entry_id = e.id
+        FROM due d LEFT JOIN e ON e.earner_id = d.earner_id
+        WHERE c.id = d.id AND c.state = 'pending'
+        RETURNING 1)
+    SELECT (SELECT COUNT(*) FROM due) AS due, (SELECT COUNT(*) FROM upd) AS flipped,
+           (SELECT COUNT(*) FROM moves) AS moves, (SELECT COUNT(*) FROM balances) AS balances,
+           (SELECT COUNT(*) FROM l) AS lines
+""")
+
+
 def mature_due_commissions(session: Session, now: datetime | None = None, batch_size: int = 20000) -> int:
     """Move one batch of due commissions (pending, hold period over, earner not flagged) to available.
 
@@ -234,71 +281,17 @@ def mature_due_commissions(session: Session, now: datetime | None = None, batch_
     `pending` in the same transaction as the entry: a re-run never finds them again, and a batch id, being a
     commission id, is never reused.
 
-    Set-based on PostgreSQL: three statements per batch whatever its size, no per-row Python. Rows locked by a
+    Set-based on PostgreSQL: one statement per batch whatever its size, no per-row Python. Rows locked by a
     concurrent refund are skipped (SKIP LOCKED) and picked up by the next run. Returns how many matured; call
     again until it returns less than batch_size. Flushes, never commits: the caller commits each batch."""
     now = now or utcnow()
     if session.get_bind().dialect.name != "postgresql":
         return _mature_portable(session, now, batch_size)
-    session.execute(text("CREATE TEMP TABLE IF NOT EXISTS matured_batch "
-                         "(id bigint PRIMARY KEY, earner_id bigint NOT NULL, net bigint NOT NULL) "
-                         "ON COMMIT DELETE ROWS"))
-    session.execute(text("DELETE FROM matured_batch"))  # several batches may run in one transaction
-    # Select and lock the batch, remember it, and make sure every earner has an `available` account.
-    n = session.execute(text(f"""
-        WITH due AS MATERIALIZED (
-            SELECT c.id, c.earner_id, c.amount_fen - c.reversed_fen AS net FROM commissions c
-            WHERE {_DUE_WHERE}
-            LIMIT :batch FOR NO KEY UPDATE OF c SKIP LOCKED),
-        kept AS (INSERT INTO matured_batch (id, earner_id, net) SELECT id, earner_id, net FROM due RETURNING 1),
-        acc AS (INSERT INTO ledger_accounts (code, member_id, kind, balance_fen, updated_at)
-                SELECT DISTINCT 'member:' || earner_id || ':' || 'available', earner_id, 'available', 0,
-                       CAST(:now AS timestamptz)
-                FROM due ORDER BY 1
-                ON CONFLICT (code) DO NOTHING)
-        SELECT COUNT(*) FROM kept
-    """), {"now": now, "batch": batch_size}).scalar_one()
-    if not n:
-        return 0
-    session.execute(text("ANALYZE matured_batch"))
-    # One statement: an entry per earner (plain INSERT: a reused key would be a bug, fail loudly), its two lines,
-    # the commissions flipped to available with their entry, and the balances, locked in id order first.
-    flipped = session.execute(text("""
-        WITH per_earner AS MATERIALIZED (
-            SELECT earner_id, SUM(net) AS net, (SELECT MIN(id) FROM matured_batch) AS batch_id
-            FROM matured_batch GROUP BY earner_id HAVING SUM(net) <> 0),
-        moves AS MATERIALIZED (
-            SELECT p.earner_id, a.id AS account_id, s.sign * p.net AS amount
-            FROM per_earner p CROSS JOIN (VALUES ('pending', -1), ('available', 1)) AS s(kind, sign)
-            JOIN ledger_accounts a ON a.code = 'member:' || p.earner_id || ':' || s.kind),
-        locked AS MATERIALIZED (
-            SELECT id FROM ledger_accounts WHERE id IN (SELECT account_id FROM moves) ORDER BY id
-            FOR NO KEY UPDATE),
-        balances AS (
-            UPDATE ledger_accounts a SET balance_fen = a.balance_fen + m.amount, updated_at = :now
-            FROM locked JOIN moves m ON m.account_id = locked.id WHERE a.id = locked.id
-            RETURNING a.id),
-        e AS (
-            INSERT INTO journal_entries (key, kind, ref_type, ref_id, memo, created_at)
-            SELECT 'maturation:' || batch_id || ':' || earner_id, 'commission_matured', 'member',
-                   CAST(earner_id AS text), '', CAST(:now AS timestamptz)
-            FROM per_earner
-            RETURNING id, CAST(ref_id AS bigint) AS earner_id),
-        l AS (
-            INSERT INTO journal_lines (entry_id, account_id, amount_fen)
-            SELECT e.id, m.account_id, m.amount FROM e JOIN moves m ON m.earner_id = e.earner_id),
-        upd AS (
-            UPDATE commissions c SET state = 'available', matured_at = :now, updated_at = :now,
-                                     mature_entry_id = e.id
-            FROM matured_batch b LEFT JOIN e ON e.earner_id = b.earner_id
-            WHERE c.id = b.id AND c.state = 'pending'
-            RETURNING 1)
-        SELECT (SELECT COUNT(*) FROM upd) AS flipped, (SELECT COUNT(*) FROM balances) AS balances,
-               (SELECT COUNT(*) FROM moves) AS moves
-    """), {"now": now}).one()
-    if flipped.flipped != n or flipped.balances != flipped.moves:
+    session.execute(text("SET LOCAL work_mem = '64MB'"))  # the batch's CTEs and hashes stay in memory
+    r = session.execute(_MATURE_PG, {"now": now, "batch": batch_size}).one()
+    if r.flipped != r.due or r.balances != r.moves or r.lines != r.moves:
         raise RuntimeError("maturation: a batch did not land whole; the transaction must be rolled back")
-    return n
+    return r.due
 
 
 def _mature_portable(session: Session, now: datetime, batch_size: int) -> int:
