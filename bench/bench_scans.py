@@ -139,8 +139,13 @@ def _run_liebian(reqs, warm, mode: str) -> dict:
             consumers = [subprocess.Popen([sys.executable, "-m", "workers.touch_consumer"], cwd=ROOT,
                                           env={**os.environ, **env}, start_new_session=True)
                          for _ in range(CONSUMERS)]
+        import resource
+
+        before = _cpu_snapshot(_processes(proc, consumers))
+        client0 = resource.getrusage(resource.RUSAGE_CHILDREN)
         t0 = time.time()
         result = run_load(f"http://127.0.0.1:{port}", reqs)
+        client1 = resource.getrusage(resource.RUSAGE_CHILDREN)
         if mode == "stream":
             import redis as redis_lib
 
@@ -150,11 +155,60 @@ def _run_liebian(reqs, warm, mode: str) -> dict:
             while inbox.backlog(r) > 0 and time.time() - t0 < 300:
                 time.sleep(0.05)
             result["drained_rps"] = result["n"] / (time.time() - t0)
+        client = (client1.ru_utime + client1.ru_stime) - (client0.ru_utime + client0.ru_stime)
+        result["cpu_ms"] = _cpu_per_event(before, _processes(proc, consumers), result["n"], client)
         return result
     finally:
         _stop(proc)
         for c in consumers:
             _stop(c)
+
+
+def _cpu_seconds(pid: int) -> float:
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
+
+
+def _children(pid: int) -> list[int]:
+    try:
+        return [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    except OSError:
+        return []
+
+
+def _processes(gunicorn: subprocess.Popen, consumers: list[subprocess.Popen]) -> dict[str, list[int]]:
+    """The processes serving the run, by role (Linux /proc), to charge CPU time per event to each."""
+    import redis as redis_lib
+
+    out = {"web": [gunicorn.pid, *_children(gunicorn.pid)], "consumer": [c.pid for c in consumers]}
+    try:
+        out["redis"] = [int(redis_lib.Redis.from_url(REDIS_URL).info("server")["process_id"])]
+    except Exception:
+        out["redis"] = []
+    engine = create_engine(DB_URL)
+    with engine.connect() as c:
+        out["postgres"] = [p for p in c.execute(text("SELECT pid FROM pg_stat_activity WHERE datname = "
+                                                     "current_database() AND pid <> pg_backend_pid()")).scalars()]
+    engine.dispose()
+    return out
+
+
+def _cpu_snapshot(procs: dict[str, list[int]]) -> dict[int, float]:
+    return {pid: _cpu_seconds(pid) for pids in procs.values() for pid in pids}
+
+
+def _cpu_per_event(before: dict[int, float], after_procs: dict[str, list[int]], events: int,
+                   client_seconds: float) -> dict[str, float]:
+    """ms of CPU per event by role, between two snapshots (a process born in between counts from zero).
+    PostgreSQL: the bench database's backends only (not the WAL writer, checkpointer, ...)."""
+    out = {}
+    for role, pids in after_procs.items():
+        out[role] = sum(max(0.0, _cpu_seconds(p) - before.get(p, 0.0)) for p in pids) * 1000 / max(events, 1)
+    out["client"] = client_seconds * 1000 / max(events, 1)
+    return out
 
 
 def _prepare_redis() -> None:
@@ -168,8 +222,9 @@ def _check(prefix: str) -> tuple[int, int, int]:
     with engine.connect() as c:
         members = c.execute(text("SELECT count(*) FROM identities WHERE kind = 'oa_openid' AND value LIKE :p"),
                             {"p": prefix + "%"}).scalar()
-        bound = c.execute(text("SELECT count(*) FROM referral_bindings b JOIN identities i ON i.member_id = b.member_id "
-                               "WHERE i.kind = 'oa_openid' AND i.value LIKE :p"), {"p": prefix + "%"}).scalar()
+        bound = c.execute(text("SELECT count(*) FROM referral_bindings b JOIN identities i "
+                               "ON i.member_id = b.member_id WHERE i.kind = 'oa_openid' AND i.value LIKE :p"),
+                          {"p": prefix + "%"}).scalar()
         dupes = c.execute(text("SELECT count(*) FROM (SELECT member_id FROM referral_bindings GROUP BY member_id "
                                "HAVING count(*) > 1) d")).scalar()
     engine.dispose()
@@ -201,6 +256,9 @@ def main() -> None:
         print(f"  liebian {mode:<6} mode  : {result['rps']:7.0f} ev/s   p50 {result['p50_ms']:6.1f} ms  "
               f"p99 {result['p99_ms']:6.1f} ms  errors {result['errors']}  ratio {result['rps'] / baseline['rps']:.2f}"
               f"{drained}")
+        cpu = result["cpu_ms"]
+        print("      CPU per event (ms): " + ", ".join(f"{k} {v:.2f}" for k, v in cpu.items())
+              + f"; total {sum(cpu.values()):.2f} (of 2 cores: {2000 / max(sum(cpu.values()), 1e-9):.0f} ev/s ceiling)")
         print(f"      members created {members} (of {unique} offered), bindings {bound}, duplicate bindings {dupes}; "
               f"target >=1000 ev/s, p99 <50 ms, no duplicates: {'met' if ok else 'NOT met'}")
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import logging
 import socket
+import time
 
 from app.referrals.binding import TouchEvent, process_touches
 from app.referrals.events import wechat_touch_event
@@ -32,16 +33,36 @@ def _ensure_group(redis) -> None:
             raise
 
 
-def drain_once(rt, consumer: str | None = None, count: int = 500, block_ms: int = 1000) -> int:
-    """Process one batch (claimed stale entries first, then new ones). Returns how many events were handled."""
+def _with_group(redis, command):
+    """Run a consumer-group command, creating the group (and stream) the first time it is missing."""
+    try:
+        return command()
+    except Exception as exc:  # NOGROUP: no stream or no group yet
+        if "NOGROUP" not in str(exc):
+            raise
+    _ensure_group(redis)
+    return command()
+
+
+def _read_new(redis, consumer: str, count: int, block_ms: int | None) -> list:
+    got = _with_group(redis, lambda: redis.xreadgroup(GROUP, consumer, {STREAM: ">"}, count=count, block=block_ms))
+    return got[0][1] if got else []
+
+
+def drain_once(rt, consumer: str | None = None, count: int = 500, block_ms: int = 1000, linger_ms: int = 0) -> int:
+    """Process one batch (claimed stale entries first, then new ones). Returns how many events were handled.
+
+    linger_ms: when a read returns fewer than `count` new events, wait this long for more before binding, so a
+    steady trickle is bound in batches of a useful size (the per-batch cost is ~20 times one event's)."""
     consumer = consumer or f"{socket.gethostname()}-{id(rt)}"
-    _ensure_group(rt.redis)
-    claimed = rt.redis.xautoclaim(STREAM, GROUP, consumer, min_idle_time=CLAIM_IDLE_MS, start_id="0-0",
-                                  count=count)
+    claimed = _with_group(rt.redis, lambda: rt.redis.xautoclaim(STREAM, GROUP, consumer, min_idle_time=CLAIM_IDLE_MS,
+                                                                start_id="0-0", count=count))
     entries = claimed[1] if claimed and len(claimed) > 1 else []
     if not entries:
-        got = rt.redis.xreadgroup(GROUP, consumer, {STREAM: ">"}, count=count, block=block_ms)
-        entries = got[0][1] if got else []
+        entries = _read_new(rt.redis, consumer, count, block_ms)
+        if entries and len(entries) < count and linger_ms > 0:
+            time.sleep(linger_ms / 1000)
+            entries += _read_new(rt.redis, consumer, count - len(entries), None)
     entries = [(eid, fields) for eid, fields in entries if fields]
     if not entries:
         return 0
