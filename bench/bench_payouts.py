@@ -181,7 +181,9 @@ def _warm_up(rt, workers: int) -> None:
         jobs = [q.enqueue("bench.bench_payouts.warm", 0.3, result_ttl=60) for _ in range(workers)]
         while time.monotonic() < deadline and any(j.get_status(refresh=True) != "finished" for j in jobs):
             time.sleep(0.05)
-        warmed |= {j.worker_name for j in jobs}
+        for j in jobs:
+            j.refresh()
+        warmed |= {j.worker_name for j in jobs if j.worker_name}
     if len(warmed) < workers:
         print(f"  (warm-up reached {len(warmed)} of {workers} workers)")
 
@@ -269,6 +271,9 @@ def main() -> None:
     print(f"  baseline, one in-process client back to back (no DB/RQ/limiter): {base:.1f} bills/s; "
           f"workers/baseline = {rate / base:.2f}x")
     print("  CPU seconds during the run: " + ", ".join(f"{k} {v:.1f}" for k, v in cpu.items()))
+    workers_ms = 1000 * sum(v for k, v in cpu.items() if k.startswith("worker")) / max(done, 1)
+    emulator_ms = 1000 * cpu["bench+emulator"] / max(done, 1)
+    print(f"  CPU per payout: workers {workers_ms:.1f} ms, bench+emulator {emulator_ms:.1f} ms")
     print(f"  bills at the emulator: {bills} for {len(ids)} withdrawals (one out_bill_no each)")
 
 
