@@ -47,7 +47,8 @@ def receive():
             text = handler(session, message)
             if reply is None and text:
                 reply = text
-        session.commit()
+        if session.in_transaction():  # any use of the session began one; stream-mode scans never touch it
+            session.commit()
     except Exception:
         db().rollback()
         push.release_delivery(rt.redis, message)
