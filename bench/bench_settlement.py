@@ -200,7 +200,7 @@ def _mature_and_report(engine, sessions, orders, n_commissions, ingest, base_ing
 
     # -- maturation ------------------------------------------------------------------------------------------
     t = time.perf_counter()
-    matured = mature_all_due(sessions, batch_size=20000)
+    matured = mature_all_due(sessions)  # MATURE_BATCH commissions per batch
     mature = matured / (time.perf_counter() - t)
 
     with sessions() as s:
