@@ -7,6 +7,7 @@ Every money movement is a ledger entry keyed on the business event:
   commission:<id>:cancel                         member pending → commission_expense (confirmed fraud)"""
 from __future__ import annotations
 
+import json
 from datetime import datetime, timedelta
 
 from sqlalchemy import select, text, update
@@ -28,11 +29,9 @@ from app.ledger.service import (BALANCES_CTE, EntrySpec, member_account, member_
 _ACCRUE_PG = text(f"""
     WITH {BALANCES_CTE},
     x AS (
-        SELECT * FROM unnest(CAST(:order_ids AS bigint[]), CAST(:levels AS smallint[]), CAST(:earners AS bigint[]),
-                             CAST(:plan_ids AS bigint[]), CAST(:grades AS text[]), CAST(:bases AS bigint[]),
-                             CAST(:amounts AS bigint[]), CAST(:states AS text[]), CAST(:keys AS text[]),
-                             CAST(:accounts AS bigint[]))
-            AS x(order_id, level, earner_id, plan_id, grade, base_fen, amount_fen, state, key, account_id)),
+        SELECT * FROM jsonb_to_recordset(CAST(:rows AS jsonb))
+            AS x(order_id bigint, level smallint, earner_id bigint, plan_id bigint, grade text, base_fen bigint,
+                 amount_fen bigint, state text, key text, account_id bigint)),
     c AS (
         INSERT INTO commissions (order_id, level, earner_id, plan_id, grade, base_fen, amount_fen, reversed_fen,
                                  state, created_at, updated_at)
@@ -107,12 +106,10 @@ def accrue_commissions(session: Session, rows: list[dict], now: datetime) -> lis
     ids = sorted(a for a, d in deltas.items() if d)
     out = session.execute(_ACCRUE_PG, {
         "now": now, "expense": expense, "ids": ids, "deltas": [deltas[a] for a in ids],
-        "order_ids": [r["order_id"] for r in rows], "levels": [r["level"] for r in rows],
-        "earners": [r["earner_id"] for r in rows], "plan_ids": [r["plan_id"] for r in rows],
-        "grades": [r["grade"] for r in rows], "bases": [r["base_fen"] for r in rows],
-        "amounts": [r["amount_fen"] for r in rows], "states": [r["state"] for r in rows],
-        "keys": [_accrual_key(r) for r in rows],
-        "accounts": [accounts[(r["earner_id"], "pending")] for r in rows]}).all()
+        "rows": json.dumps([{"order_id": r["order_id"], "level": r["level"], "earner_id": r["earner_id"],
+                             "plan_id": r["plan_id"], "grade": r["grade"], "base_fen": r["base_fen"],
+                             "amount_fen": r["amount_fen"], "state": r["state"], "key": _accrual_key(r),
+                             "account_id": accounts[(r["earner_id"], "pending")]} for r in rows])}).all()
     if len(out) != len(rows) or out[0].entries != len(rows) or out[0].updated != len(ids):
         raise RuntimeError("ledger: an accrual did not land whole; the transaction must be rolled back")
     by_key = {(o.order_id, o.level): o.id for o in out}
