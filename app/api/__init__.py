@@ -16,5 +16,6 @@ def register_api(app: APIFlask) -> None:
     from app.api import wechat_callback, wechatpay_notify; blueprints += [wechat_callback.bp, wechatpay_notify.bp]  # noqa: E702,I001
     from app.api import admin_withdrawals, member_withdrawals; blueprints += [member_withdrawals.bp, admin_withdrawals.bp]  # noqa: E702,I001
     from app.api import admin_ledger, hooks_orders, member_earnings; blueprints += [hooks_orders.bp, member_earnings.bp, admin_ledger.bp]  # noqa: E702,I001
+    from app.api import admin_teams; blueprints += [admin_teams.bp]  # noqa: E702,I001
     for bp in blueprints:
         app.register_blueprint(bp)

@@ -19,6 +19,7 @@ from app.referrals.models import CodeImage, ReferralCode
 from app.referrals.partners import partner_status
 from app.referrals.settings import get_rules, locked_settings
 from app.referrals.stores import current_assignment, get_store
+from app.teams.service import active_team, captain_for_new_codes
 
 _ALPHABET = "abcdefghijkmnopqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # no look-alikes
 SCENE_LENGTH = 12  # ~70 bits: not guessable, and well inside the mini-program's 32-character limit
@@ -64,13 +65,21 @@ def ensure_personal_code(session: Session, member_id: int) -> ReferralCode:
 
 def create_campaign_code(session: Session, *, label: str, referrer_id: int | None = None,
                          store_id: int | None = None, team_id: int | None = None) -> ReferralCode:
-    """An operator's code for a counter or a flyer, attributed to a clerk/partner, a store, or a team."""
+    """An operator's code for a counter or a flyer, attributed to a clerk/partner, a store, or a team.
+
+    A team code without a clerk or partner binds to the team's captain: the captain is resolved now and stored
+    as the code's referrer, so changing the captain later leaves issued codes (printed flyers) where they were;
+    the operator revokes and re-issues them to move them."""
     if referrer_id is None and store_id is None and team_id is None:
         raise ValidationFailed("Attribute the code to a clerk, a store or a team.", code="attribution_required")
     if referrer_id is not None:
         get_member(session, referrer_id)
     if store_id is not None:
         get_store(session, store_id)
+    if team_id is not None:
+        team = active_team(session, team_id, for_update=True)  # 404 team_not_found, 409 team_archived
+        if referrer_id is None:
+            referrer_id = captain_for_new_codes(session, team)  # 409 captain_inactive
     return _insert_code(session, kind="campaign", owner_id=None, referrer_id=referrer_id, store_id=store_id,
                         team_id=team_id, label=(label or "")[:128])
 

@@ -77,7 +77,9 @@ class ReferralCode(Base):
     # Whom a touch binds the person to (the partner or clerk); None for a store-only campaign code.
     referrer_id: Mapped[int | None] = mapped_column(BigInt, ForeignKey("members.id"))
     store_id: Mapped[int | None] = mapped_column(BigInt, ForeignKey("stores.id"))
-    team_id: Mapped[int | None] = mapped_column(BigInt)
+    # The team the code is attributed to (app/teams). A team code issued without a clerk or partner stores the
+    # team's captain at issue time as referrer_id; a later captain change does not move it.
+    team_id: Mapped[int | None] = mapped_column(BigInt, ForeignKey("teams.id"), index=True)
     label: Mapped[str] = mapped_column(String(128), default="")
     status: Mapped[str] = mapped_column(String(16), default="active")  # active | revoked
     # Service-account parametric QR: permanent ones count against WeChat's lifetime quota of 100,000.

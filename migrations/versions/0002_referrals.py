@@ -1,4 +1,4 @@
-"""referral codes, scans, binding history, stores
+"""referral codes, scans, binding history, stores, teams
 
 Revision ID: 0002_referrals
 Revises: 0001_foundation
@@ -50,6 +50,20 @@ def upgrade():
     sa.ForeignKeyConstraint(['member_id'], ['members.id'], name=op.f('fk_partners_member_id_members')),
     sa.PrimaryKeyConstraint('member_id', name=op.f('pk_partners'))
     )
+    op.create_table('teams',
+    sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('name', sa.String(length=64), nullable=False),
+    sa.Column('captain_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('status', sa.String(length=16), nullable=False),
+    sa.Column('created_at', app.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('created_by', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=True),
+    sa.Column('archived_at', app.db.UTCDateTime(timezone=True), nullable=True),
+    sa.ForeignKeyConstraint(['captain_id'], ['members.id'], name=op.f('fk_teams_captain_id_members')),
+    sa.ForeignKeyConstraint(['created_by'], ['operators.id'], name=op.f('fk_teams_created_by_operators')),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_teams'))
+    )
+    op.create_index(op.f('ix_teams_captain_id'), 'teams', ['captain_id'], unique=False)
+    op.create_index('uq_teams_active_name', 'teams', ['name'], unique=True, postgresql_where=sa.text("status = 'active'"), sqlite_where=sa.text("status = 'active'"))
     op.create_table('referral_codes',
     sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
     sa.Column('scene', sa.String(length=32), nullable=False),
@@ -69,10 +83,12 @@ def upgrade():
     sa.ForeignKeyConstraint(['owner_id'], ['members.id'], name=op.f('fk_referral_codes_owner_id_members')),
     sa.ForeignKeyConstraint(['referrer_id'], ['members.id'], name=op.f('fk_referral_codes_referrer_id_members')),
     sa.ForeignKeyConstraint(['store_id'], ['stores.id'], name=op.f('fk_referral_codes_store_id_stores')),
+    sa.ForeignKeyConstraint(['team_id'], ['teams.id'], name=op.f('fk_referral_codes_team_id_teams')),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_referral_codes')),
     sa.UniqueConstraint('scene', name=op.f('uq_referral_codes_scene'))
     )
     op.create_index(op.f('ix_referral_codes_owner_id'), 'referral_codes', ['owner_id'], unique=False)
+    op.create_index(op.f('ix_referral_codes_team_id'), 'referral_codes', ['team_id'], unique=False)
     op.create_table('staff_assignments',
     sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
     sa.Column('member_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
@@ -160,8 +176,12 @@ def downgrade():
     op.drop_index('uq_staff_current', table_name='staff_assignments', postgresql_where=sa.text('ended_at IS NULL'), sqlite_where=sa.text('ended_at IS NULL'))
     op.drop_index(op.f('ix_staff_assignments_store_id'), table_name='staff_assignments')
     op.drop_table('staff_assignments')
+    op.drop_index(op.f('ix_referral_codes_team_id'), table_name='referral_codes')
     op.drop_index(op.f('ix_referral_codes_owner_id'), table_name='referral_codes')
     op.drop_table('referral_codes')
+    op.drop_index('uq_teams_active_name', table_name='teams', postgresql_where=sa.text("status = 'active'"), sqlite_where=sa.text("status = 'active'"))
+    op.drop_index(op.f('ix_teams_captain_id'), table_name='teams')
+    op.drop_table('teams')
     op.drop_table('partners')
     op.drop_index('uq_partner_application_pending', table_name='partner_applications', postgresql_where=sa.text("status = 'pending'"), sqlite_where=sa.text("status = 'pending'"))
     op.drop_table('partner_applications')

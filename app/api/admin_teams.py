@@ -1,0 +1,103 @@
+"""Operators: teams (a name and a captain) to which campaign codes are attributed, and each team's figures."""
+from __future__ import annotations
+
+from apiflask import APIBlueprint, Schema
+from apiflask.fields import Integer, String
+from apiflask.validators import Length, OneOf, Range
+
+from app.api.admin_referrals import _code
+from app.api.auth import OPERATOR_AUTH, current_operator_id, operator_actor, operator_required
+from app.api.web import db
+from app.audit.service import record
+from app.errors import ValidationFailed
+from app.teams import service as teams
+from app.teams.models import Team
+
+bp = APIBlueprint("admin_teams", __name__, tag="admin")
+
+
+class TeamIn(Schema):
+    name = String(required=True, validate=Length(1, teams.NAME_MAX))
+    captain_id = Integer(required=True, metadata={"description": "member id of an active partner"})
+
+
+class TeamEditIn(Schema):
+    name = String(validate=Length(1, teams.NAME_MAX))
+    captain_id = Integer(metadata={"description": "new captain (an active partner); codes already issued keep "
+                                                  "binding to the captain they were made for"})
+    status = String(validate=OneOf(("archived",)),
+                    metadata={"description": "archived: no new codes or changes; issued codes keep working "
+                                             "until revoked"})
+
+
+class TeamsQuery(Schema):
+    status = String(load_default=None, validate=OneOf(("active", "archived")))
+
+
+class TeamQuery(Schema):
+    days = Integer(load_default=30, validate=Range(1, 366))
+
+
+_ACTIONS = {"name": "team.renamed", "captain_id": "team.captain_changed", "status": "team.archived"}
+
+
+def _team(team: Team, captain: dict | None) -> dict:
+    return {"id": team.id, "name": team.name, "status": team.status,
+            "captain": captain or {"id": team.captain_id, "nickname": None, "partner_status": None},
+            "created_at": team.created_at.isoformat(), "created_by": team.created_by,
+            "archived_at": team.archived_at.isoformat() if team.archived_at else None}
+
+
+def _one(team: Team) -> dict:
+    return _team(team, teams.captains(db(), [team]).get(team.captain_id))
+
+
+@bp.post("/api/admin/teams")
+@operator_required
+@bp.input(TeamIn, arg_name="body")
+@bp.doc(summary="Create a team led by a captain (an active partner)", security=OPERATOR_AUTH)
+def create_team(body):
+    team = teams.create_team(db(), name=body["name"], captain_id=body["captain_id"],
+                             created_by=current_operator_id())
+    record(db(), operator_actor(), "team.created", "team", team.id, name=team.name, captain_id=team.captain_id)
+    out = _one(team)
+    db().commit()
+    return out, 201
+
+
+@bp.get("/api/admin/teams")
+@operator_required
+@bp.input(TeamsQuery, location="query", arg_name="query")
+@bp.doc(summary="Teams, oldest first", security=OPERATOR_AUTH)
+def list_teams(query):
+    rows = teams.list_teams(db(), query["status"])
+    caps = teams.captains(db(), rows)
+    return {"items": [_team(t, caps.get(t.captain_id)) for t in rows]}
+
+
+@bp.get("/api/admin/teams/<int:team_id>")
+@operator_required
+@bp.input(TeamQuery, location="query", arg_name="query")
+@bp.doc(summary="A team with its campaign codes and each code's scans, follows and binds over `days` days",
+        security=OPERATOR_AUTH)
+def get_team(team_id: int, query):
+    team = teams.get_team(db(), team_id)
+    figures = teams.team_figures(db(), team.id, query["days"])
+    codes = [{**_code(c.pop("code")), **c} for c in figures["codes"]]
+    return {**_one(team), "figures": {"days": figures["days"], "totals": figures["totals"]}, "codes": codes}
+
+
+@bp.patch("/api/admin/teams/<int:team_id>")
+@operator_required
+@bp.input(TeamEditIn, arg_name="body")
+@bp.doc(summary="Rename a team, change its captain or archive it", security=OPERATOR_AUTH)
+def patch_team(team_id: int, body):
+    if not body:
+        raise ValidationFailed("Send a new name, a new captain or status=archived.", code="nothing_to_change")
+    team, changes = teams.update_team(db(), team_id, name=body.get("name"), captain_id=body.get("captain_id"),
+                                      archive=body.get("status") == "archived")
+    for field, (before, after) in changes.items():
+        record(db(), operator_actor(), _ACTIONS[field], "team", team.id, before=before, after=after)
+    out = _one(team)
+    db().commit()
+    return out

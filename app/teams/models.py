@@ -1,0 +1,28 @@
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import ForeignKey, Index, String, text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from app.db import Base, BigInt, UTCDateTime, utcnow
+
+
+class Team(Base):
+    """A team led by a captain. Campaign codes attributed to the team and issued without a clerk or partner
+    bind to the captain who led it when the code was made (the code stores that captain as its referrer)."""
+
+    __tablename__ = "teams"
+    __table_args__ = (
+        # Two active teams never share a name; an archived team's name can be used again.
+        Index("uq_teams_active_name", "name", unique=True, postgresql_where=text("status = 'active'"),
+              sqlite_where=text("status = 'active'")),
+    )
+
+    id: Mapped[int] = mapped_column(BigInt, primary_key=True)
+    name: Mapped[str] = mapped_column(String(64))
+    captain_id: Mapped[int] = mapped_column(BigInt, ForeignKey("members.id"), index=True)
+    status: Mapped[str] = mapped_column(String(16), default="active")  # active | archived
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    created_by: Mapped[int | None] = mapped_column(BigInt, ForeignKey("operators.id"))  # None: seeded, not a person
+    archived_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
