@@ -179,8 +179,9 @@ def _load_codes(session: Session, scenes: set[str]) -> dict[str, _CodeInfo]:
             can = r.status == "active" and r.partner_status == "active"
         elif r.kind == "clerk":
             can = r.status == "active" and r.assignment_id is not None
-        else:
-            can = r.status == "active"
+        else:  # campaign: binds only while its clerk or partner (if it names one) may still win customers
+            can = r.status == "active" and (r.referrer_id is None or r.partner_status == "active"
+                                            or r.assignment_id is not None)
         # Credit: a campaign's store, else the clerk's store at this moment (a clerk who moves keeps one code;
         # customers won before the move stay with the old store).
         store = None if r.kind == "partner" else (r.store_id or r.staff_store_id)

@@ -78,6 +78,27 @@ def test_revoked_code_and_frozen_partner_bind_nobody_but_are_logged(session):
     assert session.scalar(select(func.count()).select_from(Touch)) == 2
 
 
+def test_a_campaign_code_stops_binding_while_its_partner_is_frozen_and_after_its_clerk_leaves(session):
+    p = make_member(session, "P")
+    partners.make_partner(session, p.id, "designated")
+    flyer = codes.create_campaign_code(session, label="flyer", referrer_id=p.id)
+    shop = stores.create_store(session, "S")
+    clerk = make_member(session, "C")
+    stores.assign_staff(session, clerk.id, shop.id, "clerk")
+    counter = codes.create_campaign_code(session, label="counter", referrer_id=clerk.id, store_id=shop.id)
+    fans = [make_member(session) for _ in range(4)]
+    partners.set_partner_status(session, p.id, "frozen")
+    assert binding.touch(session, scene=flyer.scene, member_id=fans[0].id, channel="oa_scan").outcome == "code_inactive"
+    partners.set_partner_status(session, p.id, "active")
+    assert binding.touch(session, scene=flyer.scene, member_id=fans[1].id, channel="oa_scan").outcome == "bound"
+    assert binding.touch(session, scene=counter.scene, member_id=fans[2].id, channel="oa_scan").outcome == "bound"
+    stores.end_assignment(session, clerk.id)
+    late = binding.touch(session, scene=counter.scene, member_id=fans[3].id, channel="oa_scan")
+    assert late.outcome == "code_inactive"
+    session.commit()
+    assert [referrer_of(session, f.id) for f in fans] == [None, p.id, clerk.id, None]
+
+
 def test_unknown_scene_is_logged_and_binds_nobody(session):
     fan = make_member(session)
     assert binding.touch(session, scene="nope", member_id=fan.id, channel="mini_launch").outcome == "unknown_code"
