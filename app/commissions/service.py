@@ -301,7 +301,10 @@ def mature_due_commissions(session: Session, now: datetime | None = None, batch_
 def _mature_portable(session: Session, now: datetime, batch_size: int) -> int:
     """Embedded (SQLite) fallback: same movements through post_entries, for small demo volumes."""
     ids = session.scalars(text(_DUE), {"now": now, "batch": batch_size}).all()
-    commissions = session.scalars(select(Commission).where(Commission.id.in_(ids)).order_by(Commission.id)).all()
+    commissions = []  # in chunks: SQLite caps the number of bound parameters (32,766)
+    for start in range(0, len(ids), 10000):
+        commissions += session.scalars(select(Commission).where(Commission.id.in_(ids[start:start + 10000]))).all()
+    commissions.sort(key=lambda c: c.id)
     if not commissions:
         return 0
     batch_id = commissions[0].id
