@@ -8,13 +8,13 @@ from app.runtime import get_runtime
 log = logging.getLogger(__name__)
 
 
-def mature_due_commissions(batch_size: int = 20000) -> int:
+def mature_due_commissions(batch_size: int | None = None) -> int:
     """Scheduled (e.g. every 10 minutes): move every due commission to available, one committed batch at a time.
 
     Safe to run twice at once: batches lock their rows with SKIP LOCKED, and each commission matures once."""
     from app.commissions.service import mature_all_due
 
-    n = mature_all_due(get_runtime().sessions, batch_size=batch_size)
+    n = mature_all_due(get_runtime().sessions, **({"batch_size": batch_size} if batch_size else {}))
     log.info("matured %d commissions", n)
     return n
 

@@ -37,6 +37,9 @@ def register_ledger_cli(app) -> None:
             for row in report.pending_mismatches:
                 click.echo(f"MISMATCH member {row['member_id']} pending {row['pending_fen']} fen, open commissions "
                            f"{row['open_commissions_fen']} fen")
+            for row in report.broken_maturation_links:
+                click.echo(f"BROKEN LINK commission {row['commission_id']} ({row['state']}, earner {row['earner_id']}) "
+                           f"names maturation entry {row['mature_entry_id']}, which did not credit that earner")
             click.echo("OK" if report.ok else "LEDGER CHECK FAILED")
         if not report.ok:
             raise SystemExit(1)

@@ -44,7 +44,7 @@ def test_a_commission_locked_by_a_concurrent_refund_is_skipped_then_matured_by_t
     assert report.ok, report.as_dict()
 
 
-def test_the_ledger_check_reports_a_matured_commission_whose_entry_link_is_broken(session, world):
+def test_the_ledger_check_reports_a_matured_commission_whose_entry_link_is_broken(app, session, world):
     grand, parent = _matured_orders(session, world, n=2)
     assert mature_due_commissions(session) == 4
     assert check_ledger(session).ok
@@ -67,3 +67,15 @@ def test_the_ledger_check_reports_a_matured_commission_whose_entry_link_is_broke
     assert report.as_dict()["broken_maturation_links"] == report.broken_maturation_links
     # balances themselves are still right: only the link is what is wrong
     assert not report.mismatched_accounts and not report.unbalanced_entries and not report.pending_mismatches
+
+    session.commit()
+    from click.testing import CliRunner
+
+    from app.ledger.cli import register_ledger_cli
+
+    if "ledger" not in app.cli.commands:
+        register_ledger_cli(app)
+    cli = CliRunner().invoke(app.cli, ["ledger", "check"])
+    assert cli.exit_code == 1
+    assert f"BROKEN LINK commission {c1.id} (available, earner {parent.id}) names maturation entry {missing}" \
+        in cli.output
