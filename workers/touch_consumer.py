@@ -15,7 +15,8 @@ log = logging.getLogger("touch_consumer")
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--batch", type=int, default=500)
+    parser.add_argument("--batch", type=int, default=int(os.environ.get("TOUCH_BATCH", "500")),
+                        help="events bound per transaction at most")
     parser.add_argument("--linger-ms", type=int, default=int(os.environ.get("TOUCH_LINGER_MS", "100")),
                         help="when fewer than --batch events are waiting, gather more for this long before binding "
                              "(bigger batches cost far less per event; binds lag by at most this much)")
