@@ -264,6 +264,9 @@ def main() -> None:
         print(f"  liebian {mode:<6} mode  : {result['rps']:7.0f} ev/s   p50 {result['p50_ms']:6.1f} ms  "
               f"p99 {result['p99_ms']:6.1f} ms  errors {result['errors']}  ratio {result['rps'] / baseline['rps']:.2f}"
               f"{drained}")
+        if "max_ms" in result:
+            print(f"      latency tail: p90 {result['p90_ms']:.1f} ms, p99.9 {result['p999_ms']:.1f} ms, "
+                  f"max {result['max_ms']:.1f} ms")
         cpu = result["cpu_ms"]
         print("      CPU per event (ms): " + ", ".join(f"{k} {v:.2f}" for k, v in cpu.items())
               + f"; total {sum(cpu.values()):.2f} (of 2 cores: {2000 / max(sum(cpu.values()), 1e-9):.0f} ev/s ceiling)")

@@ -96,8 +96,8 @@ def run_wrk(base_url: str, requests: list[tuple[str, bytes]], connections: int =
         name = f.name
     script = Path(__file__).with_name("wrk_requests.lua")
     try:
-        out = subprocess.run(["wrk", "-t", str(threads), "-c", str(connections), "-d", f"{seconds}s", "--timeout", "10s",
-                              "-s", str(script), base_url], env={**os.environ, "WRK_REQUESTS": name,
+        out = subprocess.run(["wrk", "-t", str(threads), "-c", str(connections), "-d", f"{seconds}s",
+                              "--timeout", "10s", "-s", str(script), base_url], env={**os.environ, "WRK_REQUESTS": name,
                                                                   "WRK_THREADS": str(threads)},
                              capture_output=True, text=True, timeout=400, check=True).stdout
     finally:
@@ -105,7 +105,8 @@ def run_wrk(base_url: str, requests: list[tuple[str, bytes]], connections: int =
     stats = json.loads(out.strip().splitlines()[-1])
     return {"n": stats["requests"], "errors": stats["non2xx"] + stats["socket_errors"], "seconds": stats["seconds"],
             "rps": stats["requests"] / stats["seconds"], "p50_ms": stats["p50_us"] / 1000,
-            "p99_ms": stats["p99_us"] / 1000}
+            "p99_ms": stats["p99_us"] / 1000,
+            **{k: stats[k[:-3] + "_us"] / 1000 for k in ("p90_ms", "p999_ms", "max_ms") if k[:-3] + "_us" in stats}}
 
 
 def run(base_url: str, requests: list[tuple[str, bytes]], seconds: int = 10) -> dict:
