@@ -394,12 +394,14 @@ def check_ledger(session: Session, limit: int = 100) -> LedgerReport:
     report.pending_mismatches = [{"member_id": r.member_id, "pending_fen": int(r.pending),
                                   "open_commissions_fen": int(r.open_fen)} for r in rows]
     rows = session.execute(text(
-        "SELECT c.id, c.earner_id, c.state, c.mature_entry_id FROM commissions c LEFT JOIN "
-        "(SELECT DISTINCT e.id, a.member_id FROM journal_entries e JOIN journal_lines l ON l.entry_id = e.id "
+        # NOT EXISTS probing by the commission's own entry id: a join to the set of all maturation entries let a
+        # stale row estimate pick a nested loop that rescanned that set per commission (170 s at 200k commissions).
+        "SELECT c.id, c.earner_id, c.state, c.mature_entry_id FROM commissions c "
+        "WHERE (c.state = 'available' OR c.mature_entry_id IS NOT NULL) AND NOT EXISTS ("
+        " SELECT 1 FROM journal_entries e JOIN journal_lines l ON l.entry_id = e.id "
         " JOIN ledger_accounts a ON a.id = l.account_id "
-        " WHERE e.kind = 'commission_matured' AND a.kind = 'available' AND l.amount_fen > 0) m "
-        "ON m.id = c.mature_entry_id AND m.member_id = c.earner_id "
-        "WHERE (c.state = 'available' OR c.mature_entry_id IS NOT NULL) AND m.id IS NULL "
+        " WHERE e.id = c.mature_entry_id AND e.kind = 'commission_matured' AND a.member_id = c.earner_id "
+        " AND a.kind = 'available' AND l.amount_fen > 0) "
         "ORDER BY c.id LIMIT :lim"), {"lim": limit})
     report.broken_maturation_links = [{"commission_id": r.id, "earner_id": r.earner_id, "state": r.state,
                                        "mature_entry_id": r.mature_entry_id} for r in rows]
