@@ -81,9 +81,11 @@ def have_wrk() -> bool:
 
 
 def run_wrk(base_url: str, requests: list[tuple[str, bytes]], connections: int = 16, threads: int = 1,
-            seconds: int = 10) -> dict:
+            seconds: int = 10, rate: float | None = None) -> dict:
     """A closed loop with wrk (C, epoll), so the client takes little CPU from the server under test. wrk runs for
-    a fixed time: pass more requests than can be sent in it; each is sent at most once."""
+    a fixed time: pass more requests than can be sent in it; each is sent at most once. With `rate` (requests/s),
+    each connection pauses connections/rate seconds before each request: a steady offered load just under `rate`
+    (the pause does not count in the measured latency)."""
     import json
     import os
     import subprocess
@@ -98,7 +100,9 @@ def run_wrk(base_url: str, requests: list[tuple[str, bytes]], connections: int =
     try:
         out = subprocess.run(["wrk", "-t", str(threads), "-c", str(connections), "-d", f"{seconds}s",
                               "--timeout", "10s", "-s", str(script), base_url], env={**os.environ, "WRK_REQUESTS": name,
-                                                                  "WRK_THREADS": str(threads)},
+                                                                  "WRK_THREADS": str(threads),
+                                                                  "WRK_DELAY_MS": str(round(connections * 1000 / rate)
+                                                                                      if rate else 0)},
                              capture_output=True, text=True, timeout=400, check=True).stdout
     finally:
         os.unlink(name)
@@ -109,6 +113,9 @@ def run_wrk(base_url: str, requests: list[tuple[str, bytes]], connections: int =
             **{k: stats[k[:-3] + "_us"] / 1000 for k in ("p90_ms", "p999_ms", "max_ms") if k[:-3] + "_us" in stats}}
 
 
-def run(base_url: str, requests: list[tuple[str, bytes]], seconds: int = 10) -> dict:
-    """wrk when installed (for `seconds`), else the Python client (all requests)."""
-    return run_wrk(base_url, requests, seconds=seconds) if have_wrk() else run_load(base_url, requests)
+def run(base_url: str, requests: list[tuple[str, bytes]], seconds: int = 10, rate: float | None = None) -> dict:
+    """wrk when installed (for `seconds`; paced at `rate` if given), else the Python client (all requests, as
+    fast as it can: it cannot pace)."""
+    if have_wrk():
+        return run_wrk(base_url, requests, seconds=seconds, rate=rate)
+    return run_load(base_url, requests)

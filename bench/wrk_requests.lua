@@ -2,6 +2,14 @@
 -- a thread stops when its share is sent (wrk still runs for -d, so give it more requests than it can send in
 -- that time). Prints p50/p99 and counts as JSON for the benchmarks.
 local file = os.getenv("WRK_REQUESTS")
+-- Paced mode: each connection waits WRK_DELAY_MS before each request (offered rate ~ connections / delay), so
+-- latency is measured at a steady load instead of at saturation.
+local delay_ms = tonumber(os.getenv("WRK_DELAY_MS") or "0")
+if delay_ms > 0 then
+  function delay()
+    return delay_ms
+  end
+end
 local threads = {}
 local counter = 0
 
