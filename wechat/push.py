@@ -219,13 +219,22 @@ def _cdata(value) -> str:
     return "<![CDATA[" + str(value).replace("]]>", "]]]]><![CDATA[>") + "]]>"
 
 
-def render_reply(settings, message, text: str | None, args) -> str:
-    """A passive text reply (encrypted in safe mode), or "success" for none."""
-    if not text:
+def render_reply(settings, message, reply: str | dict | None, args) -> str:
+    """A passive reply (encrypted in safe mode): text, or news for {"articles": [{title, description, pic_url,
+    url}, ...]} (at most 8, WeChat's limit for event replies); "success" for none."""
+    if not reply:
         return "success"
-    xml = (f"<xml><ToUserName>{_cdata(message.source)}</ToUserName><FromUserName>{_cdata(message.target or '')}"
-           f"</FromUserName><CreateTime>{int(time.time())}</CreateTime><MsgType><![CDATA[text]]></MsgType>"
-           f"<Content>{_cdata(text)}</Content></xml>")
+    head = (f"<xml><ToUserName>{_cdata(message.source)}</ToUserName><FromUserName>{_cdata(message.target or '')}"
+            f"</FromUserName><CreateTime>{int(time.time())}</CreateTime>")
+    if isinstance(reply, dict):
+        articles = reply["articles"][:8]
+        items = "".join(f"<item><Title>{_cdata(a.get('title', ''))}</Title><Description>"
+                        f"{_cdata(a.get('description', ''))}</Description><PicUrl>{_cdata(a.get('pic_url', ''))}"
+                        f"</PicUrl><Url>{_cdata(a.get('url', ''))}</Url></item>" for a in articles)
+        xml = (f"{head}<MsgType><![CDATA[news]]></MsgType><ArticleCount>{len(articles)}</ArticleCount>"
+               f"<Articles>{items}</Articles></xml>")
+    else:
+        xml = f"{head}<MsgType><![CDATA[text]]></MsgType><Content>{_cdata(reply)}</Content></xml>"
     if args.get("encrypt_type") == "aes" and settings.wechat_encoding_aes_key:
         nonce = args.get("nonce") or secrets.token_hex(8)
         timestamp = args.get("timestamp") or str(int(time.time()))

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from apiflask import APIBlueprint, Schema
-from apiflask.fields import Boolean, Integer, String
+from apiflask.fields import Boolean, Integer, List, Nested, String
 from apiflask.validators import Length, OneOf, Range
 from sqlalchemy import select
 
@@ -16,6 +16,13 @@ from app.referrals.settings import get_rules, update_rules
 bp = APIBlueprint("admin_referrals", __name__, tag="admin")
 
 
+class NewsArticleIn(Schema):
+    title = String(required=True, validate=Length(1, 64))
+    description = String(load_default="", validate=Length(max=120))
+    pic_url = String(load_default="", validate=Length(max=512))
+    url = String(required=True, validate=Length(1, 512))
+
+
 class RulesIn(Schema):
     who = String(validate=OneOf(("any_unbound", "new_only")))
     when = String(validate=OneOf(("first_touch", "first_purchase")))
@@ -25,6 +32,8 @@ class RulesIn(Schema):
     partner_policy = String(validate=OneOf(("everyone", "application", "spend", "designated")))
     partner_spend_threshold_fen = Integer(validate=Range(0))
     welcome_text = String(validate=Length(max=600))
+    welcome_news = List(Nested(NewsArticleIn), validate=Length(max=8),
+                        metadata={"description": "A news (图文) welcome instead of the text; [] for the text again"})
     permanent_qr_budget = Integer(validate=Range(0, 100_000))
     temp_qr_days = Integer(validate=Range(1, 30))
     temp_qr_renew_days = Integer(validate=Range(0, 29))

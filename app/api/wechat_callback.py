@@ -44,9 +44,9 @@ def receive():
     try:
         session = db()
         for handler in push_handlers(push.handler_key(message)):
-            text = handler(session, message)
-            if reply is None and text:
-                reply = text
+            answer = handler(session, message)  # text, or {"articles": [...]} for news
+            if reply is None and answer:
+                reply = answer
         if session.in_transaction():  # any use of the session began one; stream-mode scans never touch it
             session.commit()
     except Exception:

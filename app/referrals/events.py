@@ -21,12 +21,12 @@ def wechat_touch_event(openid: str, scene: str, subscribed_now: bool, create_tim
 
 def on_follow_or_scan(session: Session, *, openid: str, scene: str | None, subscribed_now: bool,
                       create_time: int | None = None) -> str | None:
-    """Service-account subscribe (with or without a qrscene_) or SCAN. Returns the welcome text to reply."""
+    """Service-account subscribe (with or without a qrscene_) or SCAN. Returns the welcome reply (text or news)."""
     if scene:
         process_touches(session, [wechat_touch_event(openid, scene, subscribed_now, create_time)])
     else:
         find_or_create_by_identity(session, "oa_openid", openid)
-    return get_rules(session).welcome_text if subscribed_now else None
+    return get_rules(session).welcome_reply() if subscribed_now else None
 
 
 def on_unsubscribe(session: Session, *, openid: str) -> None:

@@ -1,7 +1,7 @@
 """The operator's binding rules, and the pure decision of what a touch does. No database here."""
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, field, fields
 from datetime import datetime, timedelta
 
 from app.errors import ValidationFailed
@@ -28,6 +28,9 @@ class BindingRules:
     partner_policy: str = "everyone"
     partner_spend_threshold_fen: int = 0
     welcome_text: str = "欢迎关注！点击菜单进入会员中心。"
+    # A news (图文) welcome instead of the text when set: up to 8 articles {title, description, pic_url, url},
+    # WeChat's limit for a reply to an event.
+    welcome_news: list = field(default_factory=list)
     permanent_qr_budget: int = 90_000  # of WeChat's lifetime 100,000; past it, 30-day codes renewed in time
     temp_qr_days: int = 30
     temp_qr_renew_days: int = 3
@@ -55,9 +58,39 @@ class BindingRules:
             errors["temp_qr_days"] = ["must be between 1 and 30 (WeChat's limit for temporary codes)"]
         if not isinstance(self.welcome_text, str) or len(self.welcome_text) > 600:
             errors["welcome_text"] = ["must be text of at most 600 characters"]
+        news_errors = _news_errors(self.welcome_news)
+        if news_errors:
+            errors["welcome_news"] = news_errors
         if errors:
             raise ValidationFailed("The binding rules are invalid.", code="rules_invalid", details=errors)
         return self
+
+    def welcome_reply(self) -> str | dict:
+        """What a new follower receives: the news articles when configured, else the text."""
+        if self.welcome_news:
+            return {"articles": [dict(a) for a in self.welcome_news]}
+        return self.welcome_text
+
+
+NEWS_LIMITS = {"title": 64, "description": 120, "pic_url": 512, "url": 512}
+
+
+def _news_errors(news) -> list[str]:
+    if not isinstance(news, list) or len(news) > 8:
+        return ["must be a list of at most 8 articles"]
+    errors = []
+    for i, article in enumerate(news):
+        if not isinstance(article, dict) or set(article) - set(NEWS_LIMITS) or not article.get("title") \
+                or not article.get("url"):
+            errors.append(f"article {i}: needs a title and a url; fields are {', '.join(NEWS_LIMITS)}")
+            continue
+        for key, limit in NEWS_LIMITS.items():
+            value = article.get(key, "")
+            if not isinstance(value, str) or len(value) > limit:
+                errors.append(f"article {i}: {key} must be text of at most {limit} characters")
+            elif key in ("pic_url", "url") and value and not value.startswith(("https://", "http://")):
+                errors.append(f"article {i}: {key} must be an http(s) address")
+    return errors
 
 
 def decide(rules: BindingRules, *, current_referrer_id: int | None, bound_at: datetime | None,

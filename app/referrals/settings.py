@@ -26,16 +26,17 @@ def get_rules(session: Session) -> BindingRules:
 _cache: dict = {}
 
 
-def cached_welcome_text(session: Session, ttl: float = 10.0) -> str:
-    """The welcome reply, cached for a few seconds: the stream-mode callback should not need the database."""
+def cached_welcome(session: Session, ttl: float = 10.0) -> str | dict:
+    """The welcome reply (text, or {"articles": [...]}), cached for a few seconds: the stream-mode callback
+    should not need the database."""
     import time
 
     hit = _cache.get("welcome")
     if hit and hit[0] > time.monotonic():
         return hit[1]
-    text = get_rules(session).welcome_text
-    _cache["welcome"] = (time.monotonic() + ttl, text)
-    return text
+    reply = get_rules(session).welcome_reply()
+    _cache["welcome"] = (time.monotonic() + ttl, reply)
+    return reply
 
 
 def update_rules(session: Session, changes: dict) -> BindingRules:

@@ -6,7 +6,7 @@ import os
 from wechat.registry import register_push_handler
 
 from app.referrals import events, inbox
-from app.referrals.settings import cached_welcome_text
+from app.referrals.settings import cached_welcome
 
 
 def _create_time(message) -> int | None:
@@ -25,7 +25,7 @@ def _follow(session, message, scene, subscribed_now):
         from app.runtime import get_runtime
 
         inbox.accept(get_runtime().redis, message.source, scene, subscribed_now, _create_time(message))
-        return cached_welcome_text(session) if subscribed_now else None
+        return cached_welcome(session) if subscribed_now else None
     return events.on_follow_or_scan(session, openid=message.source, scene=scene, subscribed_now=subscribed_now,
                                     create_time=_create_time(message))
 

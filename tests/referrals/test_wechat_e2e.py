@@ -42,6 +42,35 @@ def test_scan_follow_binds_and_replies_with_the_welcome_text(client, session, rt
     assert (touch.channel, touch.new_follower, touch.outcome) == ("oa_subscribe", True, "bound")
 
 
+def test_a_news_welcome_replaces_the_text_once_configured(client, session, rt, emulator, live_app):
+    article = {"title": "新人礼包", "description": "领取你的专属优惠", "pic_url": "https://cdn.example.com/w.jpg",
+               "url": "https://shop.example.com/welcome"}
+    update_rules(session, {"welcome_text": "欢迎加入！", "welcome_news": [article]})
+    session.commit()
+    from app.referrals import settings as referral_settings
+
+    referral_settings._cache.clear()  # the callback caches the welcome for a few seconds
+    p, code = partner_qr_ticket(client, session, rt)
+    person = emulator.sim("persons", nickname="小绿")
+    reply = emulator.sim(f"persons/{person['pid']}/scan", ticket=code.oa_ticket)["reply"]
+    assert reply["MsgType"] == "news" and reply["ArticleCount"] == "1"
+    assert reply["Articles"]["item"] == {"Title": "新人礼包", "Description": "领取你的专属优惠",
+                                         "PicUrl": "https://cdn.example.com/w.jpg",
+                                         "Url": "https://shop.example.com/welcome"}
+
+
+def test_welcome_news_is_validated(session):
+    import pytest
+
+    from app.errors import ValidationFailed
+
+    for bad in ([{"title": "t"}], [{"title": "t", "url": "javascript:alert(1)"}],
+                [{"title": "t", "url": "https://a", "extra": 1}], [{"title": "t", "url": "https://a"}] * 9):
+        with pytest.raises(ValidationFailed) as err:
+            update_rules(session, {"welcome_news": bad})
+        assert err.value.code == "rules_invalid" and "welcome_news" in err.value.details
+
+
 def test_a_retry_storm_of_the_same_event_binds_once(client, session, rt, emulator, live_app):
     p, code = partner_qr_ticket(client, session, rt)
     emulator.faults.push_repeat = 3  # WeChat's three deliveries of one event
