@@ -32,10 +32,10 @@ REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/9")
 WORKERS = int(os.environ.get("BENCH_WORKERS", "4"))  # 4x2 gthread: measured best on 2 cores (docs/referrals.md)
 THREADS = int(os.environ.get("BENCH_THREADS", "2"))
 CONSUMERS = int(os.environ.get("BENCH_CONSUMERS", "1"))
-# Stream mode is also measured at a steady offered load (wrk pacing): latency at saturation is queueing, not
-# service time. The binder drains ~1,100/s here, so a load the web side could take faster would only grow the
-# backlog. 0 disables the paced run.
-PACED_RATE = float(os.environ.get("BENCH_RATE", "1500"))
+# BENCH_RATE=<events/s> also measures stream mode at a paced offered load (wrk pausing each of 64 connections);
+# off by default: on 2 cores the many idle keep-alive connections cost the gthread workers more CPU per event than
+# they save in queueing (1,010 ev/s paced measured p99 66 ms where saturation at 1,585 ev/s measured 33 ms).
+PACED_RATE = float(os.environ.get("BENCH_RATE", "0"))
 # The binder's work is deferrable (the stream holds it) while WeChat waits at most 5 s for the callback: where both
 # share cores, run the consumer at a lower CPU priority, as docs/referrals.md recommends (0 = same priority).
 CONSUMER_NICE = int(os.environ.get("BENCH_CONSUMER_NICE", "10"))

@@ -92,6 +92,8 @@ def run_wrk(base_url: str, requests: list[tuple[str, bytes]], connections: int =
     import tempfile
     from pathlib import Path
 
+    if rate:  # many slow connections: the response time then adds little to each connection's pause
+        connections = max(connections, 64)
     with tempfile.NamedTemporaryFile("w", suffix=".reqs", delete=False) as f:
         for path, body in requests:
             f.write(path + "\t" + body.decode().replace("\n", "").replace("\r", "") + "\n")
