@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 
 import redis as redis_lib
-from sqlalchemy import create_engine, func, select, text
+from sqlalchemy import func, select
 
 ROOT = Path(__file__).resolve().parents[1]
 DB_URL = os.environ.get("BENCH_DATABASE_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/liebian_bench_payouts")
@@ -117,12 +117,9 @@ def _world():
 def _fresh_database() -> None:
     from app.migrate import upgrade_database
 
-    name = DB_URL.rsplit("/", 1)[1]
-    admin = create_engine(DB_URL.rsplit("/", 1)[0] + "/postgres", isolation_level="AUTOCOMMIT")
-    with admin.connect() as c:
-        c.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        c.execute(text(f'CREATE DATABASE "{name}"'))
-    admin.dispose()
+    from bench.db import recreate_database
+
+    recreate_database(DB_URL)
     upgrade_database(DB_URL)
 
 

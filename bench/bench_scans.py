@@ -61,12 +61,9 @@ def _prepare_database(partners: int) -> list[str]:
     from app.referrals import codes
     from app.referrals.partners import make_partner
 
-    admin_url, name = DB_URL.rsplit("/", 1)
-    admin = create_engine(admin_url + "/postgres", isolation_level="AUTOCOMMIT")
-    with admin.connect() as c:
-        c.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        c.execute(text(f'CREATE DATABASE "{name}"'))
-    admin.dispose()
+    from bench.db import recreate_database
+
+    recreate_database(DB_URL)
     upgrade_database(DB_URL)
     engine = make_engine(DB_URL)
     scenes = []

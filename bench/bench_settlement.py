@@ -23,7 +23,9 @@ import random
 import time
 from datetime import datetime, timedelta, timezone
 
-from sqlalchemy import create_engine, text
+from sqlalchemy import text
+
+from bench.db import recreate_database
 
 DEFAULT_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/liebian_bench"
 COMMIT_EVERY = int(os.environ.get("BENCH_COMMIT_EVERY", "50"))  # the baseline's batching
@@ -33,23 +35,10 @@ WORKERS = int(os.environ.get("BENCH_WORKERS", "2"))  # processes, like web worke
 VACUUM_EVERY = 2000
 
 
-def _recreate(url: str, template: str | None = None) -> None:
-    admin_url, name = url.rsplit("/", 1)
-    admin = create_engine(admin_url + "/postgres", isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        conn.execute(text(f'CREATE DATABASE "{name}"' + (f' TEMPLATE "{template}"' if template else "")))
-    admin.dispose()
-
-
 def _snapshot(url: str, snapshot: str) -> None:
     """Copy the bench database (ingested and set up, not matured) to `snapshot` for --mature-only runs."""
     admin_url, name = url.rsplit("/", 1)
-    admin = create_engine(admin_url + "/postgres", isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{snapshot}" WITH (FORCE)'))
-        conn.execute(text(f'CREATE DATABASE "{snapshot}" TEMPLATE "{name}"'))
-    admin.dispose()
+    recreate_database(f"{admin_url}/{snapshot}", template=name)
     print(f"snapshot of the set-up database saved as {snapshot}")
 
 
@@ -129,13 +118,13 @@ def run(orders: int, snapshot: str | None = None, mature_only: str | None = None
 
     url = os.environ.get("BENCH_DATABASE_URL", DEFAULT_URL)
     if mature_only:  # maturation only, on a copy of a --snapshot database
-        _recreate(url, template=mature_only)
+        recreate_database(url, template=mature_only)
         import_all_models()
         engine = make_engine(url)
         with engine.connect() as c:
             n_commissions = c.execute(text("SELECT COUNT(*) FROM commissions")).scalar()
         return _mature_and_report(engine, make_session_factory(engine), orders, n_commissions, None, None)
-    _recreate(url)
+    recreate_database(url)
     upgrade_database(url)
     import_all_models()
     prepare = os.environ.get("BENCH_PREPARE_THRESHOLD")

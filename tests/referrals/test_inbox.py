@@ -9,15 +9,6 @@ from app.referrals.models import Binding, Touch
 from tests.factories import make_member
 
 
-@pytest.fixture
-def partner_scene(session):
-    p = make_member(session, "P")
-    partners.make_partner(session, p.id, "designated")
-    scene = codes.ensure_personal_code(session, p.id).scene
-    session.commit()
-    return p, scene
-
-
 def test_queued_scans_are_bound_by_the_consumer_once(rt, session, partner_scene):
     p, scene = partner_scene
     for i in range(50):

@@ -7,18 +7,8 @@ import pytest
 from sqlalchemy import func, select
 
 from app.members.models import Member
-from app.referrals import codes, inbox, partners
+from app.referrals import inbox
 from app.referrals.models import Binding, Touch
-from tests.factories import make_member
-
-
-@pytest.fixture
-def partner_scene(session):
-    p = make_member(session, "P")
-    partners.make_partner(session, p.id, "designated")
-    scene = codes.ensure_personal_code(session, p.id).scene
-    session.commit()
-    return p, scene
 
 
 def _bound(session, partner_id: int) -> int:
