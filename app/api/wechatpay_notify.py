@@ -7,6 +7,7 @@ retries (notifications repeat anyway: handlers must be idempotent)."""
 from __future__ import annotations
 
 import logging
+import os
 
 from apiflask import APIBlueprint
 from flask import jsonify, request
@@ -20,6 +21,18 @@ log = logging.getLogger(__name__)
 bp = APIBlueprint("wechatpay_notify", __name__, enable_openapi=False)
 
 
+_clients: dict = {}
+
+
+def _pay(settings) -> WeChatPay:
+    """One client per process and settings: building one parses the keys (and opens an HTTP pool)."""
+    key = (os.getpid(), id(settings))
+    cached = _clients.get(key)
+    if cached is None or cached[0] is not settings:  # the settings are kept alive, so their id is not reused
+        cached = _clients[key] = (settings, WeChatPay(settings))
+    return cached[1]
+
+
 def _fail(message: str, status: int):
     return jsonify({"code": "FAIL", "message": message}), status
 
@@ -28,7 +41,7 @@ def _fail(message: str, status: int):
 def transfer_notification():
     rt = runtime()
     try:
-        resource = WeChatPay(rt.settings).open_notification(request.headers, request.get_data(cache=False))
+        resource = _pay(rt.settings).open_notification(request.headers, request.get_data(cache=False))
     except PayNotificationRejected as exc:
         log.warning("wechatpay notification rejected: %s", exc)
         return _fail(str(exc), 401)
