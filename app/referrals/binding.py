@@ -7,6 +7,8 @@ members.referrer_id is written only here, with a conditional UPDATE (compare-and
 so concurrent touches for one person bind exactly one referrer whatever the timing: the database decides."""
 from __future__ import annotations
 
+import json
+
 import logging
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -66,6 +68,38 @@ def _insert(session: Session, table):
     return (postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert)(table)
 
 
+def _insert_rows(session: Session, model, rows: list[dict], *, conflict: str = "", returning: str = ""):
+    """Insert many rows. PostgreSQL: one INSERT ... SELECT FROM jsonb_to_recordset, a constant statement (prepared
+    once) whatever the batch size; executemany sent one statement per row, and a VALUES list built per batch was
+    parsed anew each time. `conflict`: an ON CONFLICT clause; `returning`: columns to return."""
+    if not rows:
+        return []
+    if session.get_bind().dialect.name != "postgresql":
+        stmt = _insert(session, model)
+        if conflict:
+            stmt = stmt.on_conflict_do_nothing()
+        if returning:
+            return session.execute(stmt.returning(*[model.__table__.c[c] for c in returning.split(", ")]),
+                                   rows).all()
+        session.execute(stmt, rows)
+        return []
+    table = model.__table__
+    names = list(rows[0])
+    dialect = session.get_bind().dialect
+    spec = ", ".join(f"{n} {table.c[n].type.compile(dialect=dialect)}" for n in names)
+    sql = (f"INSERT INTO {table.name} ({', '.join(names)}) SELECT {', '.join(names)} "
+           f"FROM jsonb_to_recordset(CAST(:rows AS jsonb)) AS x({spec}) {conflict}"
+           + (f" RETURNING {returning}" if returning else ""))
+    result = session.execute(text(sql), {"rows": json.dumps(rows, default=_json_default)})
+    return result.all() if returning else []
+
+
+def _json_default(value):
+    if isinstance(value, datetime):
+        return value.isoformat()
+    raise TypeError(f"cannot send {type(value).__name__} as JSON")
+
+
 def touch(session: Session, *, scene: str | None, member_id: int, channel: str, new_follower: bool = False,
           ip: str | None = None, user_agent: str | None = None, now: datetime | None = None) -> TouchResult:
     """Record one touch and apply the binding rules. Always logged, even when nothing binds."""
@@ -100,12 +134,8 @@ def _process(session: Session, events: list[TouchEvent]) -> list[TouchResult | N
                         "created_at": e.at, "event_key": e.event_key})
     state.write_binds(results, fresh)
     bindings = [b for b in bindings if b.pop("_ok", True)]
-    if bindings:
-        session.execute(_insert(session, Binding), bindings)
-    if touches:
-        stmt = _insert(session, Touch).on_conflict_do_nothing(index_elements=["event_key"],
-                                                              index_where=Touch.event_key.is_not(None))
-        session.execute(stmt, touches)
+    _insert_rows(session, Binding, bindings)
+    _insert_rows(session, Touch, touches, conflict="ON CONFLICT (event_key) WHERE event_key IS NOT NULL DO NOTHING")
     session.flush()
     return [results.get(id(e)) for e in events]
 
@@ -135,24 +165,27 @@ def _resolve_openids(session: Session, events: list[TouchEvent]) -> set[int]:
     missing = [o for o in openids if o not in known]
     if missing:
         now = utcnow()
-        ids = session.scalars(_insert(session, Member).returning(Member.id, sort_by_parameter_order=True),
-                              [{"nickname": "", "avatar_url": "", "status": "active", "created_at": now,
-                                "updated_at": now} for _ in missing]).all()
-        won = set(session.scalars(
-            _insert(session, Identity).on_conflict_do_nothing(index_elements=["kind", "value"])
-            .returning(Identity.value),
-            [{"member_id": mid, "kind": "oa_openid", "value": o, "created_at": now}
-             for o, mid in zip(missing, ids, strict=True)]
-        ).all())
+        if session.get_bind().dialect.name == "postgresql":  # ids first: then one constant INSERT for them all
+            ids = list(session.scalars(text("SELECT nextval(pg_get_serial_sequence('members', 'id')) "
+                                            "FROM generate_series(1, :n)"), {"n": len(missing)}))
+            _insert_rows(session, Member, [{"id": i, "nickname": "", "avatar_url": "", "status": "active",
+                                            "created_at": now, "updated_at": now} for i in ids])
+        else:
+            ids = session.scalars(_insert(session, Member).returning(Member.id, sort_by_parameter_order=True),
+                                  [{"nickname": "", "avatar_url": "", "status": "active", "created_at": now,
+                                    "updated_at": now} for _ in missing]).all()
+        won = {r[0] for r in _insert_rows(
+            session, Identity, [{"member_id": mid, "kind": "oa_openid", "value": o, "created_at": now}
+                                for o, mid in zip(missing, ids, strict=True)],
+            conflict="ON CONFLICT (kind, value) DO NOTHING", returning="value")}
         created = {o: mid for o, mid in zip(missing, ids, strict=True) if o in won}
         lost = [mid for o, mid in zip(missing, ids, strict=True) if o not in won]
         if lost:  # another process created these people a moment ago: use theirs, drop ours
             session.execute(Member.__table__.delete().where(Member.id.in_(lost)))
             known.update(session.execute(select(Identity.value, Identity.member_id).where(
                 Identity.kind == "oa_openid", Identity.value.in_([o for o in missing if o not in won]))).all())
-        if created:
-            session.execute(_insert(session, MemberRole),
-                            [{"member_id": mid, "role": "consumer", "granted_at": now} for mid in created.values()])
+        _insert_rows(session, MemberRole,
+                     [{"member_id": mid, "role": "consumer", "granted_at": now} for mid in created.values()])
         known.update(created)
     # A merged member's identities point at the survivor already (merges move identities).
     for e in events:
@@ -249,18 +282,16 @@ class _MemberState:
 
 
     def _cas_postgresql(self) -> set[int]:
-        """All binds of the batch as one UPDATE ... FROM (VALUES ...): each row changes only if its referrer is
-        still the one we read (IS NOT DISTINCT FROM handles "was unbound")."""
-        rows = [(mid, b["referrer_id"], self.rows[mid]["read_referrer_id"], b["at"]) for mid, b in self.pending.items()]
-        values = ", ".join(f"(:m{i}, :r{i}, CAST(:o{i} AS BIGINT), CAST(:a{i} AS TIMESTAMPTZ))"
-                           for i in range(len(rows)))
-        params = {}
-        for i, (mid, ref, old, at) in enumerate(rows):
-            params.update({f"m{i}": mid, f"r{i}": ref, f"o{i}": old, f"a{i}": at})
+        """All binds of the batch as one UPDATE ... FROM a JSON recordset: each row changes only if its referrer
+        is still the one we read (IS NOT DISTINCT FROM handles "was unbound")."""
+        rows = [{"m": mid, "r": b["referrer_id"], "o": self.rows[mid]["read_referrer_id"], "a": b["at"].isoformat()}
+                for mid, b in self.pending.items()]
         changed = set(self.session.execute(text(
-            f"UPDATE members m SET referrer_id = v.r, bound_at = v.a FROM (VALUES {values}) AS v(m, r, o, a) "
-            "WHERE m.id = v.m AND m.referrer_id IS NOT DISTINCT FROM v.o RETURNING m.id"), params).scalars())
-        return {mid for mid, *_ in rows if mid not in changed}
+            "UPDATE members m SET referrer_id = v.r, bound_at = v.a "
+            "FROM jsonb_to_recordset(CAST(:rows AS jsonb)) AS v(m bigint, r bigint, o bigint, a timestamptz) "
+            "WHERE m.id = v.m AND m.referrer_id IS NOT DISTINCT FROM v.o RETURNING m.id"),
+            {"rows": json.dumps(rows)}).scalars())
+        return {r["m"] for r in rows if r["m"] not in changed}
 
 
 def _apply(session: Session, rules: BindingRules, state: _MemberState, code: _CodeInfo | None, e: TouchEvent,
