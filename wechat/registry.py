@@ -4,6 +4,9 @@ Push handlers: `register_push_handler(key, fn)`, `fn(session, message) -> str | 
 `wechat.push.handler_key(message)`: "subscribe" (plain follow), "subscribe_scan" (follow by scanning a
 parametric QR; `message.scene_id` is the scene without "qrscene_"), "scan" (a follower scanned),
 "unsubscribe", "click", "view", "text", "image", ... and "*" for every message.
+A handler may take over the delivery claim (`claims_delivery=<predicate>`): when every handler for a message
+says so, the callback does not claim the delivery itself and marks `message.delivery_claimed = False`; the
+handler then dedupes WeChat's retries atomically with its own write (one Redis call instead of two).
 Transfer notifications: `register_transfer_notification_handler(fn)`, `fn(session, resource: dict)`.
 
 Domain packages put their registrations in `app/<domain>/wechat_handlers.py`; those modules are imported on
@@ -19,7 +22,10 @@ _loaded = False
 _lock = threading.Lock()
 
 
-def register_push_handler(event_type: str, fn: Callable) -> Callable:
+def register_push_handler(event_type: str, fn: Callable, claims_delivery: Callable[[], bool] | None = None
+                          ) -> Callable:
+    if claims_delivery is not None:
+        fn.claims_delivery = claims_delivery
     with _lock:
         handlers = _push.setdefault(event_type.lower(), [])
         if fn not in handlers:
@@ -47,6 +53,12 @@ def load_handler_modules() -> None:
 def push_handlers(key: str) -> list[Callable]:
     load_handler_modules()
     return list(_push.get(key, [])) + list(_push.get("*", []))
+
+
+def handlers_claim_delivery(handlers: list[Callable]) -> bool:
+    """True when every handler dedupes the delivery itself (see the module docstring)."""
+    return bool(handlers) and all(getattr(h, "claims_delivery", None) is not None and h.claims_delivery()
+                                  for h in handlers)
 
 
 def transfer_notification_handlers() -> list[Callable]:

@@ -12,7 +12,7 @@ from flask import Response, request
 from app.api.web import db, runtime
 from wechat import push
 from wechat.errors import PushRejected
-from wechat.registry import push_handlers, register_push_handler  # noqa: F401 - re-exported for handlers
+from wechat.registry import handlers_claim_delivery, push_handlers, register_push_handler  # noqa: F401 - re-exported
 
 log = logging.getLogger(__name__)
 bp = APIBlueprint("wechat_callback", __name__, enable_openapi=False)
@@ -38,12 +38,14 @@ def receive():
     except PushRejected as exc:
         log.warning("wechat push rejected: %s", exc)
         return _text("forbidden", 403)
-    if not push.claim_delivery(rt.redis, message):
+    handlers = push_handlers(push.handler_key(message))
+    message.delivery_claimed = not handlers_claim_delivery(handlers)
+    if message.delivery_claimed and not push.claim_delivery(rt.redis, message):
         return _text("success")  # WeChat's retry of a delivery we already took
     reply = None
     try:
         session = db()
-        for handler in push_handlers(push.handler_key(message)):
+        for handler in handlers:
             answer = handler(session, message)  # text, or {"articles": [...]} for news
             if reply is None and answer:
                 reply = answer
@@ -51,7 +53,8 @@ def receive():
             session.commit()
     except Exception:
         db().rollback()
-        push.release_delivery(rt.redis, message)
+        if message.delivery_claimed:
+            push.release_delivery(rt.redis, message)
         log.exception("wechat push handler failed for %s", push.handler_key(message))
         return _text("error", 500)
     return _text(push.render_reply(rt.settings, message, reply, request.args))

@@ -20,9 +20,34 @@ GROUP = "binders"
 CLAIM_IDLE_MS = 30_000
 
 
+MAXLEN = 5_000_000
+
+
 def accept(redis, openid: str, scene: str, subscribed_now: bool, create_time: int | None) -> None:
-    redis.xadd(STREAM, {"e": json.dumps([openid, scene, subscribed_now, create_time])}, maxlen=5_000_000,
+    redis.xadd(STREAM, {"e": json.dumps([openid, scene, subscribed_now, create_time])}, maxlen=MAXLEN,
                approximate=True)
+
+
+# Claim WeChat's delivery and append the event in one atomic call: a retry finds the claim and appends nothing.
+_ACCEPT_ONCE = """
+if redis.call('SET', KEYS[1], '1', 'NX', 'EX', ARGV[1]) then
+  redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[2], '*', 'e', ARGV[3])
+  return 1
+end
+return 0
+"""
+_scripts: dict = {}
+
+
+def accept_once(redis, delivery_key: str, ttl_s: int, openid: str, scene: str, subscribed_now: bool,
+                create_time: int | None) -> bool:
+    """accept() for a delivery nobody claimed yet: True if this call claimed it (and queued the event), False for
+    WeChat's retry of a delivery already taken."""
+    script = _scripts.get(id(redis))
+    if script is None or script[0] is not redis:
+        script = _scripts[id(redis)] = (redis, redis.register_script(_ACCEPT_ONCE))
+    return bool(script[1](keys=[delivery_key, STREAM], args=[
+        ttl_s, MAXLEN, json.dumps([openid, scene, subscribed_now, create_time])]))
 
 
 def _ensure_group(redis) -> None:

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import os
 
+from wechat import push
 from wechat.registry import register_push_handler
 
 from app.referrals import events, inbox
@@ -21,11 +22,23 @@ def _stream_mode() -> bool:
 
 
 def _follow(session, message, scene, subscribed_now):
+    claimed = getattr(message, "delivery_claimed", True)  # False: the callback left the dedupe to us
     if scene and _stream_mode():
         from app.runtime import get_runtime
 
-        inbox.accept(get_runtime().redis, message.source, scene, subscribed_now, _create_time(message))
+        redis = get_runtime().redis
+        if claimed:
+            inbox.accept(redis, message.source, scene, subscribed_now, _create_time(message))
+        elif not inbox.accept_once(redis, push.delivery_key(message), push.DEDUPE_SECONDS, message.source, scene,
+                                   subscribed_now, _create_time(message)):
+            return None  # WeChat's retry of a delivery already queued
         return cached_welcome(session) if subscribed_now else None
+    if not claimed:
+        from app.runtime import get_runtime
+
+        if not push.claim_delivery(get_runtime().redis, message):
+            return None
+        message.delivery_claimed = True  # so a failure below releases it for WeChat's retry
     return events.on_follow_or_scan(session, openid=message.source, scene=scene, subscribed_now=subscribed_now,
                                     create_time=_create_time(message))
 
@@ -47,6 +60,7 @@ def _unsubscribe(session, message):
 
 
 register_push_handler("subscribe", _subscribe)
-register_push_handler("subscribe_scan", _subscribe_scan)
-register_push_handler("scan", _scan)
+# In stream mode a scan's dedupe claim and its XADD are one atomic Redis call (inbox.accept_once).
+register_push_handler("subscribe_scan", _subscribe_scan, claims_delivery=_stream_mode)
+register_push_handler("scan", _scan, claims_delivery=_stream_mode)
 register_push_handler("unsubscribe", _unsubscribe)

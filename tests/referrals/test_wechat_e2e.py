@@ -82,6 +82,31 @@ def test_a_retry_storm_of_the_same_event_binds_once(client, session, rt, emulato
     assert session.scalar(select(func.count()).select_from(Binding)) == 1
 
 
+def test_in_stream_mode_a_retry_storm_queues_one_event_and_binds_once(client, session, rt, emulator, live_app,
+                                                                       monkeypatch):
+    from app.referrals import inbox
+
+    monkeypatch.setenv("REFERRAL_TOUCH_MODE", "stream")
+    update_rules(session, {"welcome_text": "欢迎！"})
+    session.commit()
+    from app.referrals import settings as referral_settings
+
+    referral_settings._cache.clear()
+    p, code = partner_qr_ticket(client, session, rt)
+    rt.redis.delete(inbox.STREAM)
+    emulator.faults.push_repeat = 3  # WeChat's three deliveries of one event
+    person = emulator.sim("persons")
+    result = emulator.sim(f"persons/{person['pid']}/scan", ticket=code.oa_ticket)
+    assert [a["status"] for a in result["attempts"]] == [200, 200, 200]
+    assert result["reply"]["Content"] == "欢迎！"
+    assert rt.redis.xlen(inbox.STREAM) == 1  # the claim and the append are one atomic call: retries add nothing
+    assert inbox.drain_once(rt, "test", count=10, block_ms=10) == 1
+    session.expire_all()
+    fan = member_for_openid(session, person["openids"][rt.settings.wechat_app_id])
+    assert fan.referrer_id == p.id
+    assert session.scalar(select(func.count()).select_from(Binding)) == 1
+
+
 def test_a_follower_scanning_again_is_logged_but_not_rebound(client, session, rt, emulator, live_app):
     p, code = partner_qr_ticket(client, session, rt)
     person = emulator.sim("persons")
