@@ -198,22 +198,26 @@ def post_entries(session: Session, specs: Sequence[EntrySpec], *, fresh: bool = 
     return [results[s.key] for s in specs]
 
 
-# Entries and their lines in one round trip: lines are inserted only for entries whose key was new.
-_POST_PG = text("""
-    WITH e AS (
+def _entries_and_lines(on_conflict: str = "") -> str:
+    """CTEs `e` (the entries, RETURNING id, key) and `l` (their lines, only for entries that `e` returned).
+    Parameters :now, :keys, :kinds, :ref_types, :ref_ids, :memos, :line_keys, :line_accounts, :line_amounts."""
+    return f"""
+    e AS (
         INSERT INTO journal_entries (key, kind, ref_type, ref_id, memo, created_at)
         SELECT x.key, x.kind, x.ref_type, x.ref_id, x.memo, CAST(:now AS timestamptz)
         FROM unnest(CAST(:keys AS text[]), CAST(:kinds AS text[]), CAST(:ref_types AS text[]),
                     CAST(:ref_ids AS text[]), CAST(:memos AS text[])) AS x(key, kind, ref_type, ref_id, memo)
-        ON CONFLICT (key) DO NOTHING
+        {on_conflict}
         RETURNING id, key),
     l AS (
         INSERT INTO journal_lines (entry_id, account_id, amount_fen)
         SELECT e.id, y.account_id, y.amount_fen
         FROM e JOIN unnest(CAST(:line_keys AS text[]), CAST(:line_accounts AS bigint[]),
-                           CAST(:line_amounts AS bigint[])) AS y(key, account_id, amount_fen) ON y.key = e.key)
-    SELECT id, key FROM e
-""")
+                           CAST(:line_amounts AS bigint[])) AS y(key, account_id, amount_fen) ON y.key = e.key)"""
+
+
+# Entries and their lines in one round trip: lines are inserted only for entries whose key was new.
+_POST_PG = text(f"WITH {_entries_and_lines('ON CONFLICT (key) DO NOTHING')} SELECT id, key FROM e")
 
 
 def _insert_pg(session: Session, specs: Sequence[EntrySpec], now) -> dict[str, int]:
@@ -253,21 +257,8 @@ BALANCES_CTE = """
         RETURNING a.id)"""
 
 
-_POST_FRESH_PG = text(f"""
-    WITH {BALANCES_CTE},
-    e AS (
-        INSERT INTO journal_entries (key, kind, ref_type, ref_id, memo, created_at)
-        SELECT x.key, x.kind, x.ref_type, x.ref_id, x.memo, CAST(:now AS timestamptz)
-        FROM unnest(CAST(:keys AS text[]), CAST(:kinds AS text[]), CAST(:ref_types AS text[]),
-                    CAST(:ref_ids AS text[]), CAST(:memos AS text[])) AS x(key, kind, ref_type, ref_id, memo)
-        RETURNING id, key),
-    l AS (
-        INSERT INTO journal_lines (entry_id, account_id, amount_fen)
-        SELECT e.id, y.account_id, y.amount_fen
-        FROM e JOIN unnest(CAST(:line_keys AS text[]), CAST(:line_accounts AS bigint[]),
-                           CAST(:line_amounts AS bigint[])) AS y(key, account_id, amount_fen) ON y.key = e.key)
-    SELECT e.id, e.key, (SELECT COUNT(*) FROM balances) AS updated FROM e
-""")
+_POST_FRESH_PG = text(f"""WITH {BALANCES_CTE}, {_entries_and_lines()}
+    SELECT e.id, e.key, (SELECT COUNT(*) FROM balances) AS updated FROM e""")
 
 
 def _post_fresh_pg(session: Session, specs: Sequence[EntrySpec]) -> list[Posted]:
