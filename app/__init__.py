@@ -5,6 +5,7 @@ import logging
 
 from apiflask import APIFlask
 from flask import g
+from flask.sessions import SecureCookieSessionInterface
 
 from app.config import EMULATOR_PREFIX, Settings, load_settings
 from app.runtime import Runtime, build_runtime, set_runtime
@@ -35,6 +36,7 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
         INFO={"description": "Liebian: WeChat community distribution backend. Errors share one shape: "
                              "{code, message, status, details}."},
     )
+    app.session_interface = _CookieOnDemand()
     app.security_schemes = {
         "MemberBearer": {"type": "http", "scheme": "bearer", "description": "mini-program access token"},
         "OperatorBearer": {"type": "http", "scheme": "bearer", "description": "console operator token"},
@@ -74,3 +76,16 @@ def _mount_emulator(app: APIFlask, settings: Settings) -> None:
     emulator = create_emulator_for(settings)
     app.extensions["wechat_emulator"] = emulator
     app.wsgi_app = DispatcherMiddleware(app.wsgi_app, {EMULATOR_PREFIX: emulator.wsgi_app})
+
+
+class _CookieOnDemand(SecureCookieSessionInterface):
+    """Flask's signed-cookie session, without building the signer for requests that carry no session cookie.
+
+    Only the H5 OAuth pages use the session; the API (bearer tokens) and WeChat's pushes never send the cookie,
+    and Flask otherwise builds an itsdangerous serializer for every request."""
+
+    def open_session(self, app, request):
+        if not request.cookies.get(self.get_cookie_name(app)) and app.secret_key:
+            return self.session_class()
+        return super().open_session(app, request)
+
