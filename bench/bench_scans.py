@@ -31,6 +31,7 @@ DB_URL = os.environ.get("BENCH_DATABASE_URL", "postgresql+psycopg://postgres@127
 REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/9")
 WORKERS = int(os.environ.get("BENCH_WORKERS", "4"))  # 4x2 gthread: measured best on 2 cores (docs/referrals.md)
 THREADS = int(os.environ.get("BENCH_THREADS", "2"))
+EXTRA_GUNICORN = os.environ.get("BENCH_GUNICORN_ARGS", "").split()
 CONSUMERS = int(os.environ.get("BENCH_CONSUMERS", "1"))
 # BENCH_RATE=<events/s> also measures stream mode at a paced offered load (wrk pausing each of 64 connections);
 # off by default: on 2 cores the many idle keep-alive connections cost the gthread workers more CPU per event than
@@ -103,7 +104,11 @@ def _requests(scenes: list[str], events: int, rng: random.Random, prefix: str) -
 
 def _gunicorn(app: str, port: int, env: dict) -> subprocess.Popen:
     cmd = [sys.executable, "-m", "gunicorn", "-w", str(WORKERS), "-k", "gthread", "--threads", str(THREADS),
-           "-b", f"127.0.0.1:{port}", "--log-level", "warning", "--keep-alive", "30", app]
+           "-b", f"127.0.0.1:{port}", "--log-level", "warning", "--keep-alive", "30",
+           # One listening socket per worker (SO_REUSEPORT): the kernel spreads connections over the workers. With
+           # one shared socket, keep-alive connections piled onto whichever worker accepted first, and its queue
+           # was the tail (max 250-490 ms; with this, 62-80 ms).
+           "--reuse-port", *EXTRA_GUNICORN, app]
     proc = subprocess.Popen(cmd, cwd=ROOT, env={**os.environ, **env}, start_new_session=True)
     for _ in range(100):
         try:
