@@ -91,9 +91,10 @@ def plan_snapshot(session: Session, plan_id: int) -> PlanSnapshot:
     return snap
 
 
-def active_plan_id_sql() -> str:
-    """SQL fragment: the id of the version active at :paid_at (latest effective_from at or before it)."""
-    return ("(SELECT p.id FROM commission_plans p WHERE p.effective_from <= :paid_at "
+def active_plan_id_sql(paid_at: str = ":paid_at") -> str:
+    """SQL fragment: the id of the version active at `paid_at` (a bind parameter or a column expression): the
+    latest effective_from at or before it."""
+    return (f"(SELECT p.id FROM commission_plans p WHERE p.effective_from <= {paid_at} "
             "ORDER BY p.effective_from DESC, p.version DESC LIMIT 1)")
 
 

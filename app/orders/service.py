@@ -74,7 +74,8 @@ def _ingest(session: Session, datas: list, savepoints: bool) -> list[dict | Doma
             this = [i for i in paid if not (events[i].shop_order_id in seen or seen.add(events[i].shop_order_id))]
             for i, r in _paid_batch(session, [(i, events[i]) for i in this], now).items():
                 results[i] = r
-            paid = [i for i in paid if i not in set(this)]
+            done = set(this)
+            paid = [i for i in paid if i not in done]
     else:  # SQLite (embedded mode): one writer at a time, one event at a time
         for i in paid:
             results[i] = _isolated(session, savepoints, lambda e=events[i]: _paid(session, e, now))
@@ -293,7 +294,7 @@ _ORDERS_PG = text(f"""
                             paid_at, created_at)
         SELECT x.s, x.b, 'paid', x.p, 0,
                x.rank = 1 AND NOT EXISTS (SELECT 1 FROM orders prior WHERE prior.buyer_id = x.b),
-               {active_plan_id_sql().replace(':paid_at', 'x.paid_at')}, x.paid_at, :now
+               {active_plan_id_sql('x.paid_at')}, x.paid_at, :now
         FROM x ORDER BY x.idx
         ON CONFLICT (shop_order_id) DO NOTHING
         RETURNING id, shop_order_id, buyer_id, is_first_order, plan_id),
