@@ -238,3 +238,34 @@ def test_the_webhook_takes_a_signed_batch_and_answers_per_event(client, rt, sess
     assert too_many.status_code == 422 and too_many.get_json()["code"] == "order_batch_invalid"
     empty = _post(client, rt, {"events": []})
     assert empty.status_code == 422 and empty.get_json()["code"] == "order_batch_invalid"
+
+
+def test_the_webhook_retries_a_batch_postgresql_aborted_as_a_deadlock_and_applies_it_once(client, rt, session, world,
+                                                                                        monkeypatch):
+    from sqlalchemy.exc import OperationalError
+
+    import app.api.hooks_orders as hooks
+
+    _, parent, buyer = world.chain()
+    world.plan()
+    session.commit()
+    real, calls = hooks.ingest_order_events, []
+
+    class Deadlock(Exception):
+        sqlstate = "40P01"
+
+    def flaky(s, events):
+        calls.append(1)
+        if len(calls) == 1:
+            real(s, events)  # writes, then PostgreSQL aborts the transaction: the handler must roll it back
+            raise OperationalError("INSERT ...", {}, Deadlock("deadlock detected"))
+        return real(s, events)
+
+    monkeypatch.setattr(hooks, "ingest_order_events", flaky)
+    resp = _post(client, rt, {"events": [paid("SO1", world.unionid(buyer), 10000)]})
+    assert resp.status_code == 200 and resp.get_json()["results"][0]["status"] == "applied"
+    assert len(calls) == 2
+    session.expire_all()
+    assert session.execute(text("SELECT COUNT(*) FROM orders")).scalar() == 1
+    assert member_balances(session, parent.id)["pending"] == 1000
+    assert check_ledger(session).ok
