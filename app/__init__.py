@@ -7,8 +7,14 @@ from apiflask import APIFlask
 from flask import g
 from flask.sessions import SecureCookieSessionInterface
 
+from werkzeug.middleware.dispatcher import DispatcherMiddleware
+
+from app.api import register_api
+from app.cli import register_cli
 from app.config import EMULATOR_PREFIX, Settings, load_settings
+from app.modules import load_plugins
 from app.runtime import Runtime, build_runtime, set_runtime
+from wechat.emulator import create_emulator_for
 
 
 def create_app(settings: Settings | None = None, runtime: Runtime | None = None) -> APIFlask:
@@ -45,12 +51,8 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     app.config["LIEBIAN_SETTINGS"] = settings
     logging.basicConfig(level=logging.INFO)
 
-    from app.api import register_api
-
+    load_plugins()
     register_api(app)
-
-    from app.cli import register_cli
-
     register_cli(app)
 
     if settings.embedded_emulator:
@@ -67,12 +69,6 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
 
 def _mount_emulator(app: APIFlask, settings: Settings) -> None:
     """Embedded default: the local WeChat emulator answers under /_emulator in this same process."""
-    try:
-        from wechat.emulator import create_emulator_for
-    except ImportError:  # emulator not built yet
-        return
-    from werkzeug.middleware.dispatcher import DispatcherMiddleware
-
     emulator = create_emulator_for(settings)
     app.extensions["wechat_emulator"] = emulator
     app.wsgi_app = DispatcherMiddleware(app.wsgi_app, {EMULATOR_PREFIX: emulator.wsgi_app})

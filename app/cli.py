@@ -6,15 +6,17 @@ from flask import current_app
 from flask.cli import AppGroup
 from flask_migrate import Migrate
 
+from app.db import Base
+from app.demo import DEMO_OPERATOR, seed
+from app.identity.operators import create_operator as create
+from app.ledger.cli import register_ledger_cli
 from app.migrate import MIGRATIONS
 
 
 class _MetadataOnly:
     """Flask-Migrate wants a `db`; our env.py reads plain SQLAlchemy metadata instead of Flask-SQLAlchemy."""
 
-    from app.db import Base as _Base
-
-    metadata = _Base.metadata
+    metadata = Base.metadata
 
 
 def register_cli(app) -> None:
@@ -26,8 +28,6 @@ def register_cli(app) -> None:
     @click.argument("username")
     @click.password_option()
     def create_operator(username: str, password: str):
-        from app.identity.operators import create_operator as create
-
         rt = current_app.extensions["liebian"]
         with rt.session() as s:
             op = create(s, username, password)
@@ -35,15 +35,11 @@ def register_cli(app) -> None:
 
     app.cli.add_command(operators)
 
-    from app.ledger.cli import register_ledger_cli
-
     register_ledger_cli(app)
 
-    @app.cli.command("seed-demo")
+    @app.cli.command("seed-demo", help=f"Create demo members, an operator ({DEMO_OPERATOR[0]}/{DEMO_OPERATOR[1]}) "
+                                       "and sample data; safe to run twice.")
     def seed_demo():
-        """Create demo members, an operator (admin/admin) and sample data; safe to run twice."""
-        from app.demo import seed
-
         rt = current_app.extensions["liebian"]
         with rt.session() as s:
-            click.echo(seed(s))
+            click.echo(seed(s, rt.settings))

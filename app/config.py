@@ -1,11 +1,16 @@
-"""Settings read once from the environment (names from WECHAT.md), with embedded defaults for a newcomer."""
+"""The one typed configuration: every setting is read here, once, from the environment (names in the README's
+table), with embedded defaults for a newcomer. Nothing else reads the environment; code receives `Settings`.
+
+Tests and tools build their own with `load_settings({...})` (a mapping, not the process environment) or change
+a copy with `settings.with_(...)`."""
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-INSTANCE_DIR = Path(os.environ.get("LIEBIAN_INSTANCE_DIR", Path(__file__).resolve().parent.parent / "instance"))
+INSTANCE_DIR = Path(os.environ.get("LIEBIAN_INSTANCE_DIR") or Path(__file__).resolve().parent.parent / "instance")
 EMULATOR_PREFIX = "/_emulator"
 DEV_SECRET = "liebian-embedded-dev-secret-not-for-production"
 
@@ -14,19 +19,63 @@ class ConfigError(RuntimeError):
     pass
 
 
-def _env(name: str, default: str | None = None) -> str | None:
-    value = os.environ.get(name)
-    return value if value not in (None, "") else default
+class _Env:
+    def __init__(self, environ: Mapping[str, str]):
+        self.environ = environ
+
+    def __call__(self, name: str, default: str | None = None) -> str | None:
+        value = self.environ.get(name)
+        return value if value not in (None, "") else default
+
+    def int(self, name: str, default: int) -> int:
+        raw = self(name)
+        try:
+            return default if raw is None else int(raw)
+        except ValueError:
+            raise ConfigError(f"{name} must be an integer, got {raw!r}") from None
+
+    def float(self, name: str, default: float) -> float:  # durations in seconds and request rates, never money
+        raw = self(name)
+        try:
+            return default if raw is None else float(raw)
+        except ValueError:
+            raise ConfigError(f"{name} must be a number, got {raw!r}") from None
 
 
-def _env_int(name: str, default: int) -> int:
-    raw = _env(name)
-    if raw is None:
-        return default
-    try:
-        return int(raw)
-    except ValueError as exc:
-        raise ConfigError(f"{name} must be an integer, got {raw!r}") from exc
+@dataclass(frozen=True)
+class PayoutSettings:
+    """Payout tuning (defaults suit production; tests shorten them)."""
+    http_timeout: float = 10.0  # PAYOUT_HTTP_TIMEOUT: seconds to wait for WeChat Pay (then: unknown, query later)
+    rate_per_s: float = 100.0  # WECHATPAY_RATE_LIMIT: requests/s per merchant, shared by all workers
+    rate_burst: int = 5  # WECHATPAY_RATE_BURST: requests allowed at once above the steady rate
+    accept_grace: float = 10.0  # PAYOUT_ACCEPT_GRACE: after a submit, NOT_FOUND means "still being accepted"
+    backoff_base: float = 2.0  # PAYOUT_BACKOFF_BASE: retry backoff (doubling, jittered) for unknown outcomes
+    backoff_max: float = 300.0  # PAYOUT_BACKOFF_MAX
+    confirm_recheck: float = 1800.0  # PAYOUT_CONFIRM_RECHECK: between queries of a bill awaiting confirmation
+    cancel_followup: float = 10.0  # PAYOUT_CANCEL_FOLLOWUP: after a member's cancel, query the CANCELING bill
+    reconcile_every: float = 300.0  # PAYOUT_RECONCILE_SECONDS: how often every non-final bill is queried
+
+
+@dataclass(frozen=True)
+class OutboxSettings:
+    lease_seconds: float = 60.0  # OUTBOX_LEASE_SECONDS: a row handed out longer ago without finishing goes again
+    max_failures: int = 25  # OUTBOX_MAX_FAILURES: then the row is dead (kept, visible in /healthz)
+    batch: int = 8  # OUTBOX_BATCH: rows of one queue handed to RQ together in one job
+    sweep_every: float = 2.0  # OUTBOX_SWEEP_SECONDS: how often the scheduler sweeps
+
+
+@dataclass(frozen=True)
+class TouchSettings:
+    mode: str = "inline"  # REFERRAL_TOUCH_MODE: "inline" (bind in the callback) or "stream" (Redis stream + consumer)
+    batch: int = 500  # TOUCH_BATCH: touches a consumer takes at once
+    linger_ms: int = 100  # TOUCH_LINGER_MS: how long a consumer waits to fill a batch
+
+
+@dataclass(frozen=True)
+class PosterSettings:
+    store_dir: str  # POSTER_STORE_DIR: where rendered posters and backgrounds are kept
+    font_text: str | None = None  # POSTER_FONT_TEXT: a CJK font file instead of the bundled Noto Sans CJK
+    font_emoji: str | None = None  # POSTER_FONT_EMOJI: a colour emoji font; empty turns colour emoji off
 
 
 @dataclass(frozen=True)
@@ -58,23 +107,18 @@ class Settings:
     # True when no real WeChat is configured: the emulator is mounted at EMULATOR_PREFIX in this process.
     embedded_emulator: bool
     max_body_bytes: int = 1 << 20
-    extra: dict = field(default_factory=dict)
+    payout: PayoutSettings = field(default_factory=PayoutSettings)
+    outbox: OutboxSettings = field(default_factory=OutboxSettings)
+    touch: TouchSettings = field(default_factory=TouchSettings)
+    posters: PosterSettings = field(default_factory=lambda: PosterSettings(str(INSTANCE_DIR / "posters")))
 
     def with_(self, **changes) -> "Settings":
         return replace(self, **changes)
 
 
-def load_settings(env: dict[str, str] | None = None) -> Settings:
-    if env is not None:
-        old = dict(os.environ)
-        os.environ.clear()
-        os.environ.update(env)
-        try:
-            return load_settings()
-        finally:
-            os.environ.clear()
-            os.environ.update(old)
-
+def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
+    """Settings from `environ` (the process environment by default)."""
+    _env = _Env(os.environ if environ is None else environ)
     public = (_env("PUBLIC_BASE_URL", "http://127.0.0.1:5000") or "").rstrip("/")
     real_wechat = _env("WECHAT_APP_ID") is not None or _env("WECHAT_API_BASE") is not None
     secret = _env("SECRET_KEY")
@@ -110,5 +154,26 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         wechatpay_api_base=(_env("WECHATPAY_API_BASE", "https://api.mch.weixin.qq.com" if real_wechat else emu)).rstrip("/"),
         shop_webhook_secret=_env("SHOP_WEBHOOK_SECRET", "demo-shop-secret"),
         embedded_emulator=not real_wechat,
-        max_body_bytes=_env_int("MAX_BODY_BYTES", 1 << 20),
+        max_body_bytes=_env.int("MAX_BODY_BYTES", 1 << 20),
+        payout=PayoutSettings(
+            http_timeout=_env.float("PAYOUT_HTTP_TIMEOUT", 10.0), rate_per_s=_env.float("WECHATPAY_RATE_LIMIT", 100.0),
+            rate_burst=_env.int("WECHATPAY_RATE_BURST", 5), accept_grace=_env.float("PAYOUT_ACCEPT_GRACE", 10.0),
+            backoff_base=_env.float("PAYOUT_BACKOFF_BASE", 2.0), backoff_max=_env.float("PAYOUT_BACKOFF_MAX", 300.0),
+            confirm_recheck=_env.float("PAYOUT_CONFIRM_RECHECK", 1800.0),
+            cancel_followup=_env.float("PAYOUT_CANCEL_FOLLOWUP", 10.0),
+            reconcile_every=_env.float("PAYOUT_RECONCILE_SECONDS", 300.0)),
+        outbox=OutboxSettings(
+            lease_seconds=_env.float("OUTBOX_LEASE_SECONDS", 60.0), max_failures=_env.int("OUTBOX_MAX_FAILURES", 25),
+            batch=max(1, _env.int("OUTBOX_BATCH", 8)), sweep_every=_env.float("OUTBOX_SWEEP_SECONDS", 2.0)),
+        touch=TouchSettings(mode=_touch_mode(_env("REFERRAL_TOUCH_MODE", "inline")),
+                            batch=_env.int("TOUCH_BATCH", 500), linger_ms=_env.int("TOUCH_LINGER_MS", 100)),
+        posters=PosterSettings(store_dir=_env("POSTER_STORE_DIR", str(INSTANCE_DIR / "posters")),
+                               font_text=_env("POSTER_FONT_TEXT"),
+                               font_emoji=_env.environ.get("POSTER_FONT_EMOJI")),  # "" is meaningful: no emoji
     )
+
+
+def _touch_mode(value: str) -> str:
+    if value not in ("inline", "stream"):
+        raise ConfigError(f"REFERRAL_TOUCH_MODE must be inline or stream, got {value!r}")
+    return value

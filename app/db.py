@@ -8,6 +8,8 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.types import TypeDecorator
 
+from app.modules import import_domain_modules
+
 NAMING = {
     "ix": "ix_%(column_0_label)s",
     "uq": "uq_%(table_name)s_%(column_0_N_name)s",
@@ -76,6 +78,4 @@ def make_session_factory(engine: Engine) -> sessionmaker[Session]:
 
 def import_all_models() -> None:
     """Import every domain's models.py, so Base.metadata is complete (migrations, tests)."""
-    from app.modules import import_domain_modules
-
     import_domain_modules("models")

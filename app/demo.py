@@ -3,12 +3,18 @@
 Idempotent: a second run finds the demo operator and changes nothing."""
 from __future__ import annotations
 
+import copy
+
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from app.config import Settings
 from app.identity.operators import create_operator
 from app.members.models import Identity, Member, Operator
+from app.posters.storage import poster_store
+from app.posters.templates import create_template, upload_background
 from app.referrals import binding, codes, partners, stores
+from posters.samples import REFERENCE_SPEC, photo_like_background
 
 DEMO_OPERATOR = ("admin", "liebian-demo")
 
@@ -22,7 +28,7 @@ def _member(session: Session, nickname: str, openid: str) -> Member:
     return m
 
 
-def seed(session: Session) -> str:
+def seed(session: Session, settings: Settings) -> str:
     if session.scalar(select(Operator).where(Operator.username == DEMO_OPERATOR[0])):
         partner_id = session.scalar(select(Identity.member_id).where(Identity.kind == "mini_openid",
                                                                      Identity.value == "demo-partner"))
@@ -50,9 +56,16 @@ def seed(session: Session) -> str:
     walk_in = _member(session, "周四", "demo-walkin")
     binding.touch(session, scene=clerk_code.scene, member_id=walk_in.id, channel="oa_subscribe")
 
-    from app import demo_extras
-
-    extra = demo_extras.seed_extras(session, captain=captain, partner=partner)
+    extra = _poster_template(session, settings)
     session.flush()
     return (f"demo data created: operator {DEMO_OPERATOR[0]}/{DEMO_OPERATOR[1]}, store #{shop.id}, "
             f"partner #{partner.id} (code {partner_code.scene}), captain #{captain.id}; {extra}")
+
+
+def _poster_template(session: Session, settings: Settings) -> str:
+    store = poster_store(settings)
+    background = upload_background(session, store, photo_like_background(), "system:demo")
+    spec = copy.deepcopy(REFERENCE_SPEC)
+    spec["background"] = {"sha256": background.sha256, "color": "#f4efe6"}
+    template = create_template(session, "system:demo", "默认海报", spec)
+    return f"poster template #{template.id}"

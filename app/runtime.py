@@ -1,11 +1,13 @@
-"""The process-wide handles (settings, engine, sessions, Redis) shared by the web app, workers and CLI.
+"""The process's handles (settings, engine, sessions, Redis, the outbox's handoff to RQ) shared by the web app,
+workers and CLI.
 
-Built once per process from the environment, or installed by create_app/tests. No Flask here."""
+Built once per process by its entry point (create_app, a worker, the scheduler, the CLI) and passed down; tests
+build their own. Domain code never looks it up: a job or subscriber receives it as its first argument."""
 from __future__ import annotations
 
 import threading
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable, Iterator
 
 import redis
@@ -14,6 +16,8 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from app.config import INSTANCE_DIR, Settings, load_settings
 from app.db import make_engine, make_session_factory
+from app.outbox.after_commit import HANDOFF
+from app.outbox.handoff import Handoff
 
 _fake_server = None
 _fake_lock = threading.Lock()
@@ -25,7 +29,7 @@ def make_redis(url: str | None) -> redis.Redis:
     global _fake_server
     if url:
         return redis.Redis.from_url(url)
-    import fakeredis
+    import fakeredis  # only the embedded mode needs it
 
     with _fake_lock:  # not _lock: get_runtime() holds that while building the runtime
         if _fake_server is None:
@@ -53,6 +57,12 @@ class Runtime:
     engine: Engine
     sessions: sessionmaker[Session]
     redis: redis.Redis
+    cache: dict = field(default_factory=dict)  # per-process clients (HTTP pools, limiters), keyed by their owner
+
+    def __post_init__(self):
+        self.handoff = Handoff(self.redis, inline=self.inline_jobs, batch=self.settings.outbox.batch)
+        # Every session of this runtime hands its outbox rows to RQ after the outermost commit.
+        self.sessions.configure(info={HANDOFF: self.handoff})
 
     @property
     def inline_jobs(self) -> bool:
@@ -61,6 +71,10 @@ class Runtime:
     def session(self):
         """One unit of work for a job or a CLI command: commit on success, roll back on error."""
         return unit_of_work(self.sessions)
+
+    def with_settings(self, settings: Settings) -> "Runtime":
+        """The same engine and Redis with other settings (tests, tools)."""
+        return Runtime(settings, self.engine, make_session_factory(self.engine), self.redis)
 
 
 _runtime: Runtime | None = None
@@ -80,6 +94,7 @@ def set_runtime(rt: Runtime) -> None:
 
 
 def get_runtime() -> Runtime:
+    """The process's runtime, for entry points (RQ job shells, the scheduler, the CLI): built on first use."""
     global _runtime
     with _lock:
         if _runtime is None:

@@ -90,9 +90,9 @@ def _wechat_world():
 
 
 @pytest.fixture(scope="session")
-def test_env(_wechat_world) -> dict[str, str]:
+def test_env(_wechat_world, tmp_path_factory) -> dict[str, str]:
     return {"DATABASE_URL": DATABASE_URL, "REDIS_URL": REDIS_URL, "SECRET_KEY": "test-secret-key",
-            **_wechat_world.env}
+            "POSTER_STORE_DIR": str(tmp_path_factory.mktemp("posters")), **_wechat_world.env}
 
 
 @pytest.fixture(autouse=True)
@@ -182,3 +182,28 @@ def app(rt):
 @pytest.fixture
 def client(app):
     return app.test_client()
+
+
+@pytest.fixture
+def work(rt, redis):
+    """work(): run every queued RQ job and every due outbox row (sweeping with a long lease) until quiet, in this
+    process, through real RQ on the test Redis: what the workers and the scheduler do in production."""
+    from rq import Queue, SimpleWorker
+
+    from app.outbox.jobs import QUEUES
+    from workers.outbox import sweep
+
+    def run(rounds: int = 20, lease: float | None = None) -> None:
+        queues = [Queue(q, connection=redis) for q in QUEUES]
+        for _ in range(rounds):
+            SimpleWorker(queues, connection=redis).work(burst=True, with_scheduler=False)
+            if not sweep(rt, lease=lease if lease is not None else 3600):
+                return
+    return run
+
+
+def tune_payouts(rt: Runtime, **changes) -> None:
+    """Change this test's payout settings (backoff, grace, timeouts): what PAYOUT_* variables set in production."""
+    from dataclasses import replace
+
+    rt.settings = rt.settings.with_(payout=replace(rt.settings.payout, **changes))

@@ -63,24 +63,6 @@ def test_migrations_match_the_models_on_postgresql(engine):
     assert diff == [], "models changed without a migration: " + repr(diff)[:2000]
 
 
-def test_domain_code_never_imports_flask():
-    """Domain services take a session and return data; only app/api, app/cli and the factory know Flask."""
-    root = Path(__file__).resolve().parent.parent
-    offenders = []
-    for path in list((root / "app").rglob("*.py")) + list((root / "workers").rglob("*.py")):
-        rel = path.relative_to(root).as_posix()
-        if rel.startswith(("app/api/", "app/cli.py", "app/__init__.py")):
-            continue
-        for node in ast.walk(ast.parse(path.read_text())):
-            names = []
-            if isinstance(node, ast.Import):
-                names = [a.name for a in node.names]
-            elif isinstance(node, ast.ImportFrom) and node.module:
-                names = [node.module]
-            offenders += [f"{rel}: {n}" for n in names if n.split(".")[0] in ("flask", "apiflask", "flask_migrate")]
-    assert offenders == []
-
-
 def test_every_public_api_route_is_in_the_openapi_description(app, client):
     """The description stays true as the API grows: no /api, /h5 or /hooks route is left out of it."""
     import re

@@ -13,6 +13,8 @@ from pathlib import Path
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
+from app.config import INSTANCE_DIR
+
 _lock = threading.Lock()
 
 
@@ -53,8 +55,6 @@ def load_public_key(value: str):
 def dev_key(name: str, directory: Path | None = None) -> str:
     """The embedded instance's private key `name` (merchant or platform) as PEM text, created on first use."""
     if directory is None:
-        from app.config import INSTANCE_DIR
-
         directory = INSTANCE_DIR / "wechat-devkeys"
     path = directory / f"{name}.pem"
     with _lock:

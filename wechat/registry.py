@@ -1,13 +1,13 @@
 """Handlers for what WeChat calls us with, registered by domain packages (kept free of Flask).
 
-Push handlers: `register_push_handler(key, fn)`, `fn(session, message) -> str | None` (reply text). Keys are
+Push handlers: `register_push_handler(key, fn)`, `fn(session, message, rt) -> str | None` (reply text; rt is the process runtime). Keys are
 `wechat.push.handler_key(message)`: "subscribe" (plain follow), "subscribe_scan" (follow by scanning a
 parametric QR; `message.scene_id` is the scene without "qrscene_"), "scan" (a follower scanned),
 "unsubscribe", "click", "view", "text", "image", ... and "*" for every message.
 A handler may take over the delivery claim (`claims_delivery=<predicate>`): when every handler for a message
 says so, the callback does not claim the delivery itself and marks `message.delivery_claimed = False`; the
 handler then dedupes WeChat's retries atomically with its own write (one Redis call instead of two).
-Transfer notifications: `register_transfer_notification_handler(fn)`, `fn(session, resource: dict)`.
+Transfer notifications: `register_transfer_notification_handler(fn)`, `fn(session, resource: dict, rt)`.
 
 Domain packages put their registrations in `app/<domain>/wechat_handlers.py`; those modules are imported on
 first dispatch (like `import_all_models`), so registration never depends on import order elsewhere."""
@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import threading
 from typing import Callable
+
+from app.modules import import_domain_modules
 
 _push: dict[str, list[Callable]] = {}
 _transfer: list[Callable] = []
@@ -44,8 +46,6 @@ def load_handler_modules() -> None:
     global _loaded
     if _loaded:
         return
-    from app.modules import import_domain_modules
-
     import_domain_modules("wechat_handlers")
     _loaded = True
 
@@ -55,9 +55,9 @@ def push_handlers(key: str) -> list[Callable]:
     return list(_push.get(key, [])) + list(_push.get("*", []))
 
 
-def handlers_claim_delivery(handlers: list[Callable]) -> bool:
+def handlers_claim_delivery(handlers: list[Callable], rt) -> bool:
     """True when every handler dedupes the delivery itself (see the module docstring)."""
-    return bool(handlers) and all(getattr(h, "claims_delivery", None) is not None and h.claims_delivery()
+    return bool(handlers) and all(getattr(h, "claims_delivery", None) is not None and h.claims_delivery(rt)
                                   for h in handlers)
 
 

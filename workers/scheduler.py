@@ -2,23 +2,23 @@
 
 Each periodic job has a name and an interval; time is cut into slots of that interval and a slot runs once
 across every scheduler process (claimed with SET NX on `scheduler:<name>:<slot>`), with the deterministic RQ
-job id `periodic-<name>-<slot>`. `inline` jobs run in the scheduler itself — the outbox sweeper must, because it
-is what rescues work RQ lost — the others are enqueued for the workers.
-
-Other domains add theirs with `register_periodic(...)` in a module listed in PERIODIC_MODULES, or append to
-DEFAULTS here (e.g. commission maturation below)."""
+job id `periodic-<name>-<slot>`. Periodic jobs are named jobs (`app.outbox.job`) run by RQ workers; the outbox
+sweeper runs in the scheduler itself, because it is what rescues work RQ lost."""
 from __future__ import annotations
 
 import argparse
-import importlib
 import logging
 import os
 import signal
 import threading
 import time
 from dataclasses import dataclass
+from typing import Callable
 
-from app.runtime import get_runtime
+from app.modules import load_plugins
+from app.outbox import resolve_job
+from app.runtime import Runtime, get_runtime
+from workers.outbox import sweep
 
 log = logging.getLogger("workers.scheduler")
 
@@ -26,65 +26,51 @@ log = logging.getLogger("workers.scheduler")
 @dataclass(frozen=True)
 class Periodic:
     name: str
-    func: str  # import path of a function without arguments
     every: float  # seconds
-    queue: str = "default"
-    inline: bool = False
+    job: str | None = None  # a named job, run by an RQ worker on its queue
+    inline: Callable[[Runtime], object] | None = None  # or a function run here, in the scheduler
 
 
-DEFAULTS = [
-    Periodic("outbox-sweep", "workers.outbox.sweep", float(os.environ.get("OUTBOX_SWEEP_SECONDS", "2")), inline=True),
-    Periodic("payouts-reconcile", "workers.jobs_payouts.reconcile_payouts",
-             float(os.environ.get("PAYOUT_RECONCILE_SECONDS", "300")), queue="payouts"),
-    Periodic("commissions-mature", "workers.jobs_ledger.mature_due_commissions", 600.0),
-    Periodic("grades-evaluate", "workers.jobs_ledger.evaluate_all_grades", 86400.0),
-    Periodic("referrals-renew-qr", "workers.jobs_referrals.renew_temporary_qr_codes", 3600.0),
-]
-_registry: dict[str, Periodic] = {p.name: p for p in DEFAULTS}
+def periodic_jobs(rt: Runtime) -> list[Periodic]:
+    return [
+        Periodic("outbox-sweep", rt.settings.outbox.sweep_every, inline=lambda r: sweep(r)),
+        Periodic("payouts-reconcile", rt.settings.payout.reconcile_every, job="withdrawals.reconcile"),
+        Periodic("commissions-mature", 600.0, job="commissions.mature_due"),
+        Periodic("grades-evaluate", 86400.0, job="grades.evaluate_all"),
+        Periodic("referrals-renew-qr", 3600.0, job="referrals.renew_temporary_qr_codes"),
+    ]
 
 
-def register_periodic(name: str, func: str, every: float, queue: str = "default", inline: bool = False) -> None:
-    _registry[name] = Periodic(name, func, float(every), queue, inline)
-
-
-def periodic_jobs() -> list[Periodic]:
-    for module in filter(None, os.environ.get("PERIODIC_MODULES", "").split(",")):
-        importlib.import_module(module.strip())
-    return list(_registry.values())
-
-
-def _call(path: str):
-    module, _, name = path.rpartition(".")
-    return getattr(importlib.import_module(module), name)()
-
-
-def tick(now: float | None = None, jobs: list[Periodic] | None = None) -> list[str]:
+def tick(rt: Runtime | None = None, now: float | None = None, jobs: list[Periodic] | None = None) -> list[str]:
     """Run or enqueue every job whose current slot nobody has claimed yet. Returns the names started."""
-    rt = get_runtime()
+    rt = rt or get_runtime()
+    load_plugins()
     now = time.time() if now is None else now
     started = []
-    for job in jobs or periodic_jobs():
-        slot = int(now // job.every)
-        if not rt.redis.set(f"scheduler:{job.name}:{slot}", os.getpid(), nx=True, ex=max(int(job.every * 2), 5)):
+    for p in jobs or periodic_jobs(rt):
+        slot = int(now // p.every)
+        if not rt.redis.set(f"scheduler:{p.name}:{slot}", os.getpid(), nx=True, ex=max(int(p.every * 2), 5)):
             continue
-        started.append(job.name)
+        started.append(p.name)
         try:
-            if job.inline or rt.inline_jobs:
-                _call(job.func)
+            if p.inline is not None:
+                p.inline(rt)
+            elif rt.inline_jobs:  # embedded mode: no RQ worker, run it here
+                resolve_job(p.job).fn(rt)
             else:
-                from workers.queues import get_queue
-
-                get_queue(job.queue).enqueue(job.func, job_id=f"periodic-{job.name}-{slot}", result_ttl=600)
+                rt.handoff.queue(resolve_job(p.job).queue).enqueue(
+                    "workers.outbox.run_job", p.job, job_id=f"periodic-{p.name}-{slot}", result_ttl=600)
         except Exception:
-            log.exception("periodic job %s failed", job.name)
+            log.exception("periodic job %s failed", p.name)
     return started
 
 
 def run(stop: threading.Event | None = None, interval: float = 0.5) -> None:
+    rt = get_runtime()
     stop = stop or threading.Event()
-    log.info("scheduler running: %s", ", ".join(f"{p.name}/{p.every:g}s" for p in periodic_jobs()))
+    log.info("scheduler running: %s", ", ".join(f"{p.name}/{p.every:g}s" for p in periodic_jobs(rt)))
     while not stop.is_set():
-        tick()
+        tick(rt)
         stop.wait(interval)
 
 

@@ -14,16 +14,16 @@ log = logging.getLogger("touch_consumer")
 
 
 def main() -> None:
+    rt = get_runtime()
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--batch", type=int, default=int(os.environ.get("TOUCH_BATCH", "500")),
+    parser.add_argument("--batch", type=int, default=rt.settings.touch.batch,
                         help="events bound per transaction at most")
-    parser.add_argument("--linger-ms", type=int, default=int(os.environ.get("TOUCH_LINGER_MS", "100")),
+    parser.add_argument("--linger-ms", type=int, default=rt.settings.touch.linger_ms,
                         help="when fewer than --batch events are waiting, gather more for this long before binding "
                              "(bigger batches cost far less per event; binds lag by at most this much)")
     parser.add_argument("--until-empty", action="store_true", help="exit once the stream has no backlog")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO)
-    rt = get_runtime()
     name = f"{socket.gethostname()}-{os.getpid()}"
     stop = False
 

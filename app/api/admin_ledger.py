@@ -10,7 +10,7 @@ from app.api.auth import OPERATOR_AUTH, operator_actor, operator_required
 from app.api.web import db
 from app.audit.service import record
 from app.commissions.plans import create_plan, list_plans, plan_as_dict
-from app.commissions.queries import ledger_csv, ledger_of
+from app.reports.earnings import ledger_csv, ledger_of
 from app.grades.service import create_grade, figures, grade_history, grade_of, grant_grade, list_grades
 from app.ledger.service import check_ledger
 from app.members.service import get_member

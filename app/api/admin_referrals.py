@@ -12,6 +12,9 @@ from app.audit.service import record
 from app.referrals import codes, partners, stores, views
 from app.referrals.models import PartnerApplication
 from app.referrals.settings import get_rules, update_rules
+from app.reports import stores as stores_report
+from app.teams import service as teams
+from app.db import utcnow
 
 bp = APIBlueprint("admin_referrals", __name__, tag="admin")
 
@@ -97,7 +100,9 @@ def patch_referral_rules(body):
 @bp.input(CampaignIn, arg_name="body")
 @bp.doc(summary="Create a campaign code attributed to a clerk, a store or a team", security=OPERATOR_AUTH)
 def create_campaign(body):
-    code = codes.create_campaign_code(db(), **body)
+    fields = {k: v for k, v in body.items() if k != "team_id"}
+    code = (teams.create_team_code(db(), body["team_id"], **fields) if body.get("team_id") is not None
+            else codes.create_campaign_code(db(), **fields))
     record(db(), operator_actor(), "code.created", "code", code.id, **body)
     out = _code(code)
     db().commit()
@@ -156,11 +161,9 @@ def assign_staff(store_id: int, body):
 def store_figures(store_id: int, query):
     from datetime import timedelta
 
-    from app.db import utcnow
-
     stores.get_store(db(), store_id)
     return {"store_id": store_id,
-            "clerks": views.store_figures(db(), store_id, utcnow() - timedelta(days=query["days"]))}
+            "clerks": stores_report.store_figures(db(), store_id, utcnow() - timedelta(days=query["days"]))}
 
 
 @bp.post("/api/admin/partners/<int:member_id>")

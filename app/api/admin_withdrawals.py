@@ -9,6 +9,8 @@ from app.api.auth import OPERATOR_AUTH, operator_actor, operator_required
 from app.api.web import db
 from app.withdrawals import breaker, service
 from app.withdrawals import states as S
+from app.errors import NotFound
+from app.withdrawals.models import Withdrawal
 
 bp = APIBlueprint("admin_withdrawals", __name__, tag="admin")
 
@@ -64,9 +66,6 @@ def list_withdrawals(query):
 @operator_required
 @bp.doc(summary="A withdrawal with its history", security=OPERATOR_AUTH)
 def get_withdrawal(withdrawal_id: int):
-    from app.withdrawals.models import Withdrawal
-    from app.errors import NotFound
-
     w = db().get(Withdrawal, withdrawal_id)
     if w is None:
         raise NotFound("No such withdrawal.", code="withdrawal_not_found")

@@ -11,6 +11,8 @@ from flask import g, request, session
 from app.api.web import db, runtime
 from app.errors import Forbidden, Unauthorized
 from app.identity import tokens
+from app.members.models import Operator
+from app.members.service import get_member, roles_of
 
 
 def _bearer() -> str | None:
@@ -31,8 +33,6 @@ def _load_member() -> int:
         member_id = session["member_id"]
     else:
         raise Unauthorized("Sign in first.", code="auth_required")
-    from app.members.service import get_member
-
     member = get_member(db(), member_id)  # follows merges: an old token keeps working for the survivor
     g.member_id = member.id
     return member.id
@@ -50,8 +50,6 @@ def current_operator_id() -> int:
         if not token:
             raise Unauthorized("Operator sign-in required.", code="auth_required")
         g.operator_id = tokens.verify(runtime().settings.secret_key, "operator", token)["sub"]
-        from app.members.models import Operator
-
         op = db().get(Operator, g.operator_id)
         if op is None or op.disabled:
             raise Unauthorized("This operator account is disabled.", code="operator_disabled")
@@ -77,8 +75,6 @@ def role_required(*roles: str):
     def decorate(fn):
         @wraps(fn)
         def wrapper(*args, **kwargs):
-            from app.members.service import roles_of
-
             if not roles_of(db(), current_member_id()) & set(roles):
                 raise Forbidden(f"This needs the {' or '.join(roles)} role.", code="role_required")
             return fn(*args, **kwargs)

@@ -4,6 +4,7 @@ from apiflask import APIBlueprint
 from sqlalchemy import text
 
 from app.api.web import db, runtime
+from app.outbox.jobs import QUEUES
 
 bp = APIBlueprint("health", __name__, tag="health")
 
@@ -24,9 +25,7 @@ def healthz():
     except Exception as exc:
         checks["redis"] = {"ok": False, "error": type(exc).__name__}
     try:
-        from workers.queues import QUEUES, get_queue
-
-        depth = {name: get_queue(name).count for name in QUEUES}
+        depth = {name: rt.handoff.queue(name).count for name in QUEUES}
         checks["queues"] = {"ok": True, "inline": rt.inline_jobs, "depth": depth}
     except Exception as exc:
         checks["queues"] = {"ok": False, "error": type(exc).__name__}

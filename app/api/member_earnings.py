@@ -6,7 +6,7 @@ from apiflask.fields import Integer
 
 from app.api.auth import MEMBER_AUTH, current_member_id, member_required
 from app.api.web import db
-from app.commissions.queries import commissions_of, earnings
+from app.reports.earnings import commissions_of, earnings
 
 bp = APIBlueprint("member_earnings", __name__, tag="earnings")
 

@@ -11,6 +11,7 @@ from app.api.web import db, runtime
 from app.api.wechat_clients import mini_program, official_account
 from app.identity import miniapp, oauth
 from app.members.service import get_member, profile
+from app.referrals.events import on_h5_landing
 
 bp = APIBlueprint("member_identity", __name__, tag="identity")
 
@@ -125,8 +126,6 @@ def h5_oauth_callback(query):
     context = oauth.consume_state(rt.redis, query["state"], session.pop("oauth_state", None))
     member = oauth.complete(db(), official_account(), query["code"], context["scope"])
     if context.get("share"):
-        from app.referrals.events import on_h5_landing
-
         on_h5_landing(db(), member.id, context["share"], request.remote_addr, request.user_agent.string)
     db().commit()
     session.clear()

@@ -15,6 +15,8 @@ from app.db import utcnow
 from app.errors import Forbidden
 from app.referrals import codes, events, partners, views
 from app.referrals.stores import current_assignment
+from app.reports import stores as stores_report
+from app.orders.service import net_spent_fen
 
 bp = APIBlueprint("member_referrals", __name__, tag="referrals")
 
@@ -70,12 +72,7 @@ def mp_become_partner(body):
 
 
 def _spent_fen(member_id: int) -> int:
-    from sqlalchemy import func, select
-
-    from app.orders.models import Order
-
-    return int(db().scalar(select(func.coalesce(func.sum(Order.paid_fen - Order.refunded_fen), 0))
-                           .where(Order.buyer_id == member_id)) or 0)
+    return net_spent_fen(db(), member_id)
 
 
 @bp.get("/api/mp/code")
@@ -119,7 +116,7 @@ def mp_team(query):
 @bp.input(DaysQuery, location="query", arg_name="query")
 @bp.doc(summary="A clerk's own new customers and first orders", security=MEMBER_AUTH)
 def mp_staff_figures(query):
-    return views.staff_figures(db(), current_member_id(), utcnow() - timedelta(days=query["days"]))
+    return stores_report.staff_figures(db(), current_member_id(), utcnow() - timedelta(days=query["days"]))
 
 
 @bp.get("/api/mp/store/figures")
@@ -131,7 +128,7 @@ def mp_store_figures(query):
     if assignment is None or assignment.position != "manager":
         raise Forbidden("You are not managing a store.", code="not_a_manager")
     since = utcnow() - timedelta(days=query["days"])
-    return {"store_id": assignment.store_id, "clerks": views.store_figures(db(), assignment.store_id, since)}
+    return {"store_id": assignment.store_id, "clerks": stores_report.store_figures(db(), assignment.store_id, since)}
 
 
 @bp.get("/s/<scene>")

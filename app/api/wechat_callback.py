@@ -39,14 +39,14 @@ def receive():
         log.warning("wechat push rejected: %s", exc)
         return _text("forbidden", 403)
     handlers = push_handlers(push.handler_key(message))
-    message.delivery_claimed = not handlers_claim_delivery(handlers)
+    message.delivery_claimed = not handlers_claim_delivery(handlers, rt)
     if message.delivery_claimed and not push.claim_delivery(rt.redis, message):
         return _text("success")  # WeChat's retry of a delivery we already took
     reply = None
     try:
         session = db()
         for handler in handlers:
-            answer = handler(session, message)  # text, or {"articles": [...]} for news
+            answer = handler(session, message, rt)  # text, or {"articles": [...]} for news
             if reply is None and answer:
                 reply = answer
         if session.in_transaction():  # any use of the session began one; stream-mode scans never touch it

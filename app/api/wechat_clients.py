@@ -2,17 +2,14 @@
 from __future__ import annotations
 
 from app.api.web import runtime
+from wechat import clients
 
 
 def official_account():
-    from wechat.clients import official_account as make
-
     rt = runtime()
-    return make(rt.settings, rt.redis)
+    return clients.official_account(rt.settings, rt.redis)
 
 
 def mini_program():
-    from wechat.clients import mini_program as make
-
     rt = runtime()
-    return make(rt.settings, rt.redis)
+    return clients.mini_program(rt.settings, rt.redis)

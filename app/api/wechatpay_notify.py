@@ -21,16 +21,13 @@ log = logging.getLogger(__name__)
 bp = APIBlueprint("wechatpay_notify", __name__, enable_openapi=False)
 
 
-_clients: dict = {}
-
-
-def _pay(settings) -> WeChatPay:
-    """One client per process and settings: building one parses the keys (and opens an HTTP pool)."""
-    key = (os.getpid(), id(settings))
-    cached = _clients.get(key)
-    if cached is None or cached[0] is not settings:  # the settings are kept alive, so their id is not reused
-        cached = _clients[key] = (settings, WeChatPay(settings))
-    return cached[1]
+def _pay(rt) -> WeChatPay:
+    """One verifying client per process runtime: building one parses the keys (and opens an HTTP pool)."""
+    key = ("wechatpay_notify.client", os.getpid())
+    client = rt.cache.get(key)
+    if client is None:
+        client = rt.cache[key] = WeChatPay(rt.settings)
+    return client
 
 
 def _fail(message: str, status: int):
@@ -41,7 +38,7 @@ def _fail(message: str, status: int):
 def transfer_notification():
     rt = runtime()
     try:
-        resource = _pay(rt.settings).open_notification(request.headers, request.get_data(cache=False))
+        resource = _pay(rt).open_notification(request.headers, request.get_data(cache=False))
     except PayNotificationRejected as exc:
         log.warning("wechatpay notification rejected: %s", exc)
         return _fail(str(exc), 401)
@@ -52,7 +49,7 @@ def transfer_notification():
     try:
         session = db()
         for handler in handlers:
-            handler(session, resource)
+            handler(session, resource, rt)
         session.commit()
     except Exception:
         db().rollback()

@@ -18,6 +18,8 @@ from app.commissions.plans import PlanSnapshot
 from app.commissions.rules import (ChainMember, commission_fen, earners, money_account_for,
                                    remaining_after_refunds, resolve_bps, transition)
 from app.db import utcnow
+from app.events import deliver_recorded, record_many
+from app.events import record as record_event
 from app.fraud.service import has_open_flags
 from app.ledger.service import (BALANCES_CTE, EntrySpec, member_account, member_accounts, platform_account,
                                 post_entries)
@@ -97,6 +99,7 @@ def accrue_commissions(session: Session, rows: list[dict], now: datetime) -> lis
         post_entries(session, [EntrySpec(_accrual_key(r), [(accounts[(r["earner_id"], "pending")], r["amount_fen"]),
                                                            (expense, -r["amount_fen"])],
                                          "commission_accrued", "commission", str(r["id"])) for r in rows], fresh=True)
+        _record_accrued(session, rows)
         return rows
     deltas: dict[int, int] = {expense: 0}
     for r in rows:
@@ -115,7 +118,14 @@ def accrue_commissions(session: Session, rows: list[dict], now: datetime) -> lis
     by_key = {(o.order_id, o.level): o.id for o in out}
     for r in rows:
         r["id"] = by_key[(r["order_id"], r["level"])]
+    _record_accrued(session, rows)
     return rows
+
+
+def _record_accrued(session: Session, rows: list[dict]) -> None:
+    record_many(session, [("commission.accrued", {"commission_id": r["id"], "order_id": r["order_id"],
+                                                  "earner_id": r["earner_id"], "level": r["level"],
+                                                  "amount_fen": r["amount_fen"]}) for r in rows])
 
 
 def accrue_for_paid_order(session: Session, *, order_id: int, paid_fen: int, lines: list[tuple[str, int]],
@@ -161,9 +171,14 @@ def reverse_for_refund(session: Session, *, order_id: int, refund_id: str, paid_
         if target == c.amount_fen:
             c.state = transition(c.state, "reverse_all")
         c.updated_at = now
-        out.append({"commission_id": c.id, "level": c.level, "reversed_fen": delta, "from": account_kind})
+        out.append({"commission_id": c.id, "earner_id": c.earner_id, "level": c.level, "reversed_fen": delta,
+                    "from": account_kind})
     session.flush()
     post_entries(session, specs)
+    if out:
+        record_event(session, "commission.reversed", order_id=order_id, refund_id=refund_id,
+                     reversals=[{"commission_id": o["commission_id"], "earner_id": o["earner_id"],
+                                 "amount_fen": o["reversed_fen"]} for o in out])
     return out
 
 
@@ -269,10 +284,16 @@ _MATURE_PG = text(f"""
         UPDATE commissions c SET state = 'available', matured_at = :now, updated_at = :now, mature_entry_id = e.id
         FROM due d LEFT JOIN e ON e.earner_id = d.earner_id
         WHERE c.id = d.id AND c.state = 'pending'
-        RETURNING 1)
+        RETURNING 1),
+    ev AS (
+        INSERT INTO domain_events (name, data, occurred_at)
+        SELECT 'commission.matured', jsonb_build_object('member_id', earner_id, 'amount_fen', net,
+                                                        'batch_id', batch_id), CAST(:now AS timestamptz)
+        FROM per_earner
+        RETURNING id)
     SELECT (SELECT COUNT(*) FROM due) AS due, (SELECT COUNT(*) FROM upd) AS flipped,
            (SELECT COUNT(*) FROM moves) AS moves, (SELECT COUNT(*) FROM balances) AS balances,
-           (SELECT COUNT(*) FROM l) AS lines
+           (SELECT COUNT(*) FROM l) AS lines, (SELECT array_agg(id) FROM ev) AS event_ids
 """)
 
 
@@ -295,6 +316,7 @@ def mature_due_commissions(session: Session, now: datetime | None = None, batch_
     r = session.execute(_MATURE_PG, {"now": now, "batch": batch_size}).one()
     if r.flipped != r.due or r.balances != r.moves or r.lines != r.moves:
         raise RuntimeError("maturation: a batch did not land whole; the transaction must be rolled back")
+    deliver_recorded(session, "commission.matured", r.event_ids or [])
     return r.due
 
 
@@ -321,6 +343,8 @@ def _mature_portable(session: Session, now: datetime, batch_size: int) -> int:
         c.state, c.matured_at, c.updated_at = transition(c.state, "mature"), now, now
         c.mature_entry_id = entry_ids.get(c.earner_id)
     session.flush()
+    record_many(session, [("commission.matured", {"member_id": member_id, "amount_fen": net, "batch_id": batch_id})
+                          for member_id, net in sorted(nets.items()) if net])
     return len(commissions)
 
 

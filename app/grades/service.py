@@ -7,16 +7,14 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from datetime import timedelta
 
-from sqlalchemy import event, func, select, text
+from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
 
 from app.db import utcnow
 from app.errors import NotFound, ValidationFailed
+from app.events import record as record_event
 from app.grades.models import Grade, GradeChange, MemberGrade
 from app.members.models import Member
-
-_PENDING = "grades.to_evaluate"
-
 
 def create_grade(session: Session, *, code: str, rank: int, name: str = "", auto_upgrade: bool = True,
                  min_personal_sales_fen: int | None = None, min_direct_referrals: int | None = None,
@@ -103,6 +101,7 @@ def _set_grade(session: Session, member_id: int, code: str, *, permanent: bool, 
     else:
         row.grade_code, row.permanent, row.updated_at = code, permanent or row.permanent, utcnow()
     session.add(GradeChange(member_id=member_id, from_grade=before, to_grade=code, reason=reason[:255], actor=actor))
+    record_event(session, "grade.changed", member_id=member_id, **{"from": before, "to": code}, actor=actor)
     session.flush()
     return {"member_id": member_id, "from": before, "to": code, "reason": reason}
 
@@ -145,35 +144,3 @@ def grade_history(session: Session, member_id: int) -> list[dict]:
     rows = session.scalars(select(GradeChange).where(GradeChange.member_id == member_id).order_by(GradeChange.id))
     return [{"from": r.from_grade, "to": r.to_grade, "reason": r.reason, "actor": r.actor,
              "at": r.created_at.isoformat()} for r in rows]
-
-
-def schedule_grade_evaluation(session: Session, member_ids) -> None:
-    """Evaluate these members' grades in a worker once the current transaction commits (one job per commit)."""
-    ids = [int(i) for i in member_ids if i]
-    if not ids:
-        return
-    pending = session.info.get(_PENDING)
-    if pending is None:
-        pending = session.info[_PENDING] = set()
-
-        @event.listens_for(session, "after_commit")
-        def _enqueue(_session):
-            if _session.in_nested_transaction():
-                return  # SQLAlchemy also fires after_commit when a savepoint is released; wait for the real commit
-            batch = sorted(pending)
-            pending.clear()
-            if batch:
-                from workers.queues import enqueue
-
-                try:
-                    enqueue("workers.jobs_ledger.evaluate_grades", batch)
-                except Exception:  # a broken queue must not fail a committed request; the sweep catches up
-                    import logging
-
-                    logging.getLogger(__name__).exception("could not enqueue grade evaluation")
-
-        @event.listens_for(session, "after_rollback")
-        def _forget(_session):
-            pending.clear()
-
-    pending.update(ids)

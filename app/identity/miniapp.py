@@ -19,6 +19,7 @@ from app.identity import tokens
 from app.identity.linking import attach_identity
 from app.members.models import ApiSession, Member
 from app.members.service import find_or_create_by_identity, get_member
+from wechat.errors import WeChatError
 
 REFRESH_TTL = timedelta(days=30)
 
@@ -49,8 +50,6 @@ def _new_session(session: Session, member_id: int, family: str, session_key_enc:
 
 
 def login(session: Session, mini_client, secret: str, js_code: str) -> tuple[Member, dict]:
-    from wechat.errors import WeChatError
-
     if not js_code or len(js_code) > 256:
         raise ValidationFailed("code is required.", code="login_code_missing")
     try:
@@ -101,8 +100,6 @@ def logout(session: Session, member_id: int, api_session_id: int | None) -> None
 
 def bind_phone(session: Session, mini_client, secret: str, member_id: int, phone_code: str) -> Member:
     """getuserphonenumber flow: the phone is verified by WeChat, so it is proof of person (may merge)."""
-    from wechat.errors import WeChatError
-
     if not phone_code:
         raise ValidationFailed("code is required.", code="phone_code_missing")
     try:

@@ -15,6 +15,7 @@ from app.errors import Forbidden, UpstreamError, ValidationFailed
 from app.identity.linking import attach_identity
 from app.members.models import Member
 from app.members.service import find_or_create_by_identity
+from wechat.errors import WeChatError
 
 STATE_TTL = 600
 SCOPES = ("snsapi_base", "snsapi_userinfo")
@@ -55,8 +56,6 @@ def consume_state(redis, state: str | None, cookie_state: str | None) -> dict:
 
 def complete(session: Session, oa_client, code: str | None, scope: str) -> Member:
     """Exchange the one-time code and return the member. No member is created on any failure."""
-    from wechat.errors import WeChatError
-
     if not code:
         raise ValidationFailed("WeChat did not send an authorisation code (consent refused?).", code="oauth_code_missing")
     try:

@@ -15,6 +15,7 @@ from app.audit.service import record
 from app.errors import Conflict
 from app.fraud.service import raise_flag
 from app.members.models import Identity, Member, MemberMerge, MemberRole
+from app.modules import load_plugins
 
 log = logging.getLogger(__name__)
 MergeHook = Callable[[Session, int, int], None]
@@ -28,18 +29,6 @@ def register_merge_hook(fn: MergeHook) -> MergeHook:
     if fn not in _hooks:
         _hooks.append(fn)
     return fn
-
-
-_loaded = False
-
-
-def _load_hooks() -> None:
-    global _loaded
-    if not _loaded:
-        from app.modules import import_domain_modules
-
-        import_domain_modules("member_merge")
-        _loaded = True
 
 
 class MergeRefused(Conflict):
@@ -90,7 +79,7 @@ def merge_members(session: Session, a_id: int, b_id: int, evidence: str) -> Memb
     kept.avatar_url = kept.avatar_url or merged.avatar_url
     if kept.phone_enc is None and merged.phone_enc is not None:
         kept.phone_enc, kept.phone_masked = merged.phone_enc, merged.phone_masked
-    _load_hooks()
+    load_plugins()  # every package's member_merge module registers its hook
     for hook in _hooks:
         hook(session, kept.id, merged.id)
     merged.status, merged.merged_into_id = "merged", kept.id

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 from datetime import datetime
 
-from sqlalchemy import select, text
+from sqlalchemy import func, select, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -21,9 +21,12 @@ from app.commissions.rules import ChainMember
 from app.commissions.service import (accrue_commissions, accrue_for_paid_order, commission_rows,
                                      reverse_for_refund, start_hold_period)
 from app.db import utcnow
+from app.events import record as record_event
+from app.events import record_many
 from app.errors import Conflict, DomainError, NotFound, ValidationFailed
 from app.ledger.service import insert_ignoring_conflicts
 from app.members.models import Identity, Member
+from app.members.service import get_member
 from app.orders.events import BUYER_KEYS, OrderEvent, parse_event
 from app.orders.models import Order, OrderLine, OrderRefund, ParkedOrderEvent
 from app.referrals.binding import confirm_pending_referral
@@ -241,9 +244,7 @@ def _paid(session: Session, event: OrderEvent, now: datetime) -> dict:
             referrer=members[1] if len(members) > 1 else None,
             referrers_referrer=members[2] if len(members) > 2 else None, now=now)
     parked = _apply_parked(session, event.shop_order_id, now) if chain and chain[0].parked else []
-    from app.grades.service import schedule_grade_evaluation
-
-    schedule_grade_evaluation(session, [m.id for m in members])
+    record_event(session, "order.paid", **_paid_event(order_id, buyer_id, event.paid_fen, members))
     return _paid_result(event, order_id, buyer_id, bool(is_first), plan_id, commissions, parked)
 
 
@@ -396,15 +397,17 @@ def _paid_batch(session: Session, items: list[tuple[int, OrderEvent]], now: date
         accrued.extend(rows_i)
         applied.append((i, e, head, members, rows_i))
     accrue_commissions(session, accrued, now)
-    from app.grades.service import schedule_grade_evaluation
-
-    evaluate: set[int] = set()
     for i, e, head, members, rows_i in applied:
         parked = _apply_parked(session, e.shop_order_id, now) if head.parked else []
         out[i] = _paid_result(e, head.order_id, buyers[i], bool(head.is_first_order), head.plan_id, rows_i, parked)
-        evaluate.update(m.id for m in members)
-    schedule_grade_evaluation(session, sorted(evaluate))
+    record_many(session, [("order.paid", _paid_event(head.order_id, buyers[i], e.paid_fen, members))
+                          for i, e, head, members, _rows in applied])
     return out
+
+
+def _paid_event(order_id: int, buyer_id: int, paid_fen: int, chain: list[ChainMember]) -> dict:
+    return {"order_id": order_id, "buyer_id": buyer_id, "paid_fen": paid_fen,
+            "referrer_ids": [m.id for m in chain[1:3]]}
 
 
 def _settled_chain(session: Session, buyer_id: int, shop_order_id: str):
@@ -429,7 +432,6 @@ def _paid_replay(session: Session, event: OrderEvent, buyer_id: int) -> dict:
     order = session.scalar(select(Order).where(Order.shop_order_id == event.shop_order_id))
     lines = session.execute(select(OrderLine.product_id, OrderLine.category, OrderLine.quantity, OrderLine.paid_fen)
                             .where(OrderLine.order_id == order.id).order_by(OrderLine.line_no)).all()
-    from app.members.service import get_member
 
     # the buyer may have been merged into another member since: compare the live members
     same_buyer = order.buyer_id == buyer_id or get_member(session, order.buyer_id).id == buyer_id
@@ -504,8 +506,13 @@ def _refunded(session: Session, event: OrderEvent, now: datetime) -> dict:
     session.flush()
     reversals = reverse_for_refund(session, order_id=order.id, refund_id=event.refund_id, paid_fen=order.paid_fen,
                                    refunded_total_fen=total)
-    from app.grades.service import schedule_grade_evaluation
-
-    schedule_grade_evaluation(session, [order.buyer_id])
+    record_event(session, "order.refunded", order_id=order.id, buyer_id=order.buyer_id, refund_id=event.refund_id,
+                 amount_fen=event.amount_fen, refunded_total_fen=total)
     return {"status": "applied", "event": "refunded", "order_id": order.id, "shop_order_id": event.shop_order_id,
             "refund_id": event.refund_id, "refunded_fen": total, "reversals": reversals}
+
+
+def net_spent_fen(session: Session, member_id: int) -> int:
+    """What the member has paid for orders, net of refunds (the "spent a threshold" partner policy)."""
+    return int(session.scalar(select(func.coalesce(func.sum(Order.paid_fen - Order.refunded_fen), 0))
+                              .where(Order.buyer_id == member_id)) or 0)

@@ -7,6 +7,6 @@ from app.referrals.codes import poster_qr_payload
 from posters import QRPayload
 
 
-def member_qr_payload(session: Session, member_id: int, kind: str = "share_link") -> QRPayload:
-    kind_, value = poster_qr_payload(session, member_id, kind=kind)
-    return QRPayload(kind_, value)
+def member_qr_payload(session: Session, member_id: int, public_base_url: str) -> QRPayload:
+    kind, value = poster_qr_payload(session, member_id, public_base_url)
+    return QRPayload(kind, value)

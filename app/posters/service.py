@@ -12,12 +12,14 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from app.db import utcnow
+from app.grades.models import Grade, MemberGrade
 from app.errors import DomainError, NotFound
 from app.members.service import get_member
 from app.posters.avatars import fetch_avatar
 from app.posters.models import PosterRender, PosterTemplate
 from app.posters.qr_source import member_qr_payload
 from app.posters.storage import background_name
+from app.referrals.models import Partner
 from app.posters.templates import current_version, get_template, list_templates, spec_of
 from posters import RENDERER_VERSION, PosterInputs, QRPayload, get_or_render
 from posters.cache import poster_name
@@ -31,7 +33,7 @@ DEFAULT_NICKNAME = "微信用户"
 FALLBACK_RETRY_AFTER = timedelta(minutes=10)
 
 Fetcher = Callable[[str | None], bytes | None]
-QRSource = Callable[[Session, int], QRPayload]
+QRSource = Callable[[Session, int, str], QRPayload]  # (session, member id, public base URL)
 
 
 def poster_url(public_base_url: str, key: str, fmt: str) -> str:
@@ -41,17 +43,8 @@ def poster_url(public_base_url: str, key: str, fmt: str) -> str:
 def member_placeholders(session: Session, member_id: int) -> dict[str, str]:
     """Placeholder values known for this member; the template's defaults fill the rest."""
     values: dict[str, str] = {}
-    try:
-        from app.grades.models import Grade, MemberGrade
-    except ImportError:
-        return values
-    try:
-        with session.begin_nested():  # the grades tables may not be migrated yet on an older database
-            name = session.scalar(select(Grade.name).join(MemberGrade, MemberGrade.grade_code == Grade.code)
-                                  .where(MemberGrade.member_id == member_id))
-    except Exception:
-        log.warning("partner grade lookup failed; using the template default", exc_info=True)
-        return values
+    name = session.scalar(select(Grade.name).join(MemberGrade, MemberGrade.grade_code == Grade.code)
+                          .where(MemberGrade.member_id == member_id))
     if name:
         values["partner_grade"] = name
     return values
@@ -88,7 +81,7 @@ def member_poster(session: Session, store: BlobStore, member_id: int, public_bas
         raise DomainError("format must be jpeg, png or webp.", code="poster_format_invalid", status=422)
     member = get_member(session, member_id)
     nickname = member.nickname.strip() or DEFAULT_NICKNAME
-    qr = (qr_source or member_qr_payload)(session, member.id)
+    qr = (qr_source or member_qr_payload)(session, member.id, public_base_url)
     placeholders = member_placeholders(session, member.id)
     fingerprint = _fingerprint(version.id, version.spec_fingerprint, nickname, member.avatar_url, qr,
                                placeholders, fmt)
@@ -148,21 +141,5 @@ def prerender_member_posters(session: Session, store: BlobStore, member_id: int,
 
 def partner_ids(session: Session) -> list[int]:
     """Members whose posters are worth warming: active partners."""
-    try:
-        from app.referrals.models import Partner
-
-        return list(session.scalars(select(Partner.member_id).where(Partner.status == "active")
-                                    .order_by(Partner.member_id)))
-    except ImportError:
-        from app.members.models import MemberRole
-
-        return list(session.scalars(select(MemberRole.member_id).where(MemberRole.role == "partner")
-                                    .order_by(MemberRole.member_id)))
-
-
-def schedule_member_prerender(session: Session, member_id: int) -> None:
-    """Call when a member becomes a partner: their posters are rendered by a worker after the commit."""
-    from workers.queues import enqueue_after_commit
-
-    enqueue_after_commit(session, "workers.jobs_posters.prerender_member", member_id, queue="posters",
-                         job_id=f"poster-member-{member_id}")
+    return list(session.scalars(select(Partner.member_id).where(Partner.status == "active")
+                                .order_by(Partner.member_id)))

@@ -8,6 +8,7 @@ from sqlalchemy.orm import Session
 
 from app.audit.service import record
 from app.errors import NotFound, ValidationFailed
+from app.outbox import emit
 from app.posters.models import PosterBackground, PosterTemplate, PosterTemplateVersion
 from app.posters.storage import background_name
 from posters import PosterInputs, SpecError, TemplateSpec, parse_spec, render_poster
@@ -55,12 +56,14 @@ def _add_version(session: Session, template: PosterTemplate, spec: TemplateSpec,
     return version
 
 
-def _schedule_prerender(session: Session, template: PosterTemplate) -> None:
-    if template.active:
-        from workers.queues import enqueue_after_commit
+PRERENDER_TEMPLATE = "posters.prerender_template"
 
-        enqueue_after_commit(session, "workers.jobs_posters.prerender_template", template.id, queue="posters",
-                             job_id=f"poster-template-{template.id}-v{template.current_version}")
+
+def _schedule_prerender(session: Session, template: PosterTemplate) -> None:
+    """After the commit, a worker warms every partner's poster of this template version."""
+    if template.active:
+        emit(session, PRERENDER_TEMPLATE, template.id,
+             key=f"poster-template-{template.id}-v{template.current_version}")
 
 
 def create_template(session: Session, actor: str, name: str, spec: dict, active: bool = True,

@@ -19,6 +19,7 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
 from app.db import utcnow
+from app.events import record_many
 from app.members.models import Identity, Member, MemberRole
 from app.referrals.models import Binding, Partner, PendingReferral, ReferralCode, StaffAssignment, Touch
 from app.referrals.rules import BindingRules, decide
@@ -135,6 +136,7 @@ def _process(session: Session, events: list[TouchEvent]) -> list[TouchResult | N
     state.write_binds(results, fresh)
     bindings = [b for b in bindings if b.pop("_ok", True)]
     _insert_rows(session, Binding, bindings)
+    _record_bound(session, bindings)
     _insert_rows(session, Touch, touches, conflict="ON CONFLICT (event_key) WHERE event_key IS NOT NULL DO NOTHING")
     session.flush()
     return [results.get(id(e)) for e in events]
@@ -371,8 +373,16 @@ def confirm_pending_referral(session: Session, member_id: int, now: datetime | N
     ok = [b for b in bindings if b.pop("_ok", True)]
     if ok:
         session.execute(_insert(session, Binding), ok)
+        _record_bound(session, ok)
         session.flush()
     return result if ok or not result.bound else TouchResult("already_bound", None, code.id)
+
+
+def _record_bound(session: Session, bindings: list[dict]) -> None:
+    record_many(session, [("member.bound", {"member_id": b["member_id"], "referrer_id": b["referrer_id"],
+                                            "previous_referrer_id": b.get("previous_referrer_id"),
+                                            "code_id": b.get("code_id"), "store_id": b.get("store_id"),
+                                            "channel": b["channel"]}) for b in bindings])
 
 
 def with_deadlock_retry(session: Session, fn, attempts: int = 3):

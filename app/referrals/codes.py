@@ -19,7 +19,7 @@ from app.referrals.models import CodeImage, ReferralCode
 from app.referrals.partners import partner_status
 from app.referrals.settings import get_rules, locked_settings
 from app.referrals.stores import current_assignment, get_store
-from app.teams.service import active_team, captain_for_new_codes
+from wechat.errors import WeChatError
 
 _ALPHABET = "abcdefghijkmnopqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # no look-alikes
 SCENE_LENGTH = 12  # ~70 bits: not guessable, and well inside the mini-program's 32-character limit
@@ -67,19 +67,14 @@ def create_campaign_code(session: Session, *, label: str, referrer_id: int | Non
                          store_id: int | None = None, team_id: int | None = None) -> ReferralCode:
     """An operator's code for a counter or a flyer, attributed to a clerk/partner, a store, or a team.
 
-    A team code without a clerk or partner binds to the team's captain: the captain is resolved now and stored
-    as the code's referrer, so changing the captain later leaves issued codes (printed flyers) where they were;
-    the operator revokes and re-issues them to move them."""
+    A team's code is made by `app.teams.service.create_team_code`, which checks the team and resolves its
+    captain; `team_id` here only labels the code."""
     if referrer_id is None and store_id is None and team_id is None:
         raise ValidationFailed("Attribute the code to a clerk, a store or a team.", code="attribution_required")
     if referrer_id is not None:
         get_member(session, referrer_id)
     if store_id is not None:
         get_store(session, store_id)
-    if team_id is not None:
-        team = active_team(session, team_id, for_update=True)  # 404 team_not_found, 409 team_archived
-        if referrer_id is None:
-            referrer_id = captain_for_new_codes(session, team)  # 409 captain_inactive
     return _insert_code(session, kind="campaign", owner_id=None, referrer_id=referrer_id, store_id=store_id,
                         team_id=team_id, label=(label or "")[:128])
 
@@ -103,21 +98,9 @@ def share_url(base_url: str, code: ReferralCode) -> str:
     return f"{base_url}/s/{code.scene}"
 
 
-def poster_qr_payload(session: Session, member_id: int, kind: str = "share_link"):
-    """What a poster's code box shows: ("text", url) for a QR we draw, or ("image", png) from WeChat."""
-    from app.runtime import get_runtime
-
-    rt = get_runtime()
-    code = ensure_personal_code(session, member_id)
-    if kind == "share_link":
-        return "text", share_url(rt.settings.public_base_url, code)
-    from wechat.clients import mini_program, official_account
-
-    if kind == "mini_code":
-        return "image", mini_code_png(session, mini_program(rt.settings, rt.redis), code)
-    if kind == "oa_qr":
-        return "image", oa_qr_png(session, official_account(rt.settings, rt.redis), code)
-    raise ValidationFailed("kind must be share_link, mini_code or oa_qr.", code="qr_kind_invalid")
+def poster_qr_payload(session: Session, member_id: int, public_base_url: str) -> tuple[str, str]:
+    """What a poster's code box shows: ("text", the member's share link), drawn as a QR by the poster renderer."""
+    return "text", share_url(public_base_url, ensure_personal_code(session, member_id))
 
 
 def _cached(session: Session, code_id: int, channel: str, source_ref: str = "") -> bytes | None:
@@ -146,8 +129,6 @@ def share_qr_png(session: Session, base_url: str, code: ReferralCode) -> bytes:
 
 
 def _wechat(call, what: str):
-    from wechat.errors import WeChatError
-
     try:
         return call()
     except WeChatError as exc:

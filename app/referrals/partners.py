@@ -6,6 +6,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from app.db import utcnow
+from app.events import record as record_event
 from app.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from app.members.service import get_member, grant_role, revoke_role
 from app.referrals.models import Partner, PartnerApplication
@@ -30,9 +31,7 @@ def make_partner(session: Session, member_id: int, source: str) -> Partner:
     grant_role(session, member.id, "partner")
     session.flush()
     if became:
-        from app.posters.service import schedule_member_prerender
-
-        schedule_member_prerender(session, member.id)  # their share poster is ready before they ask
+        record_event(session, "partner.activated", member_id=member.id, source=source)
     return partner
 
 

@@ -1,13 +1,12 @@
-"""Service-account events that are referral touches (registered with wechat.registry on first dispatch)."""
+"""Service-account events that are referral touches (registered with wechat.registry on first dispatch).
+
+Handlers are `fn(session, message, rt)`: the callback's session, the verified push, the process's runtime."""
 from __future__ import annotations
-
-import os
-
-from wechat import push
-from wechat.registry import register_push_handler
 
 from app.referrals import events, inbox
 from app.referrals.settings import cached_welcome
+from wechat import push
+from wechat.registry import register_push_handler
 
 
 def _create_time(message) -> int | None:
@@ -17,16 +16,14 @@ def _create_time(message) -> int | None:
         return None
 
 
-def _stream_mode() -> bool:
-    return os.environ.get("REFERRAL_TOUCH_MODE", "inline") == "stream"
+def _stream_mode(rt) -> bool:
+    return rt.settings.touch.mode == "stream"
 
 
-def _follow(session, message, scene, subscribed_now):
+def _follow(session, message, rt, scene, subscribed_now):
     claimed = getattr(message, "delivery_claimed", True)  # False: the callback left the dedupe to us
-    if scene and _stream_mode():
-        from app.runtime import get_runtime
-
-        redis = get_runtime().redis
+    if scene and _stream_mode(rt):
+        redis = rt.redis
         if claimed:
             inbox.accept(redis, message.source, scene, subscribed_now, _create_time(message))
         elif not inbox.accept_once(redis, push.delivery_key(message), push.DEDUPE_SECONDS, message.source, scene,
@@ -34,28 +31,26 @@ def _follow(session, message, scene, subscribed_now):
             return None  # WeChat's retry of a delivery already queued
         return cached_welcome(session) if subscribed_now else None
     if not claimed:
-        from app.runtime import get_runtime
-
-        if not push.claim_delivery(get_runtime().redis, message):
+        if not push.claim_delivery(rt.redis, message):
             return None
         message.delivery_claimed = True  # so a failure below releases it for WeChat's retry
     return events.on_follow_or_scan(session, openid=message.source, scene=scene, subscribed_now=subscribed_now,
                                     create_time=_create_time(message))
 
 
-def _subscribe(session, message):
-    return _follow(session, message, None, True)
+def _subscribe(session, message, rt):
+    return _follow(session, message, rt, None, True)
 
 
-def _subscribe_scan(session, message):
-    return _follow(session, message, message.scene_id, True)
+def _subscribe_scan(session, message, rt):
+    return _follow(session, message, rt, message.scene_id, True)
 
 
-def _scan(session, message):
-    return _follow(session, message, message.scene_id, False)
+def _scan(session, message, rt):
+    return _follow(session, message, rt, message.scene_id, False)
 
 
-def _unsubscribe(session, message):
+def _unsubscribe(session, message, rt):
     events.on_unsubscribe(session, openid=message.source)
 
 

@@ -14,7 +14,9 @@ from app.errors import Conflict, NotFound, ValidationFailed
 from app.members.models import Member
 from app.members.service import get_member
 from app.referrals.models import Partner, ReferralCode
+from app.referrals.codes import create_campaign_code
 from app.referrals.partners import partner_status
+from app.referrals.views import code_stats
 from app.teams.models import Team
 
 NAME_MAX = 64
@@ -148,11 +150,20 @@ def team_codes(session: Session, team_id: int) -> list[ReferralCode]:
                                 .order_by(ReferralCode.id)))
 
 
+def create_team_code(session: Session, team_id: int, *, label: str, referrer_id: int | None = None,
+                     store_id: int | None = None) -> ReferralCode:
+    """A campaign code of the team. Without a clerk or partner it binds to the team's captain: the captain is
+    resolved now and stored as the code's referrer, so changing the captain later leaves issued codes (printed
+    flyers) where they were; the operator revokes and re-issues them to move them."""
+    team = active_team(session, team_id, for_update=True)  # 404 team_not_found, 409 team_archived
+    if referrer_id is None:
+        referrer_id = captain_for_new_codes(session, team)  # 409 captain_inactive
+    return create_campaign_code(session, label=label, referrer_id=referrer_id, store_id=store_id, team_id=team_id)
+
+
 def team_figures(session: Session, team_id: int, days: int = 30) -> dict:
     """The team's codes with each code's scans, follows and binds over the last `days` days (the operator's
     code statistics, one query per code), and the team's totals."""
-    from app.referrals.views import code_stats
-
     codes = []
     for code in team_codes(session, team_id):
         totals = code_stats(session, code.id, days)["totals"]

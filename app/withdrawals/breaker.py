@@ -14,6 +14,7 @@ from app.audit.service import record
 from app.db import utcnow
 from app.ledger.service import insert_ignoring_conflicts
 from app.withdrawals import states as S
+from app.withdrawals.booking import emit_payout
 from app.withdrawals.models import PayoutControl, Withdrawal
 
 log = logging.getLogger(__name__)
@@ -59,8 +60,6 @@ def pause(session: Session, *, reason: str, actor: str) -> dict:
 
 def resume(session: Session, *, actor: str, reason: str = "") -> dict:
     """Lift the pause and queue every approved withdrawal that waited (the payout job is deduplicated)."""
-    from app.withdrawals.service import emit_payout
-
     c = control(session, lock=True)
     c.paused, c.paused_reason, c.paused_by, c.paused_at, c.updated_at = False, "", "", None, utcnow()
     record(session, actor, "payouts.resume", "payout_control", 1, reason=reason)

@@ -21,25 +21,25 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
 
-from sqlalchemy import select, text
+from sqlalchemy import create_engine, select, text
 from sqlalchemy.orm import Session
 
 from app.crypto import decrypt
 from app.db import utcnow
-from app.runtime import Runtime, get_runtime, unit_of_work
+from app.config import PayoutSettings
+from app.runtime import Runtime, unit_of_work
 from app.withdrawals import breaker
 from app.withdrawals import states as S
-from app.withdrawals.config import PayoutConfig, payout_config
+from app.withdrawals.booking import (MEMBER_CANCELLED_REASON, book_paid, emit_payout, lock_withdrawal, log_transition,
+                                     return_money)
 from app.withdrawals.models import Withdrawal
 from app.withdrawals.ratelimit import RateLimiter
-from app.withdrawals.service import _event, book_paid, emit_payout, lock_withdrawal, return_money
 from wechat.errors import PayError, PayNotFound, PayUnknownOutcome
 from wechat.pay import DEFAULT_REPORT_INFOS, WeChatPay
 
 log = logging.getLogger(__name__)
 UNKNOWN_CANCEL_CODES = frozenset({"FREQUENCY_LIMITED", "SIGN_ERROR"})  # nothing happened: the member may retry
 _LOCK_BASE = 0x5744 << 48  # advisory-lock key space for withdrawals ("WD")
-_clients: dict = {}
 
 
 class Later(Exception):
@@ -50,20 +50,21 @@ class Later(Exception):
         self.delay = delay
 
 
-def pay_client(settings, cfg: PayoutConfig) -> WeChatPay:
-    """One client (and HTTP connection pool) per process and settings; rebuilt in a forked child."""
-    key = (os.getpid(), id(settings), cfg.http_timeout)
-    client = _clients.get(key)
+def pay_client(rt: Runtime) -> WeChatPay:
+    """One client (and HTTP connection pool) per process and runtime; rebuilt in a forked child."""
+    key = ("withdrawals.pay_client", os.getpid())
+    client = rt.cache.get(key)
     if client is None:
-        client = _clients[key] = WeChatPay(settings, timeout=(3.05, cfg.http_timeout))
+        client = rt.cache[key] = WeChatPay(rt.settings, timeout=(3.05, rt.settings.payout.http_timeout))
     return client
 
 
-def limiter(rt: Runtime, cfg: PayoutConfig) -> RateLimiter:
-    key = (os.getpid(), "limiter", id(rt.redis), cfg.rate_per_s, cfg.rate_burst)
-    lim = _clients.get(key)
+def limiter(rt: Runtime) -> RateLimiter:
+    cfg = rt.settings.payout
+    key = ("withdrawals.limiter", os.getpid())
+    lim = rt.cache.get(key)
     if lim is None:
-        lim = _clients[key] = RateLimiter(rt.redis, f"wechatpay:rate:{rt.settings.wechatpay_mch_id}",
+        lim = rt.cache[key] = RateLimiter(rt.redis, f"wechatpay:rate:{rt.settings.wechatpay_mch_id}",
                                           cfg.rate_per_s, cfg.rate_burst)
     return lim
 
@@ -114,22 +115,20 @@ def exclusive(rt: Runtime, withdrawal_id: int):
 
 def _payout_engine(rt: Runtime):
     """A small pool of connections with synchronous_commit=off, for payout drives only (see `exclusive`)."""
-    key = (os.getpid(), "engine", id(rt.engine))
-    engine = _clients.get(key)
+    key = ("withdrawals.payout_engine", os.getpid())
+    engine = rt.cache.get(key)
     if engine is None:
-        from sqlalchemy import create_engine
-
-        engine = _clients[key] = create_engine(rt.engine.url, pool_size=4, max_overflow=8,
+        engine = rt.cache[key] = create_engine(rt.engine.url, pool_size=4, max_overflow=8,
                                                connect_args={"options": "-c synchronous_commit=off"})
     return engine
 
 
 def _fast_engine(rt: Runtime):
     """The same pool in autocommit: each statement is its own transaction (one round trip)."""
-    key = (os.getpid(), "fast", id(rt.engine))
-    engine = _clients.get(key)
+    key = ("withdrawals.fast_engine", os.getpid())
+    engine = rt.cache.get(key)
     if engine is None:
-        engine = _clients[key] = _payout_engine(rt).execution_options(isolation_level="AUTOCOMMIT")
+        engine = rt.cache[key] = _payout_engine(rt).execution_options(isolation_level="AUTOCOMMIT")
     return engine
 
 
@@ -214,14 +213,13 @@ def _apply_fast(units: _Units, withdrawal_id: int, expected: str, bill: dict, so
     return "apply" if row is not None else None
 
 
-def backoff(cfg: PayoutConfig, tries: int) -> float:
+def backoff(cfg: PayoutSettings, tries: int) -> float:
     return min(cfg.backoff_base * 2 ** min(max(tries - 1, 0), 16), cfg.backoff_max) * (0.5 + random.random())
 
 
 # -- applying WeChat's reports --------------------------------------------------------------------------------
 
 _CANCELLED_REASON = "not confirmed in WeChat within 24 hours, or cancelled"
-MEMBER_CANCELLED_REASON = "cancelled by the member"
 
 
 def apply_report(session: Session, w: Withdrawal, wechat_state: str, *, source: str, fail_reason: str | None = None,
@@ -234,7 +232,7 @@ def apply_report(session: Session, w: Withdrawal, wechat_state: str, *, source: 
     except S.IllegalTransition as exc:
         # WeChat contradicting a final state (or a bill for a withdrawal never sent) is for a human to look at.
         log.error("withdrawal %s: refused report %s from %s (%s)", w.id, wechat_state, source, exc)
-        _event(session, w, w.state, w.state, source, f"refused report {wechat_state}: {exc}")
+        log_transition(session, w, w.state, w.state, source, f"refused report {wechat_state}: {exc}")
         session.flush()
         return "refused"
     if move is not S.Move.APPLY:
@@ -256,7 +254,7 @@ def apply_report(session: Session, w: Withdrawal, wechat_state: str, *, source: 
             return_money(session, w)
             if wechat_state == S.FAIL:
                 breaker.after_failure(session)
-    _event(session, w, before, wechat_state, source, fail_reason or "")
+    log_transition(session, w, before, wechat_state, source, fail_reason or "")
     session.flush()
     return "apply"
 
@@ -304,16 +302,15 @@ def _mark_attempt(w: Withdrawal) -> None:
     w.last_submit_at = w.updated_at = utcnow()
 
 
-def drive(withdrawal_id: int, rt: Runtime | None = None, cfg: PayoutConfig | None = None) -> str:
+def drive(rt: Runtime, withdrawal_id: int) -> str:
     """One step towards a final state. Returns a short outcome; raises Later when it must run again."""
-    rt = rt or get_runtime()
-    cfg = cfg or payout_config()
+    cfg = rt.settings.payout
     with exclusive(rt, withdrawal_id) as units:
         if units is None:
             raise Later(max(cfg.accept_grace, 5.0), "another worker is driving this withdrawal")
         p = _submit_fast(units, withdrawal_id)  # the common case: APPROVED, not paused, within today's limit
         if p is not None:
-            return _create(rt, units, cfg, pay_client(rt.settings, cfg), limiter(rt, cfg), withdrawal_id, p)
+            return _create(rt, units, cfg, pay_client(rt), limiter(rt), withdrawal_id, p)
         with units.session() as s:
             w = lock_withdrawal(s, withdrawal_id)
             if S.is_final(w.state) or w.state == S.REVIEWING:
@@ -330,9 +327,9 @@ def drive(withdrawal_id: int, rt: Runtime | None = None, cfg: PayoutConfig | Non
                 action = "query"  # SUBMITTING: the last attempt's outcome is unknown; later states: reconcile
             state, p = w.state, _params(w)
             if action == "create":
-                _event(s, w, S.APPROVED, S.SUBMITTING, "worker", "first submit")
-        pay = pay_client(rt.settings, cfg)
-        lim = limiter(rt, cfg)
+                log_transition(s, w, S.APPROVED, S.SUBMITTING, "worker", "first submit")
+        pay = pay_client(rt)
+        lim = limiter(rt)
         if action == "query":
             try:
                 lim.acquire()
@@ -361,7 +358,7 @@ def drive(withdrawal_id: int, rt: Runtime | None = None, cfg: PayoutConfig | Non
         return _create(rt, units, cfg, pay, lim, withdrawal_id, p)
 
 
-def _create(rt: Runtime, units: _Units, cfg: PayoutConfig, pay: WeChatPay, lim: RateLimiter, withdrawal_id: int,
+def _create(rt: Runtime, units: _Units, cfg: PayoutSettings, pay: WeChatPay, lim: RateLimiter, withdrawal_id: int,
             p: BillParams) -> str:
     user_name = decrypt(rt.settings.secret_key, p.user_name_enc) if p.user_name_enc else None
     try:
@@ -398,7 +395,7 @@ def _refused(units: _Units, cfg, pay, lim, withdrawal_id: int, out_bill_no: str,
             w.state = S.local(before, "refused")
             w.reason, w.finished_at, w.updated_at = f"{exc.code}: {exc.message}"[:255], utcnow(), utcnow()
             return_money(s, w)
-            _event(s, w, before, S.FAIL, "worker", w.reason)
+            log_transition(s, w, before, S.FAIL, "worker", w.reason)
             breaker.after_failure(s)
             return S.FAIL
     except (PayUnknownOutcome, PayError, TimeoutError) as q:
@@ -409,7 +406,7 @@ def _refused(units: _Units, cfg, pay, lim, withdrawal_id: int, out_bill_no: str,
 
 # -- the member cancels a bill awaiting confirmation -------------------------------------------------------
 
-def cancel_bill(session: Session, w: Withdrawal, rt: Runtime | None = None, cfg: PayoutConfig | None = None) -> bool:
+def cancel_bill(session: Session, w: Withdrawal, rt: Runtime) -> bool:
     """Ask WeChat to cancel the bill of a locked WAIT_USER_CONFIRM withdrawal; apply what WeChat says.
 
     Cancelling is asynchronous at WeChat: the answer is CANCELING and the money stays in `withdrawing` until
@@ -418,9 +415,8 @@ def cancel_bill(session: Session, w: Withdrawal, rt: Runtime | None = None, cfg:
     (the member confirmed first): then the bill's real state, learnt by query, is applied (e.g. SUCCESS, paid
     normally). Raises PayUnknownOutcome when WeChat's answer is unknown (nothing is changed here; a cancel that
     did happen arrives as a CANCELLED notification or query answer)."""
-    rt = rt or get_runtime()
-    cfg = cfg or payout_config()
-    pay, lim = pay_client(rt.settings, cfg), limiter(rt, cfg)
+    cfg = rt.settings.payout
+    pay, lim = pay_client(rt), limiter(rt)
     try:
         lim.acquire(max_wait=5.0)
         answer = pay.cancel_transfer_bill(w.out_bill_no)
@@ -444,20 +440,15 @@ def cancel_bill(session: Session, w: Withdrawal, rt: Runtime | None = None, cfg:
     apply_report(session, w, state, source="member", transfer_bill_no=answer.get("transfer_bill_no"))
     if not S.is_final(w.state):
         # Follow the cancel by query even if the CANCELLED notification is lost (reconciliation would too).
-        from workers.outbox import emit
-
-        from app.withdrawals.service import PAYOUT_JOB, PAYOUT_QUEUE
-
-        emit(session, PAYOUT_JOB, w.id, queue=PAYOUT_QUEUE, key=f"payout:{w.id}", delay=cfg.cancel_followup)
+        emit_payout(session, w, delay=cfg.cancel_followup)
     return True
 
 
 # -- reconciliation -------------------------------------------------------------------------------------------
 
-def reconcile(session: Session, cfg: PayoutConfig | None = None, limit: int = 5000) -> int:
+def reconcile(session: Session, cfg: PayoutSettings, limit: int = 5000) -> int:
     """Queue a payout job for every withdrawal that is not final and has (or may have) a bill, and for every
     approved one nobody is paying (a lost job). Jobs are deduplicated, so running this often is cheap."""
-    cfg = cfg or payout_config()
     paused = breaker.control(session).paused
     recheck_before = utcnow() - timedelta(seconds=cfg.confirm_recheck)
     wanted = [S.SUBMITTING, S.ACCEPTED, S.PROCESSING, S.TRANSFERING, S.CANCELING] + ([] if paused else [S.APPROVED])

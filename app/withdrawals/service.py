@@ -20,16 +20,20 @@ from app.errors import Conflict, Forbidden, NotFound, UpstreamError, ValidationF
 from app.fraud.service import has_open_flags
 from app.grades.service import grade_of
 from app.ledger.models import LedgerAccount
-from app.ledger.service import member_accounts, platform_account, post_entry
+from app.grades.models import Grade
+from app.ledger.service import member_accounts, post_entry
 from app.members.models import Identity
 from app.members.service import get_member
+from app.referrals.partners import partner_status
+from app.runtime import Runtime
 from app.withdrawals import states as S
+from app.withdrawals.booking import MEMBER_CANCELLED_REASON, emit_payout, lock_withdrawal, log_transition, return_money
 from app.withdrawals.models import Withdrawal, WithdrawalEvent, WithdrawalRule
+from app.withdrawals.payouts import cancel_bill
+from wechat.errors import PayUnknownOutcome
 from app.withdrawals.rules import Rule, RuleViolation, quote, validate_rule
 
 CST = ZoneInfo("Asia/Shanghai")
-PAYOUT_JOB = "workers.jobs_payouts.pay_withdrawal"
-PAYOUT_QUEUE = "payouts"
 NOT_COUNTED_TODAY = (S.REJECTED, S.FAIL, S.CANCELLED)  # money came back: these do not use up today's limits
 
 
@@ -59,8 +63,6 @@ def set_rule(session: Session, grade_code: str, values: dict, *, actor: str) -> 
     """Create or replace a grade's rule (unspecified fields keep their current or default value). Audited."""
     current = rule_for_grade(session, grade_code).to_dict()
     if grade_code != "*" and session.get(WithdrawalRule, grade_code) is None:
-        from app.grades.models import Grade
-
         if not session.scalar(select(Grade.id).where(Grade.code == grade_code)):
             raise NotFound("No such grade.", code="grade_not_found")
     merged = {**current, **{k: v for k, v in values.items() if k in Rule.field_names()}, "grade_code": grade_code}
@@ -88,11 +90,6 @@ def _today_start_utc(now: datetime) -> datetime:
     return datetime.combine(local_day, dtime(0), CST).astimezone(timezone.utc)
 
 
-def _event(session: Session, w: Withdrawal, before: str | None, after: str, source: str, note: str = "") -> None:
-    session.add(WithdrawalEvent(withdrawal_id=w.id, from_state=before, to_state=after, source=source[:64],
-                                note=note[:255]))
-
-
 def _lock_member_money(session: Session, member_id: int) -> dict[str, int]:
     """Lock the member's available and withdrawing accounts (id order, like the ledger) and return their ids.
 
@@ -118,8 +115,6 @@ def request_withdrawal(session: Session, member_id: int, amount_fen: int, idempo
     if not idempotency_key or len(idempotency_key) > 64:
         raise ValidationFailed("An idempotency key of 1 to 64 characters is required.", code="idempotency_key_required")
     member = get_member(session, member_id)
-    from app.referrals.partners import partner_status
-
     if partner_status(session, member.id) == "frozen":
         raise Forbidden("Your partner account is frozen; contact the merchant.", code="partner_frozen")
     accounts = _lock_member_money(session, member.id)
@@ -163,7 +158,7 @@ def request_withdrawal(session: Session, member_id: int, amount_fen: int, idempo
     post_entry(session, f"withdrawal:{w.id}:request",
                [(accounts["available"], -amount_fen), (accounts["withdrawing"], amount_fen)],
                "withdrawal_requested", "withdrawal", w.id)
-    _event(session, w, None, S.REVIEWING, "member")
+    log_transition(session, w, None, S.REVIEWING, "member")
     if amount_fen < rule.auto_approve_below_fen and not has_open_flags(session, member.id):
         _approve(session, w, "system", "auto-approved below threshold")
     session.flush()
@@ -172,14 +167,6 @@ def request_withdrawal(session: Session, member_id: int, amount_fen: int, idempo
 
 # -- review --------------------------------------------------------------------------------------------------
 
-def lock_withdrawal(session: Session, withdrawal_id: int) -> Withdrawal:
-    w = session.scalar(select(Withdrawal).where(Withdrawal.id == withdrawal_id).with_for_update()
-                       .execution_options(populate_existing=True))
-    if w is None:
-        raise NotFound("No such withdrawal.", code="withdrawal_not_found")
-    return w
-
-
 def _move(session: Session, w: Withdrawal, action: str, source: str, note: str = "") -> str:
     before = w.state
     try:
@@ -187,14 +174,8 @@ def _move(session: Session, w: Withdrawal, action: str, source: str, note: str =
     except S.IllegalTransition as exc:
         raise Conflict(str(exc), code="withdrawal_state_conflict", details={"state": before}) from None
     w.updated_at = utcnow()
-    _event(session, w, before, w.state, source, note)
+    log_transition(session, w, before, w.state, source, note)
     return before
-
-
-def emit_payout(session: Session, w: Withdrawal) -> None:
-    from workers.outbox import emit
-
-    emit(session, PAYOUT_JOB, w.id, queue=PAYOUT_QUEUE, key=f"payout:{w.id}")
 
 
 def _approve(session: Session, w: Withdrawal, actor: str, note: str = "") -> None:
@@ -211,23 +192,6 @@ def approve_withdrawal(session: Session, withdrawal_id: int, *, actor: str) -> W
     return w
 
 
-def return_money(session: Session, w: Withdrawal) -> None:
-    ids = member_accounts(session, [(w.member_id, "available"), (w.member_id, "withdrawing")])
-    post_entry(session, f"withdrawal:{w.id}:returned",
-               [(ids[(w.member_id, "withdrawing")], -w.amount_fen), (ids[(w.member_id, "available")], w.amount_fen)],
-               "withdrawal_returned", "withdrawal", w.id, memo=w.state)
-
-
-def book_paid(session: Session, w: Withdrawal) -> None:
-    withdrawing = member_accounts(session, [(w.member_id, "withdrawing")])[(w.member_id, "withdrawing")]
-    lines = [(withdrawing, -w.amount_fen), (platform_account(session, "payout_clearing"), w.net_fen)]
-    if w.fee_fen:
-        lines.append((platform_account(session, "fees"), w.fee_fen))
-    if w.tax_fen:
-        lines.append((platform_account(session, "tax_withheld"), w.tax_fen))
-    post_entry(session, f"withdrawal:{w.id}:paid", lines, "withdrawal_paid", "withdrawal", w.id)
-
-
 def reject_withdrawal(session: Session, withdrawal_id: int, *, reason: str, actor: str) -> Withdrawal:
     if not reason or not reason.strip():
         raise ValidationFailed("Say why the withdrawal is rejected; the partner sees it.", code="reason_required")
@@ -240,7 +204,7 @@ def reject_withdrawal(session: Session, withdrawal_id: int, *, reason: str, acto
     return w
 
 
-def cancel_withdrawal(session: Session, member_id: int, withdrawal_id: int, *, rt=None) -> tuple[Withdrawal, bool]:
+def cancel_withdrawal(session: Session, member_id: int, withdrawal_id: int, *, rt: Runtime) -> tuple[Withdrawal, bool]:
     """The member takes back a withdrawal. Returns (withdrawal, cancelled).
 
     - No bill sent yet (REVIEWING, APPROVED): CANCELLED at once, the money returns.
@@ -257,9 +221,6 @@ def cancel_withdrawal(session: Session, member_id: int, withdrawal_id: int, *, r
     if w.state == S.CANCELING:
         return w, True
     if w.state == S.WAIT_USER_CONFIRM:
-        from app.withdrawals.payouts import cancel_bill
-        from wechat.errors import PayUnknownOutcome
-
         try:
             cancelled = cancel_bill(session, w, rt)
         except PayUnknownOutcome as exc:
@@ -267,8 +228,8 @@ def cancel_withdrawal(session: Session, member_id: int, withdrawal_id: int, *, r
                                 details={"why": str(exc)[:200]}) from None
         session.flush()
         return w, cancelled
-    _move(session, w, "cancel", "member", "cancelled by the member")
-    w.reason, w.finished_at = "cancelled by the member", utcnow()
+    _move(session, w, "cancel", "member", MEMBER_CANCELLED_REASON)
+    w.reason, w.finished_at = MEMBER_CANCELLED_REASON, utcnow()
     return_money(session, w)
     session.flush()
     return w, True

@@ -1,12 +1,8 @@
-"""wechat adapter state (subscribe consents, push log)
+"""no schema change (an empty revision kept so that databases already stamped with it upgrade in order)
 
 Revision ID: 0006_wechat
 Revises: 0005_posters
 """
-from alembic import op
-import sqlalchemy as sa
-import app.db
-
 revision = "0006_wechat"
 down_revision = "0005_posters"
 branch_labels = None

@@ -46,25 +46,6 @@ class World:
 
 
 @pytest.fixture
-def rt(settings, engine, redis):
-    """As tests/conftest.py's, but truncating only tables that exist: other areas' models may land before their
-    migrations do, and that must not break these tests."""
-    from sqlalchemy import inspect, text
-
-    from app.db import Base
-    from app.db import make_session_factory
-    from app.runtime import Runtime, set_runtime
-
-    runtime = Runtime(settings, engine, make_session_factory(engine), redis)
-    set_runtime(runtime)
-    yield runtime
-    existing = set(inspect(engine).get_table_names())
-    tables = ", ".join(f'"{t.name}"' for t in Base.metadata.sorted_tables if t.name in existing)
-    with engine.begin() as conn:
-        conn.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
-
-
-@pytest.fixture
 def world(session):
     return World(session)
 

@@ -50,19 +50,20 @@ def test_automatic_rules_never_demote_and_never_lower_a_granted_grade(session, w
     assert [h["reason"] for h in grade_history(session, m.id)] == ["granted: founding partner"]
 
 
-def test_the_grade_job_evaluates_members_after_commit(rt, session, world):
-    from workers.jobs_ledger import evaluate_grades
+def test_grades_are_evaluated_by_a_subscriber_of_the_paid_order_after_commit(rt, session, world, work):
+    from app.grades.jobs import evaluate_grades
 
     create_grade(session, code="member", rank=0)
     create_grade(session, code="gold", rank=1, min_personal_sales_fen=100)
     world.plan()
     m = world.member("m")
     ingest_order_event(session, paid("SO1", world.unionid(m), 500))
+    assert grade_of(session, m.id) == "member"  # nothing in the request's transaction
     session.commit()
-    queued = rt.redis.lrange("rq:queue:default", 0, -1)
-    assert queued, "a grade evaluation is enqueued once the paid order commits"
-    assert evaluate_grades([m.id])[0]["to"] == "gold"
-    assert evaluate_grades([m.id]) == []  # idempotent
+    work()
+    session.expire_all()
+    assert grade_of(session, m.id) == "gold"
+    assert evaluate_grades(rt, [m.id]) == []  # idempotent
 
 
 def test_flask_ledger_check_exits_non_zero_on_a_tampered_balance(app, session, world):
@@ -82,15 +83,3 @@ def test_flask_ledger_check_exits_non_zero_on_a_tampered_balance(app, session, w
     bad = runner.invoke(app.cli, ["ledger", "check"])
     assert bad.exit_code == 1
     assert "MISMATCH account platform:commission_expense" in bad.output
-
-
-def test_grade_evaluation_is_enqueued_once_at_the_real_commit_not_at_a_savepoint(rt, session, world):
-    from app.grades.service import schedule_grade_evaluation
-
-    m = world.member("m")
-    schedule_grade_evaluation(session, [m.id])
-    with session.begin_nested():
-        world.member("other")
-    assert rt.redis.llen("rq:queue:default") == 0
-    session.commit()
-    assert rt.redis.llen("rq:queue:default") == 1

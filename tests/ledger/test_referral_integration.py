@@ -10,6 +10,7 @@ from app.orders.service import ingest_order_event
 from app.referrals import binding, codes, partners, stores, views
 from app.referrals.settings import update_rules
 from tests.ledger.conftest import paid
+from app.reports import stores as stores_report
 
 
 def test_with_bind_at_first_purchase_the_first_order_binds_and_pays_the_referrer(session, world):
@@ -42,5 +43,5 @@ def test_store_figures_count_first_orders_of_customers_the_clerk_won(session, wo
     ingest_order_event(session, paid("o-b", "u-0", 5_000))  # a repeat order is not a first order
     ingest_order_event(session, paid("o-c", "u-1", 5_000))
     session.commit()
-    figures = views.store_figures(session, shop.id, utcnow() - timedelta(days=1))
+    figures = stores_report.store_figures(session, shop.id, utcnow() - timedelta(days=1))
     assert [(f["clerk_id"], f["new_customers"], f["first_orders"]) for f in figures] == [(clerk.id, 3, 2)]

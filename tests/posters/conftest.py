@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import hashlib
+from dataclasses import replace
 import io
 from pathlib import Path
 
@@ -86,7 +87,7 @@ def inputs(nickname: str, avatar: bytes | None = None, **kw) -> PosterInputs:
 @pytest.fixture
 def poster_dir(rt, tmp_path):
     """Posters and backgrounds for this test go to a temporary store (the runtime is read per request)."""
-    rt.settings = rt.settings.with_(extra={**rt.settings.extra, "poster_store_dir": str(tmp_path / "store")})
+    rt.settings = rt.settings.with_(posters=replace(rt.settings.posters, store_dir=str(tmp_path / "store")))
     return tmp_path / "store"
 
 

@@ -1,15 +1,15 @@
-"""Pre-rendering: after a template change and for a new partner, enqueued after commit, ids only, idempotent."""
+"""Pre-rendering: after a template change and for a new partner (a `partner.activated` subscriber), through the
+outbox after the commit, ids only, idempotent."""
 from __future__ import annotations
 
-from rq import Queue
 from sqlalchemy import func, select
 
-from app.posters import service, templates
+from app.outbox.models import OutboxMessage
+from app.posters import jobs, service, templates
 from app.posters.models import PosterRender
 from app.posters.storage import poster_store
 from posters.samples import REFERENCE_SPEC
 from tests.posters.conftest import make_poster_partner
-from workers import jobs_posters
 
 
 def _template(session, store, background):
@@ -17,23 +17,25 @@ def _template(session, store, background):
     return templates.create_template(session, "operator:1", "春季", {**REFERENCE_SPEC, "background": {"sha256": bg.sha256}})
 
 
-def test_a_template_change_queues_a_render_per_partner_after_commit(rt, session, poster_dir, background):
+def _jobs(session, name: str) -> list:
+    return session.execute(select(OutboxMessage.dedupe_key, OutboxMessage.args)
+                           .where(OutboxMessage.func == name).order_by(OutboxMessage.id)).all()
+
+
+def test_a_template_change_queues_a_render_per_partner_after_commit(rt, session, poster_dir, background, work):
     a, b = make_poster_partner(session, "甲"), make_poster_partner(session, "乙")
-    queue = Queue("posters", connection=rt.redis)
-    queue.empty()  # becoming partners queued their own renders; this test is about the template change
     t = _template(session, poster_store(rt.settings), background)
-    assert queue.count == 0  # nothing before the commit
     session.commit()
-    assert queue.job_ids == [f"poster-template-{t.id}-v1"]
-    assert queue.fetch_job(queue.job_ids[0]).args == (t.id,)
-    assert jobs_posters.prerender_template(t.id) == 2
-    assert sorted(queue.job_ids[1:]) == sorted(f"poster-member-{m.id}-t{t.id}-v1" for m in (a, b))
+    assert _jobs(session, "posters.prerender_template") == [(f"poster-template-{t.id}-v1", [t.id])]
+    assert jobs.prerender_template(rt, t.id) == 2
+    assert sorted(k for k, _ in _jobs(session, "posters.prerender_member")) == \
+        sorted(f"poster-member-{m.id}-t{t.id}-v1" for m in (a, b))
 
 
 def test_nothing_is_queued_when_the_edit_rolls_back(rt, session, poster_dir, background):
     _template(session, poster_store(rt.settings), background)
     session.rollback()
-    assert Queue("posters", connection=rt.redis).count == 0
+    assert _jobs(session, "posters.prerender_template") == []
 
 
 def test_prerendering_a_partner_twice_renders_once(rt, session, poster_dir, background, monkeypatch):
@@ -41,22 +43,29 @@ def test_prerendering_a_partner_twice_renders_once(rt, session, poster_dir, back
     partner = make_poster_partner(session, "张小凡")
     t = _template(session, poster_store(rt.settings), background)
     session.commit()
-    assert jobs_posters.prerender_member(partner.id, t.id) == 1
-    assert jobs_posters.prerender_member(partner.id) == 1
+    assert jobs.prerender_member(rt, partner.id, t.id) == 1
+    assert jobs.prerender_member(rt, partner.id) == 1
     session.expire_all()
     assert session.scalar(select(func.count()).select_from(PosterRender)) == 1
     poster = service.member_poster(session, poster_store(rt.settings), partner.id, rt.settings.public_base_url)
     assert poster["cached"] is True
 
 
-def test_a_new_partner_is_queued_for_prerendering(rt, session, poster_dir):
-    partner = make_poster_partner(session, "新人")  # becoming a partner schedules it, after the commit
-    assert Queue("posters", connection=rt.redis).job_ids == [f"poster-member-{partner.id}"]
+def test_a_new_partner_gets_a_poster_before_asking(rt, session, poster_dir, background, monkeypatch, work):
+    monkeypatch.setattr("app.posters.service.fetch_avatar", lambda url: None)
+    _template(session, poster_store(rt.settings), background)
+    session.commit()
+    partner = make_poster_partner(session, "新人")  # records partner.activated; posters subscribe to it
     from app.referrals import partners
 
-    partners.make_partner(session, partner.id, "designated")  # already a partner: nothing more queued
+    partners.make_partner(session, partner.id, "designated")  # already a partner: no second event
     session.commit()
-    assert Queue("posters", connection=rt.redis).job_ids == [f"poster-member-{partner.id}"]
+    deliveries = [args for _k, args in _jobs(session, "events.deliver") if args[0] == "posters.prerender_new_partner"]
+    assert len(deliveries) == 1
+    work()
+    session.expire_all()
+    assert session.scalar(select(func.count()).select_from(PosterRender)
+                          .where(PosterRender.member_id == partner.id)) == 1
 
 
 def test_members_who_are_not_partners_are_skipped_quietly(rt, session, poster_dir, background):
@@ -65,4 +74,4 @@ def test_members_who_are_not_partners_are_skipped_quietly(rt, session, poster_di
     consumer = make_member(session, "路人")
     _template(session, poster_store(rt.settings), background)
     session.commit()
-    assert jobs_posters.prerender_member(consumer.id) == 0
+    assert jobs.prerender_member(rt, consumer.id) == 0

@@ -26,7 +26,7 @@ def scan(session, code, person):
 def test_a_team_code_binds_the_scanner_to_the_captain_and_records_the_code(session):
     cap = captain(session)
     team = teams.create_team(session, name="望京一队", captain_id=cap.id)
-    code = codes.create_campaign_code(session, label="门店海报", team_id=team.id)
+    code = teams.create_team_code(session, team.id, label="门店海报")
     fan = make_member(session)
 
     result = scan(session, code, fan)
@@ -42,7 +42,7 @@ def test_a_team_code_binds_the_scanner_to_the_captain_and_records_the_code(sessi
 def test_an_explicit_clerk_or_partner_on_a_team_code_wins_over_the_captain(session):
     cap, other = captain(session), captain(session, "推广员")
     team = teams.create_team(session, name="一队", captain_id=cap.id)
-    code = codes.create_campaign_code(session, label="x", team_id=team.id, referrer_id=other.id)
+    code = teams.create_team_code(session, team.id, label="x", referrer_id=other.id)
     fan = make_member(session)
     scan(session, code, fan)
     session.refresh(fan)
@@ -106,20 +106,20 @@ def test_a_captain_frozen_later_gets_no_new_team_codes_until_the_captain_changes
     team = teams.create_team(session, name="一队", captain_id=cap.id)
     partners.set_partner_status(session, cap.id, "frozen")
     with pytest.raises(Conflict) as refused:
-        codes.create_campaign_code(session, label="x", team_id=team.id)
+        teams.create_team_code(session, team.id, label="x")
     assert refused.value.code == "captain_inactive"
     new_cap = captain(session, "新队长")
     teams.change_captain(session, team.id, new_cap.id)
-    assert codes.create_campaign_code(session, label="x", team_id=team.id).referrer_id == new_cap.id
+    assert teams.create_team_code(session, team.id, label="x").referrer_id == new_cap.id
 
 
 def test_changing_the_captain_does_not_move_codes_already_issued(session):
     old_cap, new_cap = captain(session, "老队长"), captain(session, "新队长")
     team = teams.create_team(session, name="一队", captain_id=old_cap.id)
-    flyer = codes.create_campaign_code(session, label="已印传单", team_id=team.id)
+    flyer = teams.create_team_code(session, team.id, label="已印传单")
 
     teams.change_captain(session, team.id, new_cap.id)
-    new_flyer = codes.create_campaign_code(session, label="新传单", team_id=team.id)
+    new_flyer = teams.create_team_code(session, team.id, label="新传单")
 
     a, b = make_member(session), make_member(session)
     scan(session, flyer, a)

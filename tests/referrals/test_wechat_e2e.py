@@ -1,4 +1,5 @@
 """End to end through the emulator: a person scans a partner's QR in WeChat, follows, and is bound."""
+from dataclasses import replace
 from datetime import timedelta
 
 import requests
@@ -11,6 +12,7 @@ from app.referrals.models import Binding, ReferralCode, Touch
 from app.referrals.settings import update_rules
 from tests.referrals.test_api import as_member
 from tests.factories import make_member
+from app.referrals.jobs import renew_temporary_qr_codes
 
 
 def partner_qr_ticket(client, session, rt):
@@ -86,7 +88,7 @@ def test_in_stream_mode_a_retry_storm_queues_one_event_and_binds_once(client, se
                                                                        monkeypatch):
     from app.referrals import inbox
 
-    monkeypatch.setenv("REFERRAL_TOUCH_MODE", "stream")
+    rt.settings = rt.settings.with_(touch=replace(rt.settings.touch, mode="stream"))
     update_rules(session, {"welcome_text": "欢迎！"})
     session.commit()
     from app.referrals import settings as referral_settings
@@ -153,14 +155,12 @@ def test_mini_program_code_is_fetched_once_then_cached(client, session, rt, emul
 
 
 def test_the_periodic_job_renews_due_temporary_codes(client, session, rt, emulator):
-    from workers.jobs_referrals import renew_temporary_qr_codes
-
     update_rules(session, {"permanent_qr_budget": 0})
     _p, code = partner_qr_ticket(client, session, rt)
     assert not code.oa_permanent
     code.oa_expires_at = utcnow() + timedelta(days=1)  # about to expire
     session.commit()
     old = code.oa_ticket
-    assert renew_temporary_qr_codes() == 1
+    assert renew_temporary_qr_codes(rt) == 1
     session.expire_all()
     assert session.get(ReferralCode, code.id).oa_ticket != old

@@ -26,7 +26,8 @@ def push_handler():
     from wechat import registry
 
     def add(key, fn):
-        return registry.register_push_handler(key, fn)
+        """fn(session, message): this test's handler (the runtime, a handler's third argument, is left out)."""
+        return registry.register_push_handler(key, lambda session, message, _rt: fn(session, message))
 
     with registry.isolated():  # only this test's handlers, not the domain's
         yield add
@@ -38,7 +39,7 @@ def transfer_handler():
 
     seen = []
 
-    def handler(session, resource):
+    def handler(session, resource, _rt):
         seen.append(resource)
 
     with registry.isolated():

@@ -5,21 +5,19 @@ from __future__ import annotations
 import itertools
 
 import pytest
-from rq import Queue, SimpleWorker
 
 from app.crypto import encrypt
 from app.ledger.service import member_account, platform_account, post_entry
+from tests.conftest import tune_payouts
 from tests.factories import make_partner
 
 _fund = itertools.count(1)
 
 
 @pytest.fixture(autouse=True)
-def _fast_payouts(monkeypatch):
+def _fast_payouts(rt):
     """No real waiting in tests: tiny backoff and acceptance grace (each test may raise them again)."""
-    monkeypatch.setenv("PAYOUT_ACCEPT_GRACE", "0")
-    monkeypatch.setenv("PAYOUT_BACKOFF_BASE", "0")
-    monkeypatch.setenv("PAYOUT_HTTP_TIMEOUT", "1")
+    tune_payouts(rt, accept_grace=0, backoff_base=0, http_timeout=1)
 
 
 def fund(session, member_id: int, fen: int) -> None:
@@ -62,20 +60,6 @@ def operator_headers(client, session):
     session.commit()
     token = client.post("/api/admin/login", json={"username": "reviewer", "password": "correct horse battery"})
     return {"Authorization": "Bearer " + token.get_json()["access_token"]}
-
-
-@pytest.fixture
-def work(rt, redis):
-    """work(): run every queued job and every due outbox row (sweeping with lease 0) until quiet."""
-    from workers.outbox import sweep
-
-    def run(rounds: int = 20, lease: float | None = None) -> None:
-        queues = [Queue(q, connection=redis) for q in ("payouts", "default")]
-        for _ in range(rounds):
-            SimpleWorker(queues, connection=redis).work(burst=True, with_scheduler=False)
-            if not sweep(lease=lease if lease is not None else 3600):
-                return
-    return run
 
 
 def set_rule(session, **values):

@@ -7,7 +7,9 @@ from sqlalchemy import select, text
 from app.audit.models import AuditEntry
 from app.withdrawals.models import Withdrawal
 from app.withdrawals.service import request_withdrawal
+from app.outbox import emit, job
 from tests.withdrawals.conftest import set_rule
+from workers.outbox import stats, sweep
 
 
 @pytest.fixture(autouse=True)
@@ -76,25 +78,21 @@ def test_rate_limiter_is_shared_through_redis(redis):
 
 
 def test_outbox_job_exists_only_if_the_transaction_committed(rt, session, redis, work):
-    from workers.outbox import emit, stats
-
     with rt.sessions() as s:
-        emit(s, "tests.withdrawals.test_breaker_outbox.remember", "rolled back", key="x")
+        emit(s, "tests.remember_in_redis", "rolled back", key="x")
         s.rollback()
     with rt.session() as s:
-        emit(s, "tests.withdrawals.test_breaker_outbox.remember", "committed", key="y")
-        assert emit(s, "tests.withdrawals.test_breaker_outbox.remember", "committed", key="y") is None  # live key
+        emit(s, "tests.remember_in_redis", "committed", key="y")
+        assert emit(s, "tests.remember_in_redis", "committed", key="y") is None  # live key
     work()
     assert [v.decode() for v in redis.lrange("test:remembered", 0, -1)] == ["committed"]
-    assert stats() == {"live": 0, "dead": 0, "waiting": 0}
+    assert stats(rt) == {"live": 0, "dead": 0, "waiting": 0}
 
 
 def test_outbox_retries_a_failing_job_until_it_succeeds(rt, session, redis, work):
-    from workers.outbox import emit
-
     redis.set("test:fail_times", 2)
     with rt.session() as s:
-        row = emit(s, "tests.withdrawals.test_breaker_outbox.flaky", key="flaky")
+        row = emit(s, "tests.flaky_in_redis", key="flaky")
     for _ in range(3):
         work()
         with rt.session() as s:
@@ -110,11 +108,9 @@ def test_one_commits_jobs_share_a_batch_job_and_a_lost_batch_is_handed_out_again
     lost it), the sweeper finds every row of it and hands them out again: each runs exactly to done."""
     from rq import Queue
 
-    from workers.outbox import emit, stats
-
     with rt.session() as s:
         for i in range(5):
-            emit(s, "tests.withdrawals.test_breaker_outbox.remember", f"v{i}", key=f"batch:{i}")
+            emit(s, "tests.remember_in_redis", f"v{i}", key=f"batch:{i}")
     queue = Queue("default", connection=redis)
     assert len(queue.job_ids) == 1  # one RQ job carries the five rows
     queue.empty()  # the batch job is gone before any worker ran it
@@ -122,7 +118,7 @@ def test_one_commits_jobs_share_a_batch_job_and_a_lost_batch_is_handed_out_again
     assert redis.lrange("test:remembered", 0, -1) == []
     work(lease=0)  # the sweeper judges each row by its batch job: gone, so handed out again
     assert sorted(v.decode() for v in redis.lrange("test:remembered", 0, -1)) == [f"v{i}" for i in range(5)]
-    assert stats() == {"live": 0, "dead": 0, "waiting": 0}
+    assert stats(rt) == {"live": 0, "dead": 0, "waiting": 0}
 
 
 def test_a_batch_job_started_by_a_dead_worker_is_rescued_after_the_lease(rt, session, redis, work):
@@ -130,11 +126,11 @@ def test_a_batch_job_started_by_a_dead_worker_is_rescued_after_the_lease(rt, ses
 
     from rq import Queue
 
-    from workers.outbox import emit, stats, sweep
+    from workers.outbox import stats, sweep
 
     with rt.session() as s:
         for i in range(3):
-            emit(s, "tests.withdrawals.test_breaker_outbox.remember", f"w{i}", key=f"dead:{i}")
+            emit(s, "tests.remember_in_redis", f"w{i}", key=f"dead:{i}")
     queue = Queue("default", connection=redis)
     (job_id,) = queue.job_ids
     queue.remove(job_id)  # a worker took it, marked it started, and died
@@ -142,23 +138,21 @@ def test_a_batch_job_started_by_a_dead_worker_is_rescued_after_the_lease(rt, ses
     redis.hset(f"rq:job:{job_id}", mapping={"status": "started", "started_at": started})
     with rt.session() as s:
         s.execute(text("UPDATE outbox_messages SET enqueued_at = enqueued_at - interval '30 seconds'"))
-    assert sweep(lease=3600) == 0  # started within the lease: still its worker's
-    assert sweep(lease=10) == 3  # started longer ago than the lease: its worker is dead
+    assert sweep(rt, lease=3600) == 0  # started within the lease: still its worker's
+    assert sweep(rt, lease=10) == 3  # started longer ago than the lease: its worker is dead
     work()
     assert sorted(v.decode() for v in redis.lrange("test:remembered", 0, -1)) == ["w0", "w1", "w2"]
-    assert stats() == {"live": 0, "dead": 0, "waiting": 0}
+    assert stats(rt) == {"live": 0, "dead": 0, "waiting": 0}
 
 
-def remember(value):
-    from app.runtime import get_runtime
+@job("tests.remember_in_redis")
+def remember(rt, value):
+    rt.redis.rpush("test:remembered", value)
 
-    get_runtime().redis.rpush("test:remembered", value)
 
-
-def flaky():
-    from app.runtime import get_runtime
-
-    r = get_runtime().redis
+@job("tests.flaky_in_redis")
+def flaky(rt):
+    r = rt.redis
     if int(r.get("test:fail_times") or 0) > 0:
         r.decr("test:fail_times")
         raise RuntimeError("not yet")
@@ -168,7 +162,7 @@ def flaky():
 def test_scheduler_runs_each_slot_once_across_processes(rt, redis):
     from workers.scheduler import Periodic, tick
 
-    jobs = [Periodic("sweep-test", "workers.outbox.sweep", 60, inline=True)]
-    assert tick(now=120.0, jobs=jobs) == ["sweep-test"]
-    assert tick(now=150.0, jobs=jobs) == []  # same slot: another scheduler already ran it
-    assert tick(now=180.0, jobs=jobs) == ["sweep-test"]
+    jobs = [Periodic("sweep-test", 60, inline=lambda r: sweep(r))]
+    assert tick(rt, now=120.0, jobs=jobs) == ["sweep-test"]
+    assert tick(rt, now=150.0, jobs=jobs) == []  # same slot: another scheduler already ran it
+    assert tick(rt, now=180.0, jobs=jobs) == ["sweep-test"]

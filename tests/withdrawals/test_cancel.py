@@ -6,6 +6,7 @@ import pytest
 
 from app.ledger.service import check_ledger, member_balances
 from app.withdrawals.service import history
+from tests.conftest import tune_payouts
 from tests.withdrawals.conftest import member_headers
 from tests.withdrawals.test_payouts import _auto_approve, bills, state_of, withdraw  # noqa: F401 (fixture)
 from wechat.emulator.paydesk import PayErr
@@ -49,7 +50,7 @@ def test_cancel_waits_for_wechat_then_the_money_returns(rt, session, client, emu
 
 def test_a_lost_cancelled_notification_is_made_up_by_query(rt, session, client, emulator, live_app, partner, work,
                                                          monkeypatch):
-    monkeypatch.setenv("PAYOUT_CANCEL_FOLLOWUP", "0")  # the follow-up query job is due at once
+    tune_payouts(rt, cancel_followup=0)  # the follow-up query job is due at once
     emulator.pay.hold_cancels = True
     wid = awaiting_confirmation(rt, partner, work)
     assert cancel(client, rt, partner, wid).get_json()["state"] == "CANCELING"

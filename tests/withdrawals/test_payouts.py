@@ -9,6 +9,8 @@ from app.ledger.service import check_ledger, member_balances, platform_account
 from app.withdrawals.models import Withdrawal
 from app.withdrawals.service import request_withdrawal
 from tests.withdrawals.conftest import member_headers, set_rule
+from app.withdrawals.jobs import reconcile_payouts
+from tests.conftest import tune_payouts
 
 
 @pytest.fixture(autouse=True)
@@ -98,15 +100,13 @@ def test_notification_before_the_worker_learns_the_outcome(rt, session, emulator
 
 
 def test_worker_learns_before_a_late_notification(rt, session, emulator, live_app, partner, work, monkeypatch):
-    from workers.jobs_payouts import reconcile_payouts
-
-    monkeypatch.setenv("PAYOUT_CONFIRM_RECHECK", "0")  # query bills waiting for confirmation at every pass
+    tune_payouts(rt, confirm_recheck=0)  # query bills waiting for confirmation at every pass
 
     emulator.faults.add_notify("reorder", 1)  # the SUCCESS notification is held back
     wid = withdraw(rt, partner)
     work()
     emulator.pay.settle(state_of(rt, wid).out_bill_no, "confirm")
-    assert reconcile_payouts() == 1
+    assert reconcile_payouts(rt) == 1
     work()
     assert state_of(rt, wid).state == "SUCCESS"  # learned by query
     assert emulator.pay.flush_held() == 1  # the late notification arrives...
@@ -160,14 +160,14 @@ def test_not_found_right_after_submit_waits_then_resubmits_the_same_bill(rt, ses
                                                                           work, monkeypatch):
     from workers.outbox import stats
 
-    monkeypatch.setenv("PAYOUT_ACCEPT_GRACE", "3600")
+    tune_payouts(rt, accept_grace=3600)
     emulator.faults.add(target="pay.create", kind="timeout", seconds=1.5, phase="before", count=1)  # never arrived
     wid = withdraw(rt, partner)
     work(rounds=3)
     w = state_of(rt, wid)
     assert (w.state, w.submit_attempts) == ("SUBMITTING", 1)  # NOT_FOUND, but maybe still being accepted: wait
-    assert bills(emulator) == [] and stats()["waiting"] == 1
-    monkeypatch.setenv("PAYOUT_ACCEPT_GRACE", "0")
+    assert bills(emulator) == [] and stats(rt)["waiting"] == 1
+    tune_payouts(rt, accept_grace=0)
     with rt.session() as s:  # the delayed retry falls due
         s.execute(text("UPDATE outbox_messages SET available_at = now() WHERE done_at IS NULL"))
     work()
@@ -208,9 +208,6 @@ def test_a_lost_job_is_picked_up_by_the_sweeper(rt, session, redis, emulator, li
 def test_reconciliation_finishes_a_withdrawal_killed_mid_submit(rt, session, emulator, live_app, partner, work):
     """The worker died after marking SUBMITTING and after WeChat created the bill, before recording the answer."""
     from app.withdrawals.payouts import pay_client
-    from app.withdrawals.config import payout_config
-    from workers.jobs_payouts import reconcile_payouts
-
     emulator.pay.auto_confirm = True
     emulator.faults.add_notify("drop", 1)
     wid = withdraw(rt, partner)
@@ -218,9 +215,9 @@ def test_reconciliation_finishes_a_withdrawal_killed_mid_submit(rt, session, emu
         w = s.get(Withdrawal, wid)
         w.state, w.submit_attempts = "SUBMITTING", 1
         s.execute(text("UPDATE outbox_messages SET done_at = now()"))
-    pay_client(rt.settings, payout_config()).create_transfer_bill(w.out_bill_no, w.openid, w.net_fen, w.remark,
+    pay_client(rt).create_transfer_bill(w.out_bill_no, w.openid, w.net_fen, w.remark,
                                                                    appid=w.appid)
-    assert reconcile_payouts() == 1
+    assert reconcile_payouts(rt) == 1
     work()
     assert state_of(rt, wid).state == "SUCCESS"
     assert len(bills(emulator)) == 1 and emulator.pay.ledger()["paid_total"] == 9_900

@@ -9,6 +9,9 @@ import os
 
 from werkzeug.serving import run_simple
 
+from app.config import load_settings
+from wechat.emulator import create_emulator_for
+
 
 def main() -> None:
     ap = argparse.ArgumentParser(description="Local WeChat emulator")
@@ -17,12 +20,9 @@ def main() -> None:
     ap.add_argument("--public-base-url", default=None,
                     help="Liebian's URL (message pushes go to <it>/wechat/callback); default PUBLIC_BASE_URL")
     args = ap.parse_args()
-    if args.public_base_url:
-        os.environ["PUBLIC_BASE_URL"] = args.public_base_url
-    from app.config import load_settings
-    from wechat.emulator import create_emulator_for
-
-    app = create_emulator_for(load_settings())
+    settings = load_settings({**os.environ, **({"PUBLIC_BASE_URL": args.public_base_url}
+                                               if args.public_base_url else {})})
+    app = create_emulator_for(settings)
     run_simple(args.host, args.port, app, threaded=True)
 
 

@@ -3,17 +3,17 @@ from __future__ import annotations
 
 import logging
 
+from app.outbox import job
 from app.referrals.codes import renew_expiring_qr_codes
-from app.runtime import get_runtime
+from app.runtime import Runtime
+from wechat.clients import official_account
 
 log = logging.getLogger(__name__)
 
 
-def renew_temporary_qr_codes() -> int:
+@job("referrals.renew_temporary_qr_codes")
+def renew_temporary_qr_codes(rt: Runtime) -> int:
     """Periodic: re-issue 30-day service-account QR tickets before they expire (past the permanent budget)."""
-    from wechat.clients import official_account
-
-    rt = get_runtime()
     with rt.session() as s:
         renewed = renew_expiring_qr_codes(s, official_account(rt.settings, rt.redis))
     if renewed:

@@ -1,0 +1,60 @@
+"""Writing outbox rows in the caller's transaction."""
+from __future__ import annotations
+
+from datetime import timedelta
+
+from sqlalchemy import text
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from app.db import utcnow
+from app.outbox.after_commit import hand_after_commit
+from app.outbox.jobs import resolve_job
+from app.outbox.models import OutboxMessage
+
+
+class RetryLater(Exception):
+    """Raised by a job that cannot finish now (unknown outcome, busy, rate limited): run it again in `delay` s.
+    Not counted as a failure."""
+
+    def __init__(self, delay: float, why: str = ""):
+        super().__init__(why or f"retry in {delay:.1f}s")
+        self.delay = max(0.0, float(delay))
+
+
+def _insert(session: Session):
+    dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
+    return dialect.insert(OutboxMessage.__table__)
+
+
+def emit(session: Session, job: str, *args, queue: str | None = None, key: str | None = None,
+         delay: float = 0.0) -> int | None:
+    """Write a job in the current transaction; it is handed to RQ after the outermost commit (or by the sweeper).
+
+    Returns the row id, or None when a live row with the same key exists already."""
+    ids = emit_many(session, [(job, list(args), key)], queue=queue, delay=delay)
+    return ids[0] if ids else None
+
+
+def emit_many(session: Session, rows: list[tuple[str, list, str | None]], *, queue: str | None = None,
+              delay: float = 0.0) -> list[int]:
+    """Write several jobs (name, args, dedupe key) in one statement. Returns the ids of the rows written (rows
+    whose key is live already are skipped). `queue` overrides each job's registered queue."""
+    if not rows:
+        return []
+    now = utcnow()
+    immediate = delay <= 0
+    queues = {name: queue or resolve_job(name).queue for name, _a, _k in rows}
+    values = [{"func": name, "args": list(args), "queue": queues[name], "dedupe_key": key,
+               "attempts": 1 if immediate else 0, "failures": 0,
+               "available_at": now + timedelta(seconds=max(delay, 0)), "enqueued_at": now if immediate else None,
+               "done_at": None, "dead": False, "last_error": "", "created_at": now} for name, args, key in rows]
+    stmt = _insert(session).on_conflict_do_nothing(index_elements=["dedupe_key"],
+                                                   index_where=text("done_at IS NULL"))
+    table = OutboxMessage.__table__
+    written = session.execute(stmt.returning(table.c.id, table.c.queue), values).all() if len(values) > 1 else \
+        session.execute(stmt.values(values[0]).returning(table.c.id, table.c.queue)).all()
+    if immediate:
+        for row_id, q in written:
+            hand_after_commit(session, row_id, q)
+    return [row_id for row_id, _q in written]

@@ -1,0 +1,158 @@
+"""Domain events and the one after-commit mechanism: nothing reaches RQ before the outermost commit, savepoints
+behave, every subscriber runs at least once and applies once."""
+from __future__ import annotations
+
+import pytest
+from rq import Queue
+from sqlalchemy import func, select, text
+
+from app.events import first_receipt, record, subscriber
+from app.events.models import DomainEvent
+from app.events.registry import remove_subscriber, subscribers_of
+from app.events.service import DELIVER, deliver, load_event
+from app.grades.service import create_grade, grade_history, grade_of
+from app.orders.service import ingest_order_events
+from app.outbox import emit, job
+from app.outbox.models import OutboxMessage
+from app.referrals import partners
+from tests.factories import make_member
+from tests.ledger.conftest import World, paid, refunded
+
+ran: list[tuple] = []
+
+
+@job("tests.remember")
+def remember(rt, *args):
+    ran.append(args)
+
+
+@pytest.fixture(autouse=True)
+def _clean():
+    ran.clear()
+    yield
+    ran.clear()
+
+
+def _queued(rt) -> int:
+    return sum(Queue(q, connection=rt.redis).count for q in ("default", "posters", "payouts", "notifications"))
+
+
+def test_a_released_savepoint_waits_for_the_outermost_commit(rt, session, work):
+    with session.begin_nested():
+        emit(session, "tests.remember", "inside")
+    emit(session, "tests.remember", "outside")
+    assert _queued(rt) == 0, "a released savepoint is not the commit"
+    session.commit()
+    assert _queued(rt) == 1  # one batch job carrying both rows
+    work()
+    assert sorted(ran) == [("inside",), ("outside",)]
+
+
+def test_a_rolled_back_savepoint_forgets_its_rows_and_the_rest_still_goes(rt, session, work):
+    emit(session, "tests.remember", "kept")
+    with pytest.raises(RuntimeError):
+        with session.begin_nested():
+            emit(session, "tests.remember", "gone")
+            record(session, "grade.changed", member_id=1, **{"from": None, "to": "gold"}, actor="test")
+            raise RuntimeError("rejected")
+    session.commit()
+    work()
+    assert ran == [("kept",)]
+    assert session.scalar(select(func.count()).select_from(DomainEvent)) == 0
+    assert session.scalar(select(func.count()).select_from(OutboxMessage)) == 1
+
+
+def test_a_rolled_back_transaction_hands_nothing_to_rq(rt, session, work):
+    emit(session, "tests.remember", "never")
+    session.rollback()
+    make_member(session)
+    session.commit()
+    assert _queued(rt) == 0
+    work()
+    assert ran == []
+
+
+def test_a_batch_with_a_rejected_event_still_evaluates_the_grades_of_its_applied_events(rt, session, work):
+    world = World(session)
+    world.plan()
+    create_grade(session, code="member", rank=0)
+    create_grade(session, code="gold", rank=1, min_personal_sales_fen=100)
+    buyer = world.member("buyer")
+    results = ingest_order_events(session, [paid("SO1", world.unionid(buyer), 500), refunded("NOPE", "R1", 100)])
+    assert [r["status"] for r in results] == ["applied", "rejected"]
+    session.commit()
+    work()
+    session.expire_all()
+    assert grade_of(session, buyer.id) == "gold"
+
+
+@pytest.fixture
+def flaky_subscriber(rt):
+    """A subscriber that crashes on its first delivery, and records each application (exactly-once receipt)."""
+    calls = {"n": 0, "applied": []}
+
+    @subscriber("grade.changed", name="tests.flaky")
+    def flaky(rt_, event):
+        calls["n"] += 1
+        if calls["n"] == 1:
+            raise RuntimeError("worker crashed")
+        with rt_.session() as s:
+            if first_receipt(s, "tests.flaky", event.id):
+                calls["applied"].append(event.id)
+
+    yield calls
+    remove_subscriber("tests.flaky")
+
+
+def test_a_crashing_subscriber_is_redriven_and_applies_once(rt, session, work, flaky_subscriber):
+    event_id = record(session, "grade.changed", member_id=7, **{"from": None, "to": "gold"}, actor="test")
+    session.commit()
+    work(rounds=1)
+    assert flaky_subscriber["applied"] == []  # crashed; the outbox keeps the delivery with a backoff
+    session.execute(text("UPDATE outbox_messages SET available_at = now() WHERE done_at IS NULL"))
+    session.commit()
+    work()
+    assert flaky_subscriber["applied"] == [event_id]
+    deliver(rt, "tests.flaky", event_id)  # a replay (RQ's at-least-once, a sweep after a lost done marker)
+    assert flaky_subscriber["applied"] == [event_id]
+    assert flaky_subscriber["n"] == 3
+
+
+def _state(session) -> dict:
+    tables = ["member_grades", "grade_changes", "poster_renders", "event_receipts", "domain_events",
+              "journal_entries", "journal_lines", "commissions", "members"]
+    return {t: session.execute(text(f"SELECT COUNT(*) FROM {t}")).scalar() for t in tables} | {
+        "grades": sorted(session.execute(text("SELECT member_id, grade_code FROM member_grades")).all())}
+
+
+def test_a_replayed_event_is_a_no_op_for_every_subscriber(rt, session, work):
+    world = World(session)
+    world.plan()
+    create_grade(session, code="member", rank=0)
+    create_grade(session, code="gold", rank=1, min_personal_sales_fen=100)
+    _partner, _referrer, buyer = world.chain()
+    partners.make_partner(session, world.member("new").id, "designated")
+    ingest_order_events(session, [paid("SO1", world.unionid(buyer), 500), refunded("SO1", "R1", 100)])
+    session.commit()
+    work()
+    session.expire_all()
+    assert grade_history(session, buyer.id)[-1]["to"] == "gold"
+    before = _state(session)
+    events = session.scalars(select(DomainEvent.id)).all()
+    replayed = 0
+    for event_id in events:
+        event = load_event(session, event_id)
+        for sub in subscribers_of(event.name):
+            deliver(rt, sub.name, event_id)
+            replayed += 1
+    session.expire_all()
+    assert replayed >= 3  # grades after paid and refunded, posters for the new partners
+    assert _state(session) == before
+
+
+def test_every_subscription_names_a_known_event_and_a_delivery_job():
+    from app.outbox import resolve_job
+
+    assert resolve_job(DELIVER).fn is deliver
+    assert {s.name for s in subscribers_of("order.paid")} >= {"grades.after_order_paid"}
+    assert {s.name for s in subscribers_of("partner.activated")} >= {"posters.prerender_new_partner"}
