@@ -306,6 +306,22 @@ def _cpu_seconds(pid: int) -> float:
     return used - _cpu_start.setdefault(pid, used)
 
 
+def _pg_cpu(rt, start: dict[int, float] | None = None) -> dict[int, float]:
+    """CPU seconds of the bench database's PostgreSQL backends: absolute, or since `start` (a backend that
+    started since counts whole; one that ended meanwhile is missed)."""
+    with rt.engine.connect() as c:
+        pids = c.execute(text("SELECT pid FROM pg_stat_activity WHERE datname = current_database() "
+                              "AND pid <> pg_backend_pid()")).scalars().all()
+    out = {}
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        out[pid] = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK") - (start or {}).get(pid, 0.0)
+    return out
+
+
 def _cpu_mark(pids) -> None:
     """Start counting these processes' CPU from now (the web process lives through both phases)."""
     for pid in pids:
@@ -408,6 +424,7 @@ def _phase(rt, emulator, env: dict, ids: list[int], args, web, rate: str | None)
             for wid in ids:
                 approve_withdrawal(s, wid, actor="bench")
             s.flush()
+            pg0 = _pg_cpu(rt)
             cpu0 = sum(os.times()[:2])
             _cpu_mark([p.pid for p in procs] + web_pids)
             t0 = time.perf_counter()  # the clock starts at the commit (the approvals themselves are not timed)
@@ -423,6 +440,7 @@ def _phase(rt, emulator, env: dict, ids: list[int], args, web, rate: str | None)
         cpu = {f"worker{i}": _cpu_seconds(p.pid) for i, p in enumerate(procs)}
         cpu["web"] = sum(_cpu_seconds(pid) for pid in web_pids)
         cpu["bench+emulator"] = sum(os.times()[:2]) - cpu0
+        cpu["postgres"] = sum(_pg_cpu(rt, pg0).values())
     finally:
         member.stop.set()
         for p in procs:
