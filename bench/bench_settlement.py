@@ -10,9 +10,14 @@ Uses its own database (BENCH_DATABASE_URL, default postgresql://postgres@127.0.0
 and recreated each run, and real Redis db 7 (BENCH_REDIS_URL, flushed) for the jobs each commit enqueues.
 Orders go in through `ingest_order_events`, BENCH_BATCH (50) events per call and transaction, as the shop's batch
 webhook sends them; BENCH_SINGLES (3,000) more go one event per transaction, the single-event webhook's shape.
-Each figure is printed next to a baseline measured in the same run on the same machine:
+Each figure is printed next to a baseline measured in the same run on the same machine, with the same number of
+processes as the path it is compared with:
 - ingestion baseline: one plain INSERT per order of the same order rows into a bare table, same commit batching
-  (the floor of "one round trip per order");
+  (the floor of "one round trip per order"), from BENCH_WORKERS processes each taking the same share of the
+  orders as the measured path's (events[w::BENCH_WORKERS]), each with its own engine, forked inside the timing
+  as the measured path's are;
+- single-event baseline: the same plain INSERT, one order per transaction, from one process (the single-event
+  path runs in one process), over the same number of orders;
 - maturation baseline: one plain UPDATE flipping the state of the same number of rows in a bare copy.
 Targets (2 cores): >= 2,000 orders/s ingested, >= 50,000 commissions/s matured."""
 from __future__ import annotations
@@ -110,6 +115,39 @@ def _ingest_worker(url: str, redis_url: str, events: list[dict], vacuum_every: i
     engine.dispose()
 
 
+def _plain_insert_worker(url: str, rows: list[tuple], commit_every: int) -> None:
+    """The ingestion baseline's share for one process: its own engine, one plain INSERT per order into a bare
+    table, a commit every `commit_every` orders."""
+    from app.db import make_engine, make_session_factory
+
+    engine = make_engine(url)
+    sessions = make_session_factory(engine)
+    with sessions() as s:
+        for i, (order_id, buyer, paid_fen) in enumerate(rows, 1):
+            s.execute(text("INSERT INTO bench_plain_orders VALUES (:o, :b, :p, :t)"),
+                      {"o": order_id, "b": buyer, "p": paid_fen, "t": datetime.now(timezone.utc)})
+            if i % commit_every == 0:
+                s.commit()
+        s.commit()
+    engine.dispose()
+
+
+def _in_processes(fn, url: str, rows: list, *args) -> float:
+    """Seconds for WORKERS forked processes to run fn(url, rows[w::WORKERS], *args) (one process: in this one),
+    the fork included, as the measured ingestion path does it."""
+    t = time.perf_counter()
+    if WORKERS == 1:
+        fn(url, rows, *args)
+    else:
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
+        with ProcessPoolExecutor(WORKERS, mp_context=multiprocessing.get_context("fork")) as pool:
+            for f in [pool.submit(fn, url, rows[w::WORKERS], *args) for w in range(WORKERS)]:
+                f.result()
+    return time.perf_counter() - t
+
+
 def run(orders: int, snapshot: str | None = None, mature_only: str | None = None) -> dict:
     from app.commissions.plans import create_plan
     from app.db import import_all_models, make_engine, make_session_factory
@@ -155,20 +193,13 @@ def run(orders: int, snapshot: str | None = None, mature_only: str | None = None
     paid_at = (datetime.now(timezone.utc) - timedelta(days=30)).isoformat()
     events = _events(orders, unionids, rng, paid_at)
 
-    # -- baseline: one plain INSERT per order, same batching --------------------------------------------------
+    # -- baseline: one plain INSERT per order, same batching, same processes and split as the measured path ----
     with engine.begin() as c:
         c.execute(text("CREATE TABLE bench_plain_orders (shop_order_id text, buyer text, paid_fen bigint, "
                        "paid_at timestamptz)"))
-    t = time.perf_counter()
-    with sessions() as s:
-        for i, ev in enumerate(events, 1):
-            s.execute(text("INSERT INTO bench_plain_orders VALUES (:o, :b, :p, :t)"),
-                      {"o": ev["order_id"], "b": str(ev["buyer"]), "p": sum(x["paid_fen"] for x in ev["lines"]),
-                       "t": datetime.now(timezone.utc)})
-            if i % COMMIT_EVERY == 0:
-                s.commit()
-        s.commit()
-    base_ingest = orders / (time.perf_counter() - t)
+    plain_rows = [(ev["order_id"], str(ev["buyer"]), sum(x["paid_fen"] for x in ev["lines"])) for ev in events]
+    engine.dispose()  # the baseline's workers fork too: no connection may be shared with them
+    base_ingest = orders / _in_processes(_plain_insert_worker, url, plain_rows, COMMIT_EVERY)
 
     # -- ingestion through the webhook's service function, by WORKERS processes (like web workers) -----------
     with engine.connect() as c:
@@ -194,8 +225,14 @@ def run(orders: int, snapshot: str | None = None, mature_only: str | None = None
                 f.result()
     ingest = orders / (time.perf_counter() - t)
 
-    # -- for comparison: the one-event webhook shape, one event per transaction -------------------------------
+    # -- for comparison: the one-event webhook shape, one event per transaction, one process -------------------
     singles = _events(SINGLES, unionids, rng, paid_at, prefix="SINGLE")
+    base_single = None
+    if SINGLES:  # its baseline: the same plain INSERT, one order per transaction, one process, as many orders
+        t = time.perf_counter()
+        _plain_insert_worker(url, [(ev["order_id"], str(ev["buyer"]), sum(x["paid_fen"] for x in ev["lines"]))
+                                   for ev in singles], 1)
+        base_single = SINGLES / (time.perf_counter() - t)
     t = time.perf_counter()
     with sessions() as s:
         for ev in singles:
@@ -215,10 +252,11 @@ def run(orders: int, snapshot: str | None = None, mature_only: str | None = None
         vacuum_engine.dispose()
         engine.dispose()
         _snapshot(url, snapshot)
-    return _mature_and_report(engine, sessions, orders, n_commissions, ingest, base_ingest, single)
+    return _mature_and_report(engine, sessions, orders, n_commissions, ingest, base_ingest, single, base_single)
 
 
-def _mature_and_report(engine, sessions, orders, n_commissions, ingest, base_ingest, single=None) -> dict:
+def _mature_and_report(engine, sessions, orders, n_commissions, ingest, base_ingest, single=None,
+                       base_single=None) -> dict:
     from app.commissions.service import mature_all_due
     from app.ledger.service import check_ledger
 
@@ -236,18 +274,20 @@ def _mature_and_report(engine, sessions, orders, n_commissions, ingest, base_ing
     with sessions() as s:
         report = check_ledger(s)
     engine.dispose()
-    result = {"orders": orders, "commissions": n_commissions, "matured": matured,
+    result = {"orders": orders, "commissions": n_commissions, "matured": matured, "processes": WORKERS,
               "ingest_per_s": ingest, "ingest_baseline_per_s": base_ingest, "single_per_s": single,
+              "single_baseline_per_s": base_single,
               "mature_per_s": mature, "mature_baseline_per_s": base_mature, "ledger_ok": report.ok}
     if ingest is not None:
         print(f"ingestion:  {ingest:9,.0f} orders/s through ingest_order_events ({BATCH} per call, {WORKERS} "
-              f"processes) | baseline plain INSERT {base_ingest:9,.0f}/s | ratio {ingest / base_ingest:.2f} "
-              "| target >= 2,000/s")
+              f"processes) | baseline plain INSERT, commit every {COMMIT_EVERY}, {WORKERS} processes "
+              f"{base_ingest:9,.0f}/s | ratio {ingest / base_ingest:.2f} | target >= 2,000/s")
     if single:
-        print(f"            {single:9,.0f} orders/s through ingest_order_event, one per transaction "
-              f"({SINGLES} orders) | ratio {single / base_ingest:.2f}")
-    print(f"maturation: {mature:9,.0f} commissions/s ({matured} matured)      | baseline plain UPDATE "
-          f"{base_mature:9,.0f}/s | ratio {mature / base_mature:.2f} | target >= 50,000/s")
+        print(f"            {single:9,.0f} orders/s through ingest_order_event, one per transaction, 1 process "
+              f"({SINGLES} orders) | baseline plain INSERT, one per transaction, 1 process {base_single:9,.0f}/s "
+              f"| ratio {single / base_single:.2f}")
+    print(f"maturation: {mature:9,.0f} commissions/s ({matured} matured, 1 process) | baseline plain UPDATE, "
+          f"1 process {base_mature:9,.0f}/s | ratio {mature / base_mature:.2f} | target >= 50,000/s")
     print(f"ledger check after the run: {'OK' if report.ok else 'FAILED'} ({report.entries} entries, "
           f"{report.accounts} accounts)")
     return result

@@ -1,4 +1,5 @@
-"""The baseline for bench_scans: a trivial Flask endpoint under the same gunicorn settings."""
+"""Baselines' trivial endpoints: for bench_scans, the WeChat callback under the same gunicorn settings; for
+bench_payouts, WeChat Pay's transfer notification answered without verifying, decrypting or storing anything."""
 from flask import Flask
 
 app = Flask(__name__)
@@ -7,3 +8,8 @@ app = Flask(__name__)
 @app.post("/wechat/callback")
 def callback():
     return "success"
+
+
+@app.post("/wechatpay/notify/transfer")
+def transfer_notification():
+    return {"code": "SUCCESS"}
