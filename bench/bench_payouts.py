@@ -334,13 +334,12 @@ def warm(seconds: float) -> str:
     long-running production worker has long before any payout; it holds the worker a moment so that every
     worker gets one."""
     from app.runtime import get_runtime
-    from app.withdrawals.config import payout_config
     from app.withdrawals.payouts import _fast_engine, limiter, pay_client
     from workers.outbox import _marker_engine
 
-    rt, cfg = get_runtime(), payout_config()
-    pay_client(rt.settings, cfg)
-    limiter(rt, cfg)
+    rt = get_runtime()
+    pay_client(rt)
+    limiter(rt)
     with _fast_engine(rt).connect(), _marker_engine(rt).connect():
         pass
     time.sleep(seconds)

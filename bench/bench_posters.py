@@ -25,6 +25,7 @@ Targets on the 2-core machine: cold < 30 ms per poster (about 6x the baseline), 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import hashlib
 import io
 import os
@@ -125,7 +126,7 @@ def first_requests(n: int, background: bytes, rng: random.Random, store_dir: str
     avatar_url, avatar_server = _avatar_server(avatars)
     settings = load_settings({"DATABASE_URL": DB_URL, "REDIS_URL": REDIS_URL, "SECRET_KEY": "bench-secret",
                               "PUBLIC_BASE_URL": "https://liebian.example.com", "SHOP_WEBHOOK_SECRET": "b"})
-    settings = settings.with_(extra={**settings.extra, "poster_store_dir": store_dir})
+    settings = settings.with_(posters=dataclasses.replace(settings.posters, store_dir=store_dir))
     app = create_app(settings)
     rt = app.extensions["liebian"]
     # Loopback avatars: the same download code, without the private-address guard (see the module docstring).

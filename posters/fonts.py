@@ -4,14 +4,15 @@ Text: Noto Sans CJK (OFL), installed by requirements.txt through the `cvttf-noto
 plain `pip install -r requirements.txt` gives every machine the same CJK glyphs.
 Emoji: Noto Color Emoji from Debian's `fonts-noto-color-emoji` (a CBDT bitmap font: FreeType only loads it at
 its one strike, 109 px, so emoji are drawn there and scaled). Without it emoji are left out, never drawn as
-tofu boxes. POSTER_FONT_TEXT / POSTER_FONT_EMOJI override either path."""
+tofu boxes. `configure(text=..., emoji=...)` overrides either path (the app passes its settings' POSTER_FONT_TEXT /
+POSTER_FONT_EMOJI)."""
 from __future__ import annotations
 
-import os
 import threading
 from functools import lru_cache
 from pathlib import Path
 
+import cvttf_NotoSansCJK_Regular
 from PIL import ImageFont
 
 EMOJI_STRIKE = 109
@@ -30,19 +31,27 @@ class FontMissing(RuntimeError):
     pass
 
 
+_overrides: dict[str, str | None] = {}
+
+
+def configure(*, text: str | None = None, emoji: str | None = None) -> None:
+    """Use these font files instead of the defaults (emoji "" turns colour emoji off; None keeps the default)."""
+    wanted = {"text": text, "emoji": emoji}
+    if wanted != _overrides:
+        _overrides.clear()
+        _overrides.update(wanted)
+        for cached in (text_font_path, emoji_font_path, text_codepoints, emoji_codepoints):
+            cached.cache_clear()
+        _local.__dict__.clear()
+
+
 @lru_cache(maxsize=1)
 def text_font_path() -> str:
-    override = os.environ.get("POSTER_FONT_TEXT")
-    if override:
-        return override
-    try:
-        import cvttf_NotoSansCJK_Regular as pkg
-
-        path = Path(pkg.__file__).parent / "NotoSansCJKtc-Regular.otf"
-        if path.exists():
-            return str(path)
-    except ImportError:
-        pass
+    if _overrides.get("text"):
+        return _overrides["text"]
+    path = Path(cvttf_NotoSansCJK_Regular.__file__).parent / "NotoSansCJKtc-Regular.otf"
+    if path.exists():
+        return str(path)
     for candidate in _TEXT_FALLBACKS:
         if Path(candidate).exists():
             return candidate
@@ -51,7 +60,7 @@ def text_font_path() -> str:
 
 @lru_cache(maxsize=1)
 def emoji_font_path() -> str | None:
-    override = os.environ.get("POSTER_FONT_EMOJI")
+    override = _overrides.get("emoji")
     if override is not None:
         return override or None  # an empty value turns colour emoji off
     return next((c for c in _EMOJI_CANDIDATES if Path(c).exists()), None)
