@@ -21,7 +21,7 @@ from sqlalchemy import bindparam, create_engine, text
 from app.db import utcnow
 from app.modules import load_plugins
 from app.outbox import RetryLater, resolve_job
-from app.outbox.handoff import alias_key
+from app.outbox.handoff import alias_key, job_id
 from app.runtime import Runtime, get_runtime
 
 log = logging.getLogger(__name__)
@@ -56,7 +56,10 @@ def run_messages(queue: str, row_ids: list[int], attempts: list[int]) -> str:
     try:
         for i, row_id in enumerate(row_ids):
             if i and time.monotonic() - t0 > budget:
-                rt.handoff.hand_batch(queue, list(zip(row_ids[i:], attempts[i:])))
+                rest = list(zip(row_ids[i:], attempts[i:], strict=True))
+                if not rt.inline_jobs:  # they now belong to the new batch job, not to this one
+                    rt.redis.delete(*(alias_key(r, a) for r, a in rest))
+                rt.handoff.hand_batch(queue, rest)
                 return f"ran {i} of {len(row_ids)}; handed the rest on"
             row = rows.get(row_id)
             if row is not None and row.done_at is None and _run(rt, row)[0]:
@@ -144,14 +147,15 @@ def _lost(rt: Runtime, rows, now, lease: float) -> list[int]:
     pipe = rt.redis.pipeline(transaction=False)
     for row_id, _queue, attempt, _at in rows:
         pipe.get(alias_key(row_id, attempt))
-    job_ids = [a.decode() if a else None for a in pipe.execute()]
+    job_ids = [a.decode() if a else job_id(r[0], r[2]) for a, r in zip(pipe.execute(), rows, strict=True)]
     pipe = rt.redis.pipeline(transaction=False)
-    for job_id in job_ids:
-        pipe.hmget(f"rq:job:{job_id or 'none'}", "status", "started_at")
+    for batch_job in job_ids:
+        pipe.hmget(f"rq:job:{batch_job}", "status", "started_at")
     statuses = pipe.execute()
     waiting: dict[str, set[bytes]] = {}
     lost = []
-    for (row_id, queue, _attempt, handed_at), (status, started), job_id in zip(rows, statuses, job_ids):
+    for (row_id, queue, _attempt, handed_at), (status, started), batch_job in zip(rows, statuses, job_ids,
+                                                                                     strict=True):
         status = status.decode() if status else None
         stale = handed_at < now - timedelta(seconds=lease)
         if status in ("scheduled", "deferred"):
@@ -159,7 +163,7 @@ def _lost(rt: Runtime, rows, now, lease: float) -> list[int]:
         if status == "queued":
             if queue not in waiting:
                 waiting[queue] = set(rt.redis.lrange(f"rq:queue:{queue}", 0, -1))
-            if job_id.encode() in waiting[queue] or not stale:
+            if batch_job.encode() in waiting[queue] or not stale:
                 continue
         elif status == "started":
             began = _parse_rq_time(started)

@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import logging
-import secrets
 
 import redis
 from rq import Queue
@@ -13,8 +12,13 @@ log = logging.getLogger(__name__)
 RUN_MESSAGES = "workers.outbox.run_messages"
 
 
+def job_id(row_id: int, attempt: int) -> str:
+    """The RQ job id of a batch led by this row's attempt."""
+    return f"outbox-{row_id}-{attempt}"
+
+
 def alias_key(row_id: int, attempt: int) -> str:
-    """Redis key naming the RQ job that carries this row's attempt (for the sweeper)."""
+    """Redis key naming the RQ job that carries this row's attempt when another row leads its batch."""
     return f"outbox:batch:{row_id}-{attempt}"
 
 
@@ -39,17 +43,18 @@ class Handoff:
                 self.hand_batch(queue, rows[i:i + self.batch])
 
     def hand_batch(self, queue: str, chunk: list[tuple[int, int]]) -> None:
-        """One RQ job for these rows. Each row's attempt first names the job in Redis, so the sweeper judges
-        every row by that job's fate (gone, failed, started too long ago)."""
+        """One RQ job for these rows, named after its first row's attempt; each other row's attempt first names
+        the job in Redis, so the sweeper judges every row by that job's fate (gone, failed, started too long ago).
+        A single row (the common commit) costs one enqueue and nothing more."""
         row_ids, attempts = [r for r, _ in chunk], [a for _, a in chunk]
-        job_id = f"outbox-{row_ids[0]}-{attempts[0]}-{secrets.token_hex(4)}"
+        batch_job = job_id(row_ids[0], attempts[0])
         try:
-            if not self.inline:
+            if not self.inline and len(chunk) > 1:
                 pipe = self.connection.pipeline(transaction=False)
-                for row_id, attempt in chunk:
-                    pipe.set(alias_key(row_id, attempt), job_id, ex=86400)
+                for row_id, attempt in chunk[1:]:
+                    pipe.set(alias_key(row_id, attempt), batch_job, ex=86400)
                 pipe.execute()
-            self.queue(queue).enqueue(RUN_MESSAGES, queue, row_ids, attempts, job_id=job_id,
+            self.queue(queue).enqueue(RUN_MESSAGES, queue, row_ids, attempts, job_id=batch_job,
                                       result_ttl=0, failure_ttl=86400, job_timeout=600)
         except Exception:
             log.exception("could not enqueue outbox rows %s; the sweeper will", row_ids)
