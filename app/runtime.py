@@ -72,10 +72,6 @@ class Runtime:
         """One unit of work for a job or a CLI command: commit on success, roll back on error."""
         return unit_of_work(self.sessions)
 
-    def with_settings(self, settings: Settings) -> "Runtime":
-        """The same engine and Redis with other settings (tests, tools)."""
-        return Runtime(settings, self.engine, make_session_factory(self.engine), self.redis)
-
 
 _runtime: Runtime | None = None
 
