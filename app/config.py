@@ -59,7 +59,7 @@ class PayoutSettings:
 @dataclass(frozen=True)
 class OutboxSettings:
     lease_seconds: float = 60.0  # OUTBOX_LEASE_SECONDS: a row handed out longer ago without finishing goes again
-    max_failures: int = 25  # OUTBOX_MAX_FAILURES: then the row is dead (kept, visible in /healthz)
+    max_failures: int = 25  # OUTBOX_MAX_FAILURES: then the row is dead (kept; /healthz counts them)
     batch: int = 8  # OUTBOX_BATCH: rows of one queue handed to RQ together in one job
     sweep_every: float = 2.0  # OUTBOX_SWEEP_SECONDS: how often the scheduler sweeps
 

@@ -1,6 +1,6 @@
-"""Packages plug in by convention: `app/<package>/<role>.py`. The roles: `models` (tables), `jobs` (named jobs),
-`subscribers` (domain-event subscribers), `member_merge` (moving a package's rows when two members merge) and
-`wechat_handlers` (WeChat push handlers). This is the one place that imports modules by name; the layer test
+"""Packages plug in by convention: `app/<package>/<role>.py`. The roles loaded by `load_plugins`: `models`
+(tables), `jobs` (named jobs), `subscribers` (domain-event subscribers) and `member_merge` (moving a package's
+rows when two members merge); `wechat.registry` loads `wechat_handlers` (WeChat push handlers) the same way. This is the one place that imports modules by name; the layer test
 checks every other import."""
 from __future__ import annotations
 

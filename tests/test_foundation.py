@@ -2,7 +2,7 @@ import ast
 from pathlib import Path
 
 from alembic.script import ScriptDirectory
-from sqlalchemy import create_engine, inspect
+from sqlalchemy import create_engine, inspect, text
 
 from app.db import Base, import_all_models
 from app.migrate import alembic_config, upgrade_database
@@ -14,6 +14,16 @@ def test_healthz_reports_real_database_redis_and_queues(client):
     assert body["checks"]["database"]["backend"] == "postgresql"
     assert body["checks"]["redis"] == {"ok": True, "embedded": False}
     assert body["checks"]["queues"]["inline"] is False
+    assert body["checks"]["outbox"] == {"ok": True, "live": 0, "dead": 0, "waiting": 0}
+
+
+def test_healthz_counts_dead_outbox_rows_for_an_operator(client, session):
+    from app.outbox import emit
+
+    emit(session, "grades.evaluate_all", key="stuck")
+    session.execute(text("UPDATE outbox_messages SET done_at = now(), dead = true"))
+    session.commit()
+    assert client.get("/healthz").get_json()["checks"]["outbox"]["dead"] == 1
 
 
 def test_healthz_says_503_when_redis_is_down(app, rt, monkeypatch):

@@ -20,7 +20,7 @@ from sqlalchemy import bindparam, create_engine, text
 
 from app.db import utcnow
 from app.modules import load_plugins
-from app.outbox import RetryLater, resolve_job
+from app.outbox import RetryLater, outbox_stats, resolve_job
 from app.outbox.handoff import alias_key, job_id
 from app.runtime import Runtime, get_runtime
 
@@ -203,7 +203,4 @@ def sweep(rt: Runtime | None = None, limit: int = 1000, lease: float | None = No
 
 def stats(rt: Runtime | None = None) -> dict:
     with (rt or get_runtime()).session() as s:
-        row = s.execute(text(
-            "SELECT SUM(CASE WHEN done_at IS NULL THEN 1 ELSE 0 END), SUM(CASE WHEN dead THEN 1 ELSE 0 END), "
-            "SUM(CASE WHEN done_at IS NULL AND enqueued_at IS NULL THEN 1 ELSE 0 END) FROM outbox_messages")).one()
-    return {"live": int(row[0] or 0), "dead": int(row[1] or 0), "waiting": int(row[2] or 0)}
+        return outbox_stats(s)

@@ -4,6 +4,7 @@ from apiflask import APIBlueprint
 from sqlalchemy import text
 
 from app.api.web import db, runtime
+from app.outbox import outbox_stats
 from app.outbox.jobs import QUEUES
 
 bp = APIBlueprint("health", __name__, tag="health")
@@ -29,5 +30,9 @@ def healthz():
         checks["queues"] = {"ok": True, "inline": rt.inline_jobs, "depth": depth}
     except Exception as exc:
         checks["queues"] = {"ok": False, "error": type(exc).__name__}
+    try:  # dead rows are work a human must look at, not an outage: reported, not failing the check
+        checks["outbox"] = {"ok": True, **outbox_stats(db())}
+    except Exception as exc:
+        checks["outbox"] = {"ok": False, "error": type(exc).__name__}
     ok = all(c["ok"] for c in checks.values())
     return {"ok": ok, "checks": checks}, (200 if ok else 503)

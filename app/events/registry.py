@@ -20,7 +20,7 @@ EVENT_NAMES = frozenset({
     "commission.matured",    # {member_id, amount_fen, batch_id}  (one per earner and maturation batch)
     "commission.reversed",   # {order_id, refund_id, reversals: [{commission_id, earner_id, amount_fen}]}
     "withdrawal.paid",       # {withdrawal_id, member_id, net_fen}
-    "withdrawal.failed",     # {withdrawal_id, member_id, state, reason}
+    "withdrawal.failed",     # {withdrawal_id, member_id, state, reason, amount_fen}: FAIL, CANCELLED or REJECTED
     "grade.changed",         # {member_id, from, to, actor}
 })
 

@@ -58,3 +58,12 @@ def emit_many(session: Session, rows: list[tuple[str, list, str | None]], *, que
         for row_id, q in written:
             hand_after_commit(session, row_id, q)
     return [row_id for row_id, _q in written]
+
+
+def outbox_stats(session: Session) -> dict:
+    """Rows not done yet, rows given up on (dead: a job that failed OUTBOX_MAX_FAILURES times), and rows waiting
+    for their time (retries, delayed jobs)."""
+    row = session.execute(text(
+        "SELECT SUM(CASE WHEN done_at IS NULL THEN 1 ELSE 0 END), SUM(CASE WHEN dead THEN 1 ELSE 0 END), "
+        "SUM(CASE WHEN done_at IS NULL AND enqueued_at IS NULL THEN 1 ELSE 0 END) FROM outbox_messages")).one()
+    return {"live": int(row[0] or 0), "dead": int(row[1] or 0), "waiting": int(row[2] or 0)}

@@ -10,7 +10,7 @@ from app.types import JsonDoc
 
 
 class OutboxMessage(Base):
-    """A job written in the same transaction as the state change that needs it (see workers/outbox.py).
+    """A job written in the same transaction as the state change that needs it (see app/outbox and workers/outbox.py).
 
     Not done until the job returned. At most one live (not done) message per `dedupe_key`."""
 
@@ -23,7 +23,7 @@ class OutboxMessage(Base):
     )
 
     id: Mapped[int] = mapped_column(BigInt, primary_key=True)
-    func: Mapped[str] = mapped_column(String(128))  # import path, e.g. "workers.jobs_payouts.pay_withdrawal"
+    func: Mapped[str] = mapped_column(String(128))  # a registered job name, e.g. "withdrawals.drive_payout"
     args: Mapped[list] = mapped_column(JsonDoc)
     queue: Mapped[str] = mapped_column(String(32), default="default")
     dedupe_key: Mapped[str | None] = mapped_column(String(128))
