@@ -29,7 +29,7 @@ def _pack(matrix: list[list[bool]], n: int) -> bytes:
     rows = bytearray()
     for row in matrix:
         bits = 0
-        for i, dark in enumerate(row):
+        for dark in row:
             bits = (bits << 1) | bool(dark)
         pad = (-n) % 8
         rows += (bits << pad).to_bytes((n + pad) // 8, "big")

@@ -141,7 +141,8 @@ def parse_spec(data: Any) -> TemplateSpec:
     fmt = r.get(out, "format", "output", str, default="jpeg", choices=FORMATS)
     quality = r.get(out, "quality", "output", int, default=85, lo=40, hi=95)
     defaults = data.get("defaults") or {}
-    if not isinstance(defaults, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in defaults.items()):
+    if not isinstance(defaults, dict) or \
+            not all(isinstance(k, str) and isinstance(v, str) for k, v in defaults.items()):
         r.errors["defaults"] = "must map placeholder names to strings"
         defaults = {}
     for k in defaults:

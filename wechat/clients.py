@@ -45,7 +45,7 @@ class ConfiguredClient(WeChatClient):
         self.api_base = api_base.rstrip("/")
         self.mp_base = mp_base.rstrip("/")
         self.API_BASE_URL = f"{self.api_base}/cgi-bin/"
-        for name, api in list(vars(self).items()):
+        for api in list(vars(self).values()):
             if isinstance(api, BaseWeChatAPI):
                 base = getattr(api, "API_BASE_URL", None)
                 if base and base.startswith(REAL_API_BASE):

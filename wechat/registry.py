@@ -1,8 +1,8 @@
 """Handlers for what WeChat calls us with, registered by domain packages (kept free of Flask).
 
-Push handlers: `register_push_handler(key, fn)`, `fn(session, message, rt) -> str | None` (reply text; rt is the process runtime). Keys are
-`wechat.push.handler_key(message)`: "subscribe" (plain follow), "subscribe_scan" (follow by scanning a
-parametric QR; `message.scene_id` is the scene without "qrscene_"), "scan" (a follower scanned),
+Push handlers: `register_push_handler(key, fn)`, `fn(session, message, rt) -> str | None` (reply text; rt is the
+process runtime). Keys are `wechat.push.handler_key(message)`: "subscribe" (plain follow), "subscribe_scan"
+(follow by scanning a parametric QR; `message.scene_id` is the scene without "qrscene_"), "scan" (a follower scanned),
 "unsubscribe", "click", "view", "text", "image", ... and "*" for every message.
 A handler may take over the delivery claim (`claims_delivery=<predicate>`): when every handler for a message
 says so, the callback does not claim the delivery itself and marks `message.delivery_claimed = False`; the

@@ -3,19 +3,20 @@ from __future__ import annotations
 
 from apiflask import APIFlask
 
-from app.api import envelope
+from app.api import (admin_identity, admin_ledger, admin_posters, admin_referrals, admin_teams, admin_withdrawals,
+                     envelope, health, hooks_orders, member_earnings, member_identity, member_posters,
+                     member_referrals, member_withdrawals, wechat_callback, wechatpay_notify)
+
+# By audience: health; mini-program members; operators; WeChat's and the shop's server-to-server calls.
+BLUEPRINTS = [
+    health.bp,
+    member_identity.bp, member_referrals.bp, member_posters.bp, member_withdrawals.bp, member_earnings.bp,
+    admin_identity.bp, admin_referrals.bp, admin_teams.bp, admin_posters.bp, admin_withdrawals.bp, admin_ledger.bp,
+    wechat_callback.bp, wechatpay_notify.bp, hooks_orders.bp,
+]
 
 
 def register_api(app: APIFlask) -> None:
     envelope.install(app)
-    from app.api import admin_identity, admin_referrals, health, member_identity, member_referrals
-
-    blueprints = [health.bp, member_identity.bp, admin_identity.bp, member_referrals.bp, admin_referrals.bp]
-    # Each audience's blueprint is appended here as it lands.
-    from app.api import admin_posters, member_posters; blueprints += [admin_posters.bp, member_posters.bp]  # noqa: E702,I001
-    from app.api import wechat_callback, wechatpay_notify; blueprints += [wechat_callback.bp, wechatpay_notify.bp]  # noqa: E702,I001
-    from app.api import admin_withdrawals, member_withdrawals; blueprints += [member_withdrawals.bp, admin_withdrawals.bp]  # noqa: E702,I001
-    from app.api import admin_ledger, hooks_orders, member_earnings; blueprints += [hooks_orders.bp, member_earnings.bp, admin_ledger.bp]  # noqa: E702,I001
-    from app.api import admin_teams; blueprints += [admin_teams.bp]  # noqa: E702,I001
-    for bp in blueprints:
+    for bp in BLUEPRINTS:
         app.register_blueprint(bp)

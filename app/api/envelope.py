@@ -52,7 +52,8 @@ def install(app: APIFlask) -> None:
             message = "Some fields are missing or invalid; see details."
         elif error.status_code == 400 and _malformed_json():
             code, message = "malformed_json", "The request body is not valid JSON."
-        resp = error_response(error.status_code, code, message, details if isinstance(details, dict) else {"detail": details})
+        resp = error_response(error.status_code, code, message,
+                              details if isinstance(details, dict) else {"detail": details})
         if error.headers:
             resp.headers.update(error.headers)
         return resp

@@ -14,5 +14,5 @@ WeChat) carry their own dedupe key derived from the event id."""
 from app.events.registry import Event, Subscriber, subscriber, subscribers_of
 from app.events.service import deliver_recorded, first_receipt, load_event, record, record_many
 
-__all__ = ["Event", "Subscriber", "deliver_recorded", "first_receipt", "load_event", "record", "record_many", "subscriber",
-           "subscribers_of"]
+__all__ = ["Event", "Subscriber", "deliver_recorded", "first_receipt", "load_event", "record", "record_many",
+           "subscriber", "subscribers_of"]

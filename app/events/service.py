@@ -33,7 +33,7 @@ def record_many(session: Session, events: list[tuple[str, dict]]) -> list[int]:
     table = DomainEvent.__table__
     ids = list(session.scalars(insert(table).returning(table.c.id, sort_by_parameter_order=True), rows)) \
         if len(rows) > 1 else [session.execute(insert(table).values(rows[0]).returning(table.c.id)).scalar_one()]
-    _deliver(session, [(name, event_id) for (name, _d), event_id in zip(events, ids)])
+    _deliver(session, [(name, event_id) for (name, _d), event_id in zip(events, ids, strict=True)])
     return ids
 
 

@@ -57,7 +57,8 @@ def consume_state(redis, state: str | None, cookie_state: str | None) -> dict:
 def complete(session: Session, oa_client, code: str | None, scope: str) -> Member:
     """Exchange the one-time code and return the member. No member is created on any failure."""
     if not code:
-        raise ValidationFailed("WeChat did not send an authorisation code (consent refused?).", code="oauth_code_missing")
+        raise ValidationFailed("WeChat did not send an authorisation code (consent refused?).",
+                               code="oauth_code_missing")
     try:
         token = oa_client.oauth_exchange(code)
         if token.get("is_snapshotuser") in (1, "1", True):

@@ -14,8 +14,8 @@ from app.referrals.models import Binding, StaffAssignment
 def staff_figures(session: Session, clerk_id: int, since: datetime) -> dict:
     new_customers = session.scalar(select(func.count()).where(Binding.referrer_id == clerk_id,
                                                               Binding.created_at >= since))
-    return {"clerk_id": clerk_id, "new_customers": new_customers, "first_orders": _first_orders(session, [clerk_id],
-                                                                                                 since).get(clerk_id, 0)}
+    first_orders = _first_orders(session, [clerk_id], since).get(clerk_id, 0)
+    return {"clerk_id": clerk_id, "new_customers": new_customers, "first_orders": first_orders}
 
 
 def store_figures(session: Session, store_id: int, since: datetime) -> list[dict]:

@@ -19,7 +19,8 @@ PAYOUT_JOB = "withdrawals.drive_payout"
 MEMBER_CANCELLED_REASON = "cancelled by the member"
 
 
-def log_transition(session: Session, w: Withdrawal, before: str | None, after: str, source: str, note: str = "") -> None:
+def log_transition(session: Session, w: Withdrawal, before: str | None, after: str, source: str,
+                   note: str = "") -> None:
     session.add(WithdrawalEvent(withdrawal_id=w.id, from_state=before, to_state=after, source=source[:64],
                                 note=note[:255]))
 

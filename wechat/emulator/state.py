@@ -101,7 +101,8 @@ class World:
             n = len(self.persons) + 1
             p = Person(pid=pid, nickname=nickname or f"微信用户{n}",
                        headimgurl=headimgurl or f"https://thirdwx.qlogo.cn/mmopen/emu/{pid}/132",
-                       unionid=unionid, phone=phone or f"138{int(hashlib.md5(pid.encode()).hexdigest(), 16) % 10**8:08d}",
+                       unionid=unionid,
+                       phone=phone or f"138{int(hashlib.md5(pid.encode()).hexdigest(), 16) % 10**8:08d}",
                        snapshot=snapshot, following=following)
             self.persons[pid] = p
             for appid in self.app_ids():
@@ -126,7 +127,8 @@ class World:
         if app is None:
             raise Err(40013, "invalid appid")
         if secret != app["secret"]:
-            raise Err(40125, "invalid appsecret") if stable else Err(40001, "invalid credential, access_token is invalid or not latest")
+            raise Err(40125, "invalid appsecret") if stable else \
+                Err(40001, "invalid credential, access_token is invalid or not latest")
         return app
 
     def _issue(self, appid: str) -> tuple[str, int]:
