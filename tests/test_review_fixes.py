@@ -39,8 +39,8 @@ def test_ids_beyond_bigint_are_a_clear_error_not_a_500(client, session, rt):
     m = make_member(session)
     session.commit()
     headers = {"Authorization": "Bearer " + tokens.issue(rt.settings.secret_key, "member", m.id)}
-    r = client.get("/api/mp/team?before_id=99999999999999999999", headers=headers)
-    assert r.status_code in (403, 422)  # a consumer has no team; either way never a 500
+    r = client.get("/api/mp/referrals?before_id=99999999999999999999", headers=headers)
+    assert r.status_code in (403, 422)  # a consumer has no referrals list; either way never a 500
     r = client.get("/api/mp/withdrawals/99999999999999999999", headers=headers)
     assert r.status_code in (404, 422) and "code" in r.get_json()
     huge = {"Authorization": "Bearer " + tokens.issue(rt.settings.secret_key, "member", 10**20)}

@@ -103,12 +103,12 @@ def mp_my_code_png(query):
     return Response(png, mimetype="image/png", headers={"Cache-Control": "private, max-age=3600"})
 
 
-@bp.get("/api/mp/team")
+@bp.get("/api/mp/referrals")
 @role_required("partner", "clerk")
 @bp.input(PageQuery, location="query", arg_name="query")
 @bp.doc(summary="My direct referrals and second-level count", security=MEMBER_AUTH)
-def mp_team(query):
-    return views.team_of(db(), current_member_id(), query["limit"], query["before_id"])
+def mp_direct_referrals(query):
+    return views.direct_referrals_of(db(), current_member_id(), query["limit"], query["before_id"])
 
 
 @bp.get("/api/mp/staff/figures")

@@ -25,7 +25,7 @@ def _first_binding_channel(session: Session, referrer_id: int, member_ids: list[
     return out
 
 
-def team_of(session: Session, partner_id: int, limit: int = 50, before_id: int | None = None) -> dict:
+def direct_referrals_of(session: Session, partner_id: int, limit: int = 50, before_id: int | None = None) -> dict:
     """A partner's direct referrals (newest first) and the size of the second level."""
     query = select(Member.id, Member.nickname, Member.avatar_url, Member.bound_at).where(
         Member.referrer_id == partner_id, Member.status == "active")

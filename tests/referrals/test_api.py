@@ -65,17 +65,19 @@ def test_partner_sees_direct_referrals_masked_and_second_level_count(client, ses
         g = make_member(session)
         binding.touch(session, scene=kid_code.scene, member_id=g.id, channel="oa_scan")
     session.commit()
-    team = client.get("/api/mp/team", headers=as_member(rt, p)).get_json()
-    assert team["direct_count"] == 1 and team["second_level_count"] == 3
-    assert team["direct"][0]["nickname"] == "张**" and team["direct"][0]["channel"] == "mini_launch"
-    # The level-1 partner sees only their own team: the kid's view differs.
-    assert client.get("/api/mp/team", headers=as_member(rt, kid)).get_json()["direct_count"] == 3
+    referrals = client.get("/api/mp/referrals", headers=as_member(rt, p)).get_json()
+    assert referrals["direct_count"] == 1 and referrals["second_level_count"] == 3
+    assert referrals["direct"][0]["nickname"] == "张**" and referrals["direct"][0]["channel"] == "mini_launch"
+    # The level-1 partner sees only their own direct referrals: the kid's view differs.
+    assert client.get("/api/mp/referrals", headers=as_member(rt, kid)).get_json()["direct_count"] == 3
+    # "Team" is the captain's team only (app/teams): the old path is gone, not an alias.
+    assert client.get("/api/mp/team", headers=as_member(rt, p)).status_code == 404
 
 
-def test_consumer_cannot_read_a_team(client, session, rt):
+def test_consumer_cannot_read_direct_referrals(client, session, rt):
     c = make_member(session)
     session.commit()
-    assert client.get("/api/mp/team", headers=as_member(rt, c)).status_code == 403
+    assert client.get("/api/mp/referrals", headers=as_member(rt, c)).status_code == 403
 
 
 def test_store_manager_sees_per_clerk_figures_of_their_own_store_only(client, session, rt):
