@@ -1,4 +1,4 @@
-"""Demo data for the embedded default (`make run`): an operator, a store with staff, partners with a small team.
+"""Demo data for the embedded default (`make run`): an operator, a store with staff, partners with a small downline.
 
 Idempotent: a second run finds the demo operator and changes nothing."""
 from __future__ import annotations
@@ -43,11 +43,11 @@ def seed(session: Session, settings: Settings) -> str:
     stores.assign_staff(session, clerk.id, shop.id, "clerk")
     clerk_code = codes.ensure_personal_code(session, clerk.id)
 
-    captain = _member(session, "张队长", "demo-captain")
-    partners.make_partner(session, captain.id, "designated")
-    captain_code = codes.ensure_personal_code(session, captain.id)
+    upline = _member(session, "张姐", "demo-upline")
+    partners.make_partner(session, upline.id, "designated")
+    upline_code = codes.ensure_personal_code(session, upline.id)
     partner = _member(session, "陈小美🌸", "demo-partner")
-    binding.touch(session, scene=captain_code.scene, member_id=partner.id, channel="mini_launch")
+    binding.touch(session, scene=upline_code.scene, member_id=partner.id, channel="mini_launch")
     partners.make_partner(session, partner.id, "everyone")
     partner_code = codes.ensure_personal_code(session, partner.id)
     for i, name in enumerate(["刘一", "赵二", "孙三"]):
@@ -59,7 +59,7 @@ def seed(session: Session, settings: Settings) -> str:
     extra = _poster_template(session, settings)
     session.flush()
     return (f"demo data created: operator {DEMO_OPERATOR[0]}/{DEMO_OPERATOR[1]}, store #{shop.id}, "
-            f"partner #{partner.id} (code {partner_code.scene}), captain #{captain.id}; {extra}")
+            f"partner #{partner.id} (code {partner_code.scene}), upline partner #{upline.id}; {extra}")
 
 
 def _poster_template(session: Session, settings: Settings) -> str:

@@ -47,8 +47,8 @@ class GradeIn(Schema):
     auto_upgrade = Boolean(load_default=True)
     min_personal_sales_fen = Integer(load_default=None, allow_none=True, validate=Range(0))
     min_direct_referrals = Integer(load_default=None, allow_none=True, validate=Range(0))
-    min_team_size = Integer(load_default=None, allow_none=True, validate=Range(0))
-    min_team_sales_fen = Integer(load_default=None, allow_none=True, validate=Range(0))
+    min_downline_size = Integer(load_default=None, allow_none=True, validate=Range(0))
+    min_downline_sales_fen = Integer(load_default=None, allow_none=True, validate=Range(0))
     period_days = Integer(load_default=None, allow_none=True, validate=Range(1, 3660))
 
 

@@ -22,8 +22,8 @@ class Grade(Base):
     auto_upgrade: Mapped[bool] = mapped_column(Boolean, default=True)
     min_personal_sales_fen: Mapped[int | None] = mapped_column(BigInteger)
     min_direct_referrals: Mapped[int | None] = mapped_column(Integer)
-    min_team_size: Mapped[int | None] = mapped_column(Integer)
-    min_team_sales_fen: Mapped[int | None] = mapped_column(BigInteger)
+    min_downline_size: Mapped[int | None] = mapped_column(Integer)
+    min_downline_sales_fen: Mapped[int | None] = mapped_column(BigInteger)
     period_days: Mapped[int | None] = mapped_column(Integer)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 

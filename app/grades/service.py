@@ -18,13 +18,13 @@ from app.members.models import Member
 
 def create_grade(session: Session, *, code: str, rank: int, name: str = "", auto_upgrade: bool = True,
                  min_personal_sales_fen: int | None = None, min_direct_referrals: int | None = None,
-                 min_team_size: int | None = None, min_team_sales_fen: int | None = None,
+                 min_downline_size: int | None = None, min_downline_sales_fen: int | None = None,
                  period_days: int | None = None) -> Grade:
     if not isinstance(code, str) or not code or len(code) > 32 or code == "*":
         raise ValidationFailed("A grade code is 1 to 32 characters.", code="grade_invalid")
     for name_, v in (("rank", rank), ("min_personal_sales_fen", min_personal_sales_fen),
-                     ("min_direct_referrals", min_direct_referrals), ("min_team_size", min_team_size),
-                     ("min_team_sales_fen", min_team_sales_fen), ("period_days", period_days)):
+                     ("min_direct_referrals", min_direct_referrals), ("min_downline_size", min_downline_size),
+                     ("min_downline_sales_fen", min_downline_sales_fen), ("period_days", period_days)):
         if v is not None and (type(v) is not int or v < 0):
             raise ValidationFailed(f"{name_} must be a non-negative integer.", code="grade_invalid",
                                    details={"field": name_})
@@ -32,7 +32,8 @@ def create_grade(session: Session, *, code: str, rank: int, name: str = "", auto
         raise ValidationFailed("A grade with this code or rank exists.", code="grade_exists")
     grade = Grade(code=code, rank=rank, name=name[:64], auto_upgrade=auto_upgrade,
                   min_personal_sales_fen=min_personal_sales_fen, min_direct_referrals=min_direct_referrals,
-                  min_team_size=min_team_size, min_team_sales_fen=min_team_sales_fen, period_days=period_days)
+                  min_downline_size=min_downline_size, min_downline_sales_fen=min_downline_sales_fen,
+                  period_days=period_days)
     session.add(grade)
     session.flush()
     return grade
@@ -41,7 +42,7 @@ def create_grade(session: Session, *, code: str, rank: int, name: str = "", auto
 def list_grades(session: Session) -> list[dict]:
     return [{"code": g.code, "name": g.name, "rank": g.rank, "auto_upgrade": g.auto_upgrade,
              "min_personal_sales_fen": g.min_personal_sales_fen, "min_direct_referrals": g.min_direct_referrals,
-             "min_team_size": g.min_team_size, "min_team_sales_fen": g.min_team_sales_fen,
+             "min_downline_size": g.min_downline_size, "min_downline_sales_fen": g.min_downline_sales_fen,
              "period_days": g.period_days}
             for g in session.scalars(select(Grade).order_by(Grade.rank))]
 
@@ -50,16 +51,16 @@ def list_grades(session: Session) -> list[dict]:
 class Figures:
     personal_sales_fen: int
     direct_referrals: int
-    team_size: int
-    team_sales_fen: int
+    downline_size: int
+    downline_sales_fen: int
 
 
-# The team is the member's whole downline (every depth: statistics are unbounded, only commissions stop at 2).
-_TEAM = """
-    WITH RECURSIVE team(id, depth) AS (
+# The member's whole downline: every depth (statistics are unbounded, only commissions stop at level 2).
+_DOWNLINE = """
+    WITH RECURSIVE downline(id, depth) AS (
         SELECT m.id, 1 FROM members m WHERE m.referrer_id = :m
         UNION
-        SELECT m.id, t.depth + 1 FROM members m JOIN team t ON m.referrer_id = t.id WHERE t.depth < 1000)
+        SELECT m.id, d.depth + 1 FROM members m JOIN downline d ON m.referrer_id = d.id WHERE d.depth < 1000)
 """
 
 
@@ -71,16 +72,16 @@ def figures(session: Session, member_id: int, period_days: int | None = None) ->
     personal = session.scalar(text(f"SELECT COALESCE(SUM(o.paid_fen - o.refunded_fen), 0) FROM orders o "
                                    f"WHERE o.buyer_id = :m {period}"), params)
     direct = session.scalar(select(func.count()).select_from(Member).where(Member.referrer_id == member_id))
-    team_size, team_sales = session.execute(text(
-        _TEAM + f"""SELECT (SELECT COUNT(DISTINCT id) FROM team),
-                          (SELECT COALESCE(SUM(o.paid_fen - o.refunded_fen), 0) FROM orders o
-                           WHERE o.buyer_id IN (SELECT id FROM team) {period})"""), params).one()
-    return Figures(int(personal), int(direct), int(team_size), int(team_sales))
+    downline_size, downline_sales = session.execute(text(
+        _DOWNLINE + f"""SELECT (SELECT COUNT(DISTINCT id) FROM downline),
+                              (SELECT COALESCE(SUM(o.paid_fen - o.refunded_fen), 0) FROM orders o
+                               WHERE o.buyer_id IN (SELECT id FROM downline) {period})"""), params).one()
+    return Figures(int(personal), int(direct), int(downline_size), int(downline_sales))
 
 
 def _qualifies(g: Grade, f: Figures) -> bool:
     checks = ((g.min_personal_sales_fen, f.personal_sales_fen), (g.min_direct_referrals, f.direct_referrals),
-              (g.min_team_size, f.team_size), (g.min_team_sales_fen, f.team_sales_fen))
+              (g.min_downline_size, f.downline_size), (g.min_downline_sales_fen, f.downline_sales_fen))
     return all(need is None or have >= need for need, have in checks)
 
 

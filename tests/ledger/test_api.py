@@ -173,3 +173,20 @@ def test_operators_publish_plan_versions_and_grant_grades(client, rt, session, w
     assert r.status_code == 200 and r.get_json()["to"] == "gold"
     body = client.get(f"/api/admin/members/{m.id}/grade", headers=headers).get_json()
     assert body["grade"] == "gold" and body["history"][0]["reason"] == "granted: VIP"
+
+
+def test_grade_rules_and_figures_speak_of_the_downline(client, rt, session, world):
+    headers = operator_headers(rt, session)
+    upline = world.member(partner=True)
+    world.member(referrer=world.member(referrer=upline))
+    session.commit()
+    r = client.post("/api/admin/grades", headers=headers,
+                    json={"code": "gold", "rank": 1, "min_downline_size": 2, "min_downline_sales_fen": 5000})
+    assert r.status_code == 201, r.get_json()
+    listed = client.get("/api/admin/grades", headers=headers).get_json()["items"][0]
+    assert (listed["min_downline_size"], listed["min_downline_sales_fen"]) == (2, 5000)
+    figures = client.get(f"/api/admin/members/{upline.id}/grade", headers=headers).get_json()["figures"]
+    assert (figures["direct_referrals"], figures["downline_size"], figures["downline_sales_fen"]) == (1, 2, 0)
+    # "Team" is a captain's team only: the old field names are refused, not silently ignored.
+    r = client.post("/api/admin/grades", headers=headers, json={"code": "old", "rank": 2, "min_team_size": 2})
+    assert r.status_code == 422

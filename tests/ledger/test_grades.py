@@ -7,35 +7,35 @@ from app.orders.service import ingest_order_event
 from tests.ledger.conftest import paid, refunded
 
 
-def test_figures_measure_personal_sales_referrals_team_size_and_team_sales_net_of_refunds(session, world):
+def test_figures_measure_personal_sales_referrals_downline_size_and_downline_sales_net_of_refunds(session, world):
     world.plan()
-    captain = world.member("captain", partner=True)
-    a = world.member("a", referrer=captain, partner=True)
+    upline = world.member("upline", partner=True)
+    a = world.member("a", referrer=upline, partner=True)
     b = world.member("b", referrer=a)
     world.member("c", referrer=b)
-    ingest_order_event(session, paid("SO1", world.unionid(captain), 1000))
+    ingest_order_event(session, paid("SO1", world.unionid(upline), 1000))
     ingest_order_event(session, paid("SO2", world.unionid(b), 5000))
     ingest_order_event(session, refunded("SO2", "R1", 2000))
-    f = figures(session, captain.id)
-    assert (f.personal_sales_fen, f.direct_referrals, f.team_size, f.team_sales_fen) == (1000, 1, 3, 3000)
+    f = figures(session, upline.id)
+    assert (f.personal_sales_fen, f.direct_referrals, f.downline_size, f.downline_sales_fen) == (1000, 1, 3, 3000)
 
 
 def test_a_member_is_upgraded_when_a_rule_is_met_and_the_reason_is_recorded(session, world):
     world.plan()
     create_grade(session, code="member", rank=0)
-    create_grade(session, code="gold", rank=1, min_direct_referrals=2, min_team_sales_fen=10000)
-    create_grade(session, code="diamond", rank=2, min_team_size=100)
-    captain = world.member("captain", partner=True)
-    x = world.member("x", referrer=captain)
-    assert evaluate_member_grade(session, captain.id) is None
-    y = world.member("y", referrer=captain)
+    create_grade(session, code="gold", rank=1, min_direct_referrals=2, min_downline_sales_fen=10000)
+    create_grade(session, code="diamond", rank=2, min_downline_size=100)
+    upline = world.member("upline", partner=True)
+    x = world.member("x", referrer=upline)
+    assert evaluate_member_grade(session, upline.id) is None
+    y = world.member("y", referrer=upline)
     ingest_order_event(session, paid("SO1", world.unionid(x), 6000))
-    assert evaluate_member_grade(session, captain.id) is None  # team sales 6000 < 10000
+    assert evaluate_member_grade(session, upline.id) is None  # downline sales 6000 < 10000
     ingest_order_event(session, paid("SO2", world.unionid(y), 4000))
-    change = evaluate_member_grade(session, captain.id)
-    assert change["to"] == "gold" and "team_sales_fen=10000" in change["reason"]
-    assert grade_of(session, captain.id) == "gold"
-    assert evaluate_member_grade(session, captain.id) is None  # no repeat change
+    change = evaluate_member_grade(session, upline.id)
+    assert change["to"] == "gold" and "downline_sales_fen=10000" in change["reason"]
+    assert grade_of(session, upline.id) == "gold"
+    assert evaluate_member_grade(session, upline.id) is None  # no repeat change
 
 
 def test_automatic_rules_never_demote_and_never_lower_a_granted_grade(session, world):
