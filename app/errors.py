@@ -1,4 +1,7 @@
-"""Domain errors: every failure a user can cause has a stable code, a human message and an HTTP status."""
+"""Domain errors: every failure a user can cause has a stable code, a human message and an HTTP status.
+
+`IllegalTransition` is not one of them: a state machine refusing a move is a bug or a contradicting report, and
+the caller decides what it means (a 409 for an operator's stale click, a refused WeChat report, ...)."""
 from __future__ import annotations
 
 
@@ -51,3 +54,12 @@ class UpstreamError(DomainError):
 
     status = 502
     code = "upstream_error"
+
+
+class IllegalTransition(Exception):
+    """A state machine (commissions, withdrawals) refused to move from `state` by `move` (an action or the state
+    wanted). The message says which machine and why."""
+
+    def __init__(self, state: str, move: str, message: str):
+        super().__init__(message)
+        self.state, self.move = state, move

@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from app.commissions.models import LEVELS
+from app.errors import IllegalTransition
 
 
 def commission_fen(paid_fen: int, bps: int) -> int:
@@ -86,12 +87,6 @@ def earners(buyer: ChainMember, referrer: ChainMember | None, referrers_referrer
     return out
 
 
-class IllegalTransition(Exception):
-    def __init__(self, state: str, action: str):
-        super().__init__(f"a {state} commission cannot be {action}")
-        self.state, self.action = state, action
-
-
 # (state, action) -> new state. Partial reversals keep the state; a reversal that empties the commission
 # makes it `reversed`.
 TRANSITIONS: dict[tuple[str, str], str] = {
@@ -111,7 +106,7 @@ def transition(state: str, action: str) -> str:
     try:
         return TRANSITIONS[(state, action)]
     except KeyError:
-        raise IllegalTransition(state, action) from None
+        raise IllegalTransition(state, action, f"a {state} commission cannot be {action}") from None
 
 
 def money_account_for(state: str) -> str | None:

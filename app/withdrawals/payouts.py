@@ -27,6 +27,7 @@ from sqlalchemy.orm import Session
 from app.crypto import decrypt
 from app.db import utcnow
 from app.config import PayoutSettings
+from app.errors import IllegalTransition
 from app.runtime import Runtime, unit_of_work
 from app.withdrawals import breaker
 from app.withdrawals import states as S
@@ -204,7 +205,7 @@ def _apply_fast(units: _Units, withdrawal_id: int, expected: str, bill: dict, so
     try:
         if S.reported(expected, new) is not S.Move.APPLY:
             return None
-    except S.IllegalTransition:
+    except IllegalTransition:
         return None
     package = bill.get("package_info") if new == S.WAIT_USER_CONFIRM else None
     row = units.fast.exec_driver_sql(_APPLY_FAST, {
@@ -229,7 +230,7 @@ def apply_report(session: Session, w: Withdrawal, wechat_state: str, *, source: 
         w.transfer_bill_no = transfer_bill_no
     try:
         move = S.reported(w.state, wechat_state)
-    except S.IllegalTransition as exc:
+    except IllegalTransition as exc:
         # WeChat contradicting a final state (or a bill for a withdrawal never sent) is for a human to look at.
         log.error("withdrawal %s: refused report %s from %s (%s)", w.id, wechat_state, source, exc)
         log_transition(session, w, w.state, w.state, source, f"refused report {wechat_state}: {exc}")

@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 
 from app.audit.service import record
 from app.db import utcnow
-from app.errors import Conflict, Forbidden, NotFound, UpstreamError, ValidationFailed
+from app.errors import Conflict, Forbidden, IllegalTransition, NotFound, UpstreamError, ValidationFailed
 from app.fraud.service import has_open_flags
 from app.grades.service import grade_of
 from app.ledger.models import LedgerAccount
@@ -171,7 +171,7 @@ def _move(session: Session, w: Withdrawal, action: str, source: str, note: str =
     before = w.state
     try:
         w.state = S.local(before, action)
-    except S.IllegalTransition as exc:
+    except IllegalTransition as exc:
         raise Conflict(str(exc), code="withdrawal_state_conflict", details={"state": before}) from None
     w.updated_at = utcnow()
     log_transition(session, w, before, w.state, source, note)

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from enum import Enum
 
+from app.errors import IllegalTransition
+
 REVIEWING, APPROVED, SUBMITTING = "REVIEWING", "APPROVED", "SUBMITTING"
 ACCEPTED, PROCESSING, WAIT_USER_CONFIRM = "ACCEPTED", "PROCESSING", "WAIT_USER_CONFIRM"
 TRANSFERING, CANCELING = "TRANSFERING", "CANCELING"
@@ -37,10 +39,8 @@ _LOCAL = {
 }
 
 
-class IllegalTransition(Exception):
-    def __init__(self, current: str, wanted: str, why: str = ""):
-        super().__init__(f"{current} -> {wanted}" + (f": {why}" if why else ""))
-        self.current, self.wanted = current, wanted
+def _illegal(current: str, wanted: str, why: str) -> IllegalTransition:
+    return IllegalTransition(current, wanted, f"{current} -> {wanted}: {why}")
 
 
 class Move(str, Enum):
@@ -55,7 +55,7 @@ def local(current: str, action: str) -> str:
         raise ValueError(f"unknown action {action!r}")
     allowed, target = _LOCAL[action]
     if current not in allowed:
-        raise IllegalTransition(current, target, f"cannot {action} a {current} withdrawal")
+        raise _illegal(current, target, f"cannot {action} a {current} withdrawal")
     return target
 
 
@@ -69,9 +69,9 @@ def reported(current: str, wechat_state: str) -> Move:
     if current == wechat_state:
         return Move.SAME
     if current in FINAL:
-        raise IllegalTransition(current, wechat_state, "a final withdrawal never changes")
+        raise _illegal(current, wechat_state, "a final withdrawal never changes")
     if current in (REVIEWING,):
-        raise IllegalTransition(current, wechat_state, "no bill was ever sent for this withdrawal")
+        raise _illegal(current, wechat_state, "no bill was ever sent for this withdrawal")
     if _PROGRESS[wechat_state] <= _PROGRESS[current]:
         return Move.STALE
     return Move.APPLY

@@ -1,6 +1,7 @@
 """Pure rules: the withdrawal state table and the fee/tax/limit arithmetic, without a database."""
 import pytest
 
+from app.errors import IllegalTransition
 from app.withdrawals import states as S
 from app.withdrawals.rules import Rule, RuleViolation, quote, validate_rule
 
@@ -17,7 +18,7 @@ def test_local_moves(current, action, after):
     (S.APPROVED, "approve"), (S.REJECTED, "approve"), (S.SUCCESS, "reject"), (S.APPROVED, "reject"),
     (S.WAIT_USER_CONFIRM, "cancel"), (S.SUBMITTING, "cancel"), (S.SUCCESS, "submit"), (S.REVIEWING, "submit")])
 def test_illegal_local_moves_are_refused(current, action):
-    with pytest.raises(S.IllegalTransition):
+    with pytest.raises(IllegalTransition):
         S.local(current, action)
 
 
@@ -36,7 +37,7 @@ def test_reports_from_wechat(current, report, move):
     (S.SUCCESS, S.FAIL), (S.FAIL, S.SUCCESS), (S.CANCELLED, S.SUCCESS), (S.SUCCESS, S.WAIT_USER_CONFIRM),
     (S.REJECTED, S.SUCCESS), (S.REVIEWING, S.SUCCESS)])
 def test_final_states_never_change(current, report):
-    with pytest.raises(S.IllegalTransition):
+    with pytest.raises(IllegalTransition):
         S.reported(current, report)
 
 
