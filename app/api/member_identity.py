@@ -11,7 +11,7 @@ from app.api.web import db, runtime
 from app.api.wechat_clients import mini_program, official_account
 from app.identity import miniapp, oauth
 from app.members.service import get_member, profile
-from app.referrals.events import on_h5_landing
+from app.referrals.touches import on_h5_landing
 
 bp = APIBlueprint("member_identity", __name__, tag="identity")
 

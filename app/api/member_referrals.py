@@ -13,7 +13,7 @@ from app.api.web import db, runtime
 from app.api.wechat_clients import mini_program, official_account
 from app.db import utcnow
 from app.errors import Forbidden
-from app.referrals import codes, events, partners, views
+from app.referrals import codes, partners, touches, views
 from app.referrals.stores import current_assignment
 from app.reports import stores as stores_report
 from app.orders.service import net_spent_fen
@@ -54,7 +54,7 @@ def _code_out(code) -> dict:
 @bp.input(SceneIn, arg_name="body")
 @bp.doc(summary="Mini-program launched with a scene (decodeURIComponent(options.scene))", security=MEMBER_AUTH)
 def mp_touch(body):
-    result = events.on_mini_launch(db(), current_member_id(), body["scene"], request.remote_addr,
+    result = touches.on_mini_launch(db(), current_member_id(), body["scene"], request.remote_addr,
                                    request.user_agent.string)
     db().commit()
     return {"outcome": result.outcome, "bound": result.bound}

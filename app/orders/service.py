@@ -27,7 +27,7 @@ from app.errors import Conflict, DomainError, NotFound, ValidationFailed
 from app.ledger.service import insert_ignoring_conflicts
 from app.members.models import Identity, Member
 from app.members.service import get_member
-from app.orders.events import BUYER_KEYS, OrderEvent, parse_event
+from app.orders.shop_events import BUYER_KEYS, ShopEvent, parse_shop_event
 from app.orders.models import Order, OrderLine, OrderRefund, ParkedOrderEvent
 from app.referrals.binding import confirm_pending_referral
 from app.referrals.models import PendingReferral
@@ -64,10 +64,10 @@ def ingest_order_events(session: Session, events: list) -> list[dict]:
 def _ingest(session: Session, datas: list, savepoints: bool) -> list[dict | DomainError]:
     now = utcnow()
     results: list[dict | DomainError | None] = [None] * len(datas)
-    events: dict[int, OrderEvent] = {}
+    events: dict[int, ShopEvent] = {}
     for i, data in enumerate(datas):
         try:
-            events[i] = parse_event(data, now)
+            events[i] = parse_shop_event(data, now)
         except DomainError as e:
             results[i] = e
     paid = [i for i, e in events.items() if e.event == "paid"]
@@ -99,7 +99,7 @@ def _isolated(session: Session, savepoint: bool, fn):
         return e
 
 
-def _completed_or_refunded(session: Session, event: OrderEvent, now: datetime) -> dict:
+def _completed_or_refunded(session: Session, event: ShopEvent, now: datetime) -> dict:
     _lock_order_key(session, event.shop_order_id)
     if event.event == "completed":
         return _completed(session, event, now)
@@ -217,7 +217,7 @@ _CHAIN = f"""WITH RECURSIVE {_CHAIN_CTE}
     FROM chain c ORDER BY c.depth"""
 
 
-def _paid(session: Session, event: OrderEvent, now: datetime) -> dict:
+def _paid(session: Session, event: ShopEvent, now: datetime) -> dict:
     """One `paid` event, portable SQL (SQLite, embedded mode). PostgreSQL uses _paid_batch."""
     buyer_id, pending_referral = _find_or_create_buyer(session, event.buyer)
     if pending_referral is None:
@@ -253,7 +253,7 @@ def _chain_members(chain) -> list[ChainMember]:
             for r in chain]
 
 
-def _paid_result(event: OrderEvent, order_id: int, buyer_id: int, is_first: bool, plan_id: int | None,
+def _paid_result(event: ShopEvent, order_id: int, buyer_id: int, is_first: bool, plan_id: int | None,
                  commissions: list[dict], parked: list[str]) -> dict:
     return {"status": "applied", "event": "paid", "order_id": order_id, "shop_order_id": event.shop_order_id,
             "buyer_id": buyer_id, "paid_fen": event.paid_fen, "is_first_order": is_first, "plan_id": plan_id,
@@ -330,7 +330,7 @@ _ORDERS_PG = text(f"""
 """)
 
 
-def _paid_batch(session: Session, items: list[tuple[int, OrderEvent]], now: datetime) -> dict[int, dict | DomainError]:
+def _paid_batch(session: Session, items: list[tuple[int, ShopEvent]], now: datetime) -> dict[int, dict | DomainError]:
     """`paid` events of distinct shop order ids, set-based: the locks and buyers, then the orders, lines and
     chains, then every commission with its ledger entry, each in one round trip for the whole batch. The rare
     cases (a buyer seen for the first time or merged away, a remembered touch to bind, a replay, an earner
@@ -428,7 +428,7 @@ def _settled_chain(session: Session, buyer_id: int, shop_order_id: str):
     return chain
 
 
-def _paid_replay(session: Session, event: OrderEvent, buyer_id: int) -> dict:
+def _paid_replay(session: Session, event: ShopEvent, buyer_id: int) -> dict:
     order = session.scalar(select(Order).where(Order.shop_order_id == event.shop_order_id))
     lines = session.execute(select(OrderLine.product_id, OrderLine.category, OrderLine.quantity, OrderLine.paid_fen)
                             .where(OrderLine.order_id == order.id).order_by(OrderLine.line_no)).all()
@@ -448,7 +448,7 @@ def _apply_parked(session: Session, shop_order_id: str, now: datetime) -> list[s
                              .order_by(ParkedOrderEvent.id)).all()
     applied = []
     for p in parked:
-        _completed(session, parse_event(p.payload, now), now)
+        _completed(session, parse_shop_event(p.payload, now), now)
         applied.append(p.payload["event"])
         session.delete(p)
     session.flush()
@@ -457,7 +457,7 @@ def _apply_parked(session: Session, shop_order_id: str, now: datetime) -> list[s
 
 # -- completed -------------------------------------------------------------------------------------------------
 
-def _completed(session: Session, event: OrderEvent, now: datetime) -> dict:
+def _completed(session: Session, event: ShopEvent, now: datetime) -> dict:
     order = session.scalar(select(Order).where(Order.shop_order_id == event.shop_order_id).with_for_update(key_share=True))
     if order is None:
         session.execute(insert_ignoring_conflicts(session, ParkedOrderEvent.__table__).values(
@@ -480,7 +480,7 @@ def _completed(session: Session, event: OrderEvent, now: datetime) -> dict:
 
 # -- refunded --------------------------------------------------------------------------------------------------
 
-def _refunded(session: Session, event: OrderEvent, now: datetime) -> dict:
+def _refunded(session: Session, event: ShopEvent, now: datetime) -> dict:
     order = session.scalar(select(Order).where(Order.shop_order_id == event.shop_order_id).with_for_update(key_share=True))
     if order is None:
         raise NotFound("No paid order with this id: a refund can only follow its paid event. Retry after it.",

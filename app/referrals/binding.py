@@ -1,7 +1,7 @@
 """Touches and binding: who referred whom.
 
 All touches go through `process_touches`, which handles a batch set-based (a handful of statements for a
-hundred events) so a launch-day burst of scans stays cheap; `touch` is the batch of one.
+hundred touches) so a launch-day burst of scans stays cheap; `touch` is the batch of one.
 
 members.referrer_id is written only here, with a conditional UPDATE (compare-and-set on the referrer we read),
 so concurrent touches for one person bind exactly one referrer whatever the timing: the database decides."""
@@ -40,7 +40,9 @@ class TouchResult:
 
 
 @dataclass
-class TouchEvent:
+class IncomingTouch:
+    """A touch to process (a scan, follow, launch or landing); `Touch` is the row it leaves."""
+
     channel: str
     scene: str | None
     at: datetime = field(default_factory=utcnow)
@@ -104,21 +106,21 @@ def _json_default(value):
 def touch(session: Session, *, scene: str | None, member_id: int, channel: str, new_follower: bool = False,
           ip: str | None = None, user_agent: str | None = None, now: datetime | None = None) -> TouchResult:
     """Record one touch and apply the binding rules. Always logged, even when nothing binds."""
-    return process_touches(session, [TouchEvent(channel=channel, scene=scene, at=now or utcnow(),
+    return process_touches(session, [IncomingTouch(channel=channel, scene=scene, at=now or utcnow(),
                                                 member_id=member_id, new_follower=new_follower, ip=ip,
                                                 user_agent=user_agent)])[0]
 
 
-def process_touches(session: Session, events: list[TouchEvent]) -> list[TouchResult | None]:
-    """Apply a batch of touches in order. Returns one result per event (None for an already-processed event)."""
-    return with_deadlock_retry(session, lambda: _process(session, events))
+def process_touches(session: Session, incoming: list[IncomingTouch]) -> list[TouchResult | None]:
+    """Apply a batch of touches in order. Returns one result per touch (None for one already processed)."""
+    return with_deadlock_retry(session, lambda: _process(session, incoming))
 
 
-def _process(session: Session, events: list[TouchEvent]) -> list[TouchResult | None]:
-    for e in events:
+def _process(session: Session, incoming: list[IncomingTouch]) -> list[TouchResult | None]:
+    for e in incoming:
         if e.openid:
             e.member_id = None  # a retried attempt must not reuse members its rolled-back savepoint created
-    fresh = _drop_processed(session, events)
+    fresh = _drop_processed(session, incoming)
     created = _resolve_openids(session, [e for e in fresh if e.member_id is None])
     codes = _load_codes(session, {e.scene for e in fresh if e.scene})
     rules = get_rules(session)
@@ -139,16 +141,16 @@ def _process(session: Session, events: list[TouchEvent]) -> list[TouchResult | N
     _record_bound(session, bindings)
     _insert_rows(session, Touch, touches, conflict="ON CONFLICT (event_key) WHERE event_key IS NOT NULL DO NOTHING")
     session.flush()
-    return [results.get(id(e)) for e in events]
+    return [results.get(id(e)) for e in incoming]
 
 
-def _drop_processed(session: Session, events: list[TouchEvent]) -> list[TouchEvent]:
-    keys = [e.event_key for e in events if e.event_key]
+def _drop_processed(session: Session, incoming: list[IncomingTouch]) -> list[IncomingTouch]:
+    keys = [e.event_key for e in incoming if e.event_key]
     if not keys:
-        return list(events)
+        return list(incoming)
     seen = set(session.scalars(select(Touch.event_key).where(Touch.event_key.in_(keys))))
     out, batch_keys = [], set()
-    for e in events:
+    for e in incoming:
         if e.event_key and (e.event_key in seen or e.event_key in batch_keys):
             continue
         batch_keys.add(e.event_key)
@@ -156,9 +158,9 @@ def _drop_processed(session: Session, events: list[TouchEvent]) -> list[TouchEve
     return out
 
 
-def _resolve_openids(session: Session, events: list[TouchEvent]) -> set[int]:
+def _resolve_openids(session: Session, incoming: list[IncomingTouch]) -> set[int]:
     """Find or create the members behind service-account openids, in bulk. Returns the ids created now."""
-    openids = sorted({e.openid for e in events if e.openid})
+    openids = sorted({e.openid for e in incoming if e.openid})
     created: dict[str, int] = {}
     if not openids:
         return set()
@@ -190,7 +192,7 @@ def _resolve_openids(session: Session, events: list[TouchEvent]) -> set[int]:
                      [{"member_id": mid, "role": "consumer", "granted_at": now} for mid in created.values()])
         known.update(created)
     # A merged member's identities point at the survivor already (merges move identities).
-    for e in events:
+    for e in incoming:
         if e.openid:
             e.member_id = known[e.openid]
     return set(created.values())
@@ -254,7 +256,7 @@ class _MemberState:
             depth += 1
         return False
 
-    def write_binds(self, results: dict, events: list[TouchEvent]) -> None:
+    def write_binds(self, results: dict, incoming: list[IncomingTouch]) -> None:
         """Compare-and-set every decided bind; a bind that lost a race reports what won instead."""
         if not self.pending:
             return
@@ -276,7 +278,7 @@ class _MemberState:
             if isinstance(obj, Member) and obj.id in self.pending:
                 self.session.expire(obj)
         if lost:
-            for e in events:
+            for e in incoming:
                 if e.member_id in lost and results[id(e)].bound:
                     current = self.session.scalar(select(Member.referrer_id).where(Member.id == e.member_id))
                     results[id(e)] = TouchResult("already_bound", current, results[id(e)].code_id)
@@ -296,7 +298,7 @@ class _MemberState:
         return {r["m"] for r in rows if r["m"] not in changed}
 
 
-def _apply(session: Session, rules: BindingRules, state: _MemberState, code: _CodeInfo | None, e: TouchEvent,
+def _apply(session: Session, rules: BindingRules, state: _MemberState, code: _CodeInfo | None, e: IncomingTouch,
            bindings: list[dict]) -> TouchResult:
     if code is None:
         return TouchResult("unknown_code")
@@ -335,7 +337,7 @@ def _is_new(session: Session, rules: BindingRules, member_id: int, created_at: d
     return not earlier and now - created_at <= timedelta(hours=rules.new_member_hours)
 
 
-def _remember_for_purchase(session: Session, rules: BindingRules, code: _CodeInfo, e: TouchEvent,
+def _remember_for_purchase(session: Session, rules: BindingRules, code: _CodeInfo, e: IncomingTouch,
                            current: int | None) -> TouchResult:
     if current is not None and rules.duration == "permanent":
         return TouchResult("already_bound", current, code.id)
@@ -367,7 +369,7 @@ def confirm_pending_referral(session: Session, member_id: int, now: datetime | N
     immediate = BindingRules.from_dict({**rules.to_dict(), "when": "first_touch", "who": "any_unbound"})
     state = _MemberState(session, {member_id})
     bindings: list[dict] = []
-    e = TouchEvent(channel=channel, scene=scene, at=now, member_id=member_id)
+    e = IncomingTouch(channel=channel, scene=scene, at=now, member_id=member_id)
     result = _apply(session, immediate, state, code, e, bindings)
     state.write_binds({id(e): result}, [e])
     ok = [b for b in bindings if b.pop("_ok", True)]

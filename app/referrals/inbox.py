@@ -11,8 +11,8 @@ import logging
 import socket
 import time
 
-from app.referrals.binding import TouchEvent, process_touches
-from app.referrals.events import wechat_touch_event
+from app.referrals.binding import IncomingTouch, process_touches
+from app.referrals.touches import wechat_touch
 
 log = logging.getLogger(__name__)
 STREAM = "liebian:touches"
@@ -91,12 +91,12 @@ def drain_once(rt, consumer: str | None = None, count: int = 500, block_ms: int 
     entries = [(eid, fields) for eid, fields in entries if fields]
     if not entries:
         return 0
-    events: list[TouchEvent] = []
+    touches: list[IncomingTouch] = []
     for _eid, fields in entries:
         openid, scene, subscribed_now, create_time = json.loads(fields[b"e"])
-        events.append(wechat_touch_event(openid, scene, subscribed_now, create_time))
+        touches.append(wechat_touch(openid, scene, subscribed_now, create_time))
     with rt.session() as s:
-        process_touches(s, events)
+        process_touches(s, touches)
     rt.redis.xack(STREAM, GROUP, *[eid for eid, _ in entries])
     return len(entries)
 

@@ -3,7 +3,7 @@
 Handlers are `fn(session, message, rt)`: the callback's session, the verified push, the process's runtime."""
 from __future__ import annotations
 
-from app.referrals import events, inbox
+from app.referrals import inbox, touches
 from app.referrals.settings import cached_welcome
 from wechat import push
 from wechat.registry import register_push_handler
@@ -34,7 +34,7 @@ def _follow(session, message, rt, scene, subscribed_now):
         if not push.claim_delivery(rt.redis, message):
             return None
         message.delivery_claimed = True  # so a failure below releases it for WeChat's retry
-    return events.on_follow_or_scan(session, openid=message.source, scene=scene, subscribed_now=subscribed_now,
+    return touches.on_follow_or_scan(session, openid=message.source, scene=scene, subscribed_now=subscribed_now,
                                     create_time=_create_time(message))
 
 
@@ -51,7 +51,7 @@ def _scan(session, message, rt):
 
 
 def _unsubscribe(session, message, rt):
-    events.on_unsubscribe(session, openid=message.source)
+    touches.on_unsubscribe(session, openid=message.source)
 
 
 register_push_handler("subscribe", _subscribe)

@@ -4,7 +4,8 @@ from sqlalchemy import func, select
 
 from app.members.models import Member
 from app.referrals import binding, codes, inbox, partners
-from app.referrals.binding import TouchEvent
+from app.referrals.binding import IncomingTouch
+from app.referrals.touches import wechat_touch
 from app.referrals.models import Binding, Touch
 from tests.factories import make_member
 
@@ -42,10 +43,10 @@ def test_a_consumer_that_died_before_acking_leaves_its_events_to_another(rt, ses
 def test_reprocessing_a_committed_batch_changes_nothing(rt, session, partner_scene):
     """Crash between commit and XACK: the batch comes round again; event keys make it a no-op."""
     p, scene = partner_scene
-    events = [inbox.wechat_touch_event(f"o{i}", scene, True, 1_800_000_000 + i) for i in range(3)]
+    touches = [wechat_touch(f"o{i}", scene, True, 1_800_000_000 + i) for i in range(3)]
     with rt.session() as s:
-        binding.process_touches(s, events)
-    again = [inbox.wechat_touch_event(f"o{i}", scene, True, 1_800_000_000 + i) for i in range(3)]
+        binding.process_touches(s, touches)
+    again = [wechat_touch(f"o{i}", scene, True, 1_800_000_000 + i) for i in range(3)]
     with rt.session() as s:
         assert binding.process_touches(s, again) == [None, None, None]
     assert session.scalar(select(func.count()).select_from(Touch)) == 3
@@ -57,8 +58,8 @@ def test_one_batch_with_touches_of_the_same_person_for_two_codes_binds_the_first
     partners.make_partner(session, q.id, "designated")
     other = codes.ensure_personal_code(session, q.id).scene
     results = binding.process_touches(session, [
-        TouchEvent(channel="oa_subscribe", scene=scene, openid="same-person", event_key="k1"),
-        TouchEvent(channel="oa_scan", scene=other, openid="same-person", event_key="k2"),
+        IncomingTouch(channel="oa_subscribe", scene=scene, openid="same-person", event_key="k1"),
+        IncomingTouch(channel="oa_scan", scene=other, openid="same-person", event_key="k2"),
     ])
     assert [r.outcome for r in results] == ["bound", "already_bound"]
     assert session.scalar(select(func.count()).select_from(Binding)) == 1
@@ -72,15 +73,15 @@ def test_a_batch_retried_after_a_deadlock_recreates_its_new_members(session, par
     real = binding._MemberState.write_binds
     calls = {"n": 0}
 
-    def deadlock_once(self, results, events):
+    def deadlock_once(self, results, incoming):
         calls["n"] += 1
         if calls["n"] == 1:
             raise OperationalError("UPDATE members", {}, Exception("deadlock detected"))
-        return real(self, results, events)
+        return real(self, results, incoming)
 
     monkeypatch.setattr(binding._MemberState, "write_binds", deadlock_once)
-    results = binding.process_touches(session, [TouchEvent(channel="oa_subscribe", scene=scene, openid="new-one",
-                                                           event_key="k-new")])
+    results = binding.process_touches(session, [IncomingTouch(channel="oa_subscribe", scene=scene, openid="new-one",
+                                                              event_key="k-new")])
     session.commit()
     assert results[0].outcome == "bound" and calls["n"] == 2
     assert session.scalar(select(func.count()).select_from(Member).where(Member.referrer_id == p.id)) == 1

@@ -24,7 +24,7 @@ class Line:
 
 
 @dataclass(frozen=True)
-class OrderEvent:
+class ShopEvent:
     event: str
     shop_order_id: str
     occurred_at: datetime
@@ -79,7 +79,7 @@ def _time(value, now: datetime) -> datetime:
     return t.astimezone(timezone.utc)
 
 
-def parse_event(data, now: datetime) -> OrderEvent:
+def parse_shop_event(data, now: datetime) -> ShopEvent:
     if not isinstance(data, dict):
         _fail("The event must be a JSON object.", "order_event_invalid")
     kind = data.get("event")
@@ -88,9 +88,9 @@ def parse_event(data, now: datetime) -> OrderEvent:
     shop_order_id = _ident(data.get("order_id"), "order_id")
     occurred_at = _time(data.get("occurred_at"), now)
     if kind == "completed":
-        return OrderEvent(kind, shop_order_id, occurred_at)
+        return ShopEvent(kind, shop_order_id, occurred_at)
     if kind == "refunded":
-        return OrderEvent(kind, shop_order_id, occurred_at, refund_id=_ident(data.get("refund_id"), "refund_id"),
+        return ShopEvent(kind, shop_order_id, occurred_at, refund_id=_ident(data.get("refund_id"), "refund_id"),
                           amount_fen=_fen(data.get("amount_fen"), "amount_fen", positive=True))
     buyer = data.get("buyer")
     if not isinstance(buyer, dict) or not any(isinstance(buyer.get(k), str) and buyer.get(k) for k in BUYER_KEYS):
@@ -114,7 +114,7 @@ def parse_event(data, now: datetime) -> OrderEvent:
                   field=f"lines[{i}].category")
         lines.append(Line(_ident(item.get("product_id"), f"lines[{i}].product_id"), category, quantity,
                           _fen(item.get("paid_fen"), f"lines[{i}].paid_fen")))
-    event = OrderEvent(kind, shop_order_id, occurred_at, buyer=clean_buyer, lines=tuple(lines))
+    event = ShopEvent(kind, shop_order_id, occurred_at, buyer=clean_buyer, lines=tuple(lines))
     if event.paid_fen > MAX_FEN:
         _fail("The order total is out of range.", "amount_out_of_range", field="lines")
     return event

@@ -1,4 +1,5 @@
-"""Referral touches arriving from WeChat and the mini-program, as plain calls (the HTTP shells adapt)."""
+"""Referral touches arriving from WeChat and the mini-program (follow, scan, launch, H5 landing), as plain calls
+(the HTTP shells adapt)."""
 from __future__ import annotations
 
 from datetime import datetime, timezone
@@ -7,23 +8,23 @@ from sqlalchemy.orm import Session
 
 from app.db import utcnow
 from app.members.service import find_or_create_by_identity
-from app.referrals.binding import TouchEvent, TouchResult, process_touches, touch
+from app.referrals.binding import IncomingTouch, TouchResult, process_touches, touch
 from app.referrals.models import Touch
 from app.referrals.settings import get_rules
 
 
-def wechat_touch_event(openid: str, scene: str, subscribed_now: bool, create_time: int | None) -> TouchEvent:
+def wechat_touch(openid: str, scene: str, subscribed_now: bool, create_time: int | None) -> IncomingTouch:
     at = datetime.fromtimestamp(create_time, timezone.utc) if create_time else utcnow()
-    return TouchEvent(channel="oa_subscribe" if subscribed_now else "oa_scan", scene=scene, at=at, openid=openid,
-                      new_follower=subscribed_now,
-                      event_key=f"{openid}:{create_time}:{'subscribe' if subscribed_now else 'scan'}")
+    return IncomingTouch(channel="oa_subscribe" if subscribed_now else "oa_scan", scene=scene, at=at, openid=openid,
+                         new_follower=subscribed_now,
+                         event_key=f"{openid}:{create_time}:{'subscribe' if subscribed_now else 'scan'}")
 
 
 def on_follow_or_scan(session: Session, *, openid: str, scene: str | None, subscribed_now: bool,
                       create_time: int | None = None) -> str | None:
     """Service-account subscribe (with or without a qrscene_) or SCAN. Returns the welcome reply (text or news)."""
     if scene:
-        process_touches(session, [wechat_touch_event(openid, scene, subscribed_now, create_time)])
+        process_touches(session, [wechat_touch(openid, scene, subscribed_now, create_time)])
     else:
         find_or_create_by_identity(session, "oa_openid", openid)
     return get_rules(session).welcome_reply() if subscribed_now else None
