@@ -10,7 +10,7 @@ from app.identity.operators import create_operator
 from app.members.models import Member
 from app.orders.signing import sign
 from app.referrals import binding, codes, partners
-from app.referrals.settings import update_rules
+from app.referrals.saved_rules import update_rules
 from tests.factories import make_member
 from tests.ledger.conftest import paid
 

@@ -11,7 +11,7 @@ from app.api.web import db
 from app.audit.service import record
 from app.referrals import codes, partners, stores, views
 from app.referrals.models import PartnerApplication
-from app.referrals.settings import get_rules, update_rules
+from app.referrals.saved_rules import get_rules, update_rules
 from app.reports import stores as stores_report
 from app.teams import service as teams
 from app.db import utcnow

@@ -23,7 +23,7 @@ from app.events import record_many
 from app.members.models import Identity, Member, MemberRole
 from app.referrals.models import Binding, Partner, PendingReferral, ReferralCode, StaffAssignment, Touch
 from app.referrals.rules import BindingRules, decide
-from app.referrals.settings import get_rules
+from app.referrals.saved_rules import get_rules
 
 log = logging.getLogger(__name__)
 

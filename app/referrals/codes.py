@@ -17,7 +17,7 @@ from app.errors import Forbidden, NotFound, UpstreamError, ValidationFailed
 from app.members.service import get_member, roles_of
 from app.referrals.models import CodeImage, ReferralCode
 from app.referrals.partners import partner_status
-from app.referrals.settings import get_rules, locked_settings
+from app.referrals.saved_rules import get_rules, locked_rules_row
 from app.referrals.stores import current_assignment, get_store
 from wechat.errors import WeChatError
 
@@ -143,13 +143,13 @@ def ensure_oa_ticket(session: Session, oa_client, code: ReferralCode, now: datet
     if code.oa_ticket and (code.oa_permanent or (code.oa_expires_at and
                                                  code.oa_expires_at - now > timedelta(days=rules.temp_qr_renew_days))):
         return code
-    settings_row = locked_settings(session)  # serialises quota accounting across processes
+    rules_row = locked_rules_row(session)  # serialises quota accounting across processes
     session.refresh(code)
     if code.oa_ticket and code.oa_permanent:
         return code
-    if not code.oa_ticket and settings_row.permanent_qr_used < rules.permanent_qr_budget:
+    if not code.oa_ticket and rules_row.permanent_qr_used < rules.permanent_qr_budget:
         answer = _wechat(lambda: oa_client.create_qr(code.scene, permanent=True, expire_seconds=None), "QR code")
-        settings_row.permanent_qr_used += 1
+        rules_row.permanent_qr_used += 1
         code.oa_permanent, code.oa_expires_at = True, None
     else:
         seconds = rules.temp_qr_days * 86400

@@ -10,7 +10,7 @@ from app.events import record as record_event
 from app.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from app.members.service import get_member, grant_role, revoke_role
 from app.referrals.models import Partner, PartnerApplication
-from app.referrals.settings import get_rules
+from app.referrals.saved_rules import get_rules
 
 
 def partner_status(session: Session, member_id: int | None) -> str | None:

@@ -10,7 +10,7 @@ from app.db import utcnow
 from app.members.service import find_or_create_by_identity
 from app.referrals.binding import IncomingTouch, TouchResult, process_touches, touch
 from app.referrals.models import Touch
-from app.referrals.settings import get_rules
+from app.referrals.saved_rules import get_rules
 
 
 def wechat_touch(openid: str, scene: str, subscribed_now: bool, create_time: int | None) -> IncomingTouch:

@@ -4,7 +4,7 @@ Handlers are `fn(session, message, rt)`: the callback's session, the verified pu
 from __future__ import annotations
 
 from app.referrals import inbox, touches
-from app.referrals.settings import cached_welcome
+from app.referrals.saved_rules import cached_welcome
 from wechat import push
 from wechat.registry import register_push_handler
 

@@ -14,7 +14,7 @@ from app.orders.models import Order
 from app.orders.service import ingest_order_event, ingest_order_events
 from app.orders.signing import sign
 from app.referrals import binding, codes, partners
-from app.referrals.settings import update_rules
+from app.referrals.saved_rules import update_rules
 from tests.ledger.conftest import completed, days_ago, paid, refunded
 
 SETTLEMENT_TABLES = ("journal_lines", "journal_entries", "ledger_accounts", "commissions", "order_refunds",

@@ -8,7 +8,7 @@ from app.db import utcnow
 from app.members.models import Member
 from app.orders.service import ingest_order_event
 from app.referrals import binding, codes, partners, stores, views
-from app.referrals.settings import update_rules
+from app.referrals.saved_rules import update_rules
 from tests.ledger.conftest import paid
 from app.reports import stores as stores_report
 

@@ -8,7 +8,7 @@ from app.db import utcnow
 from app.members.models import Member
 from app.referrals import binding, codes, partners, stores
 from app.referrals.models import Binding, Touch
-from app.referrals.settings import update_rules
+from app.referrals.saved_rules import update_rules
 from tests.factories import make_member
 
 

@@ -9,7 +9,7 @@ from app.db import utcnow
 from app.members.models import Identity, Member
 from app.referrals import codes, partners
 from app.referrals.models import Binding, ReferralCode, Touch
-from app.referrals.settings import update_rules
+from app.referrals.saved_rules import update_rules
 from tests.referrals.test_api import as_member
 from tests.factories import make_member
 from app.referrals.jobs import renew_temporary_qr_codes
@@ -49,9 +49,9 @@ def test_a_news_welcome_replaces_the_text_once_configured(client, session, rt, e
                "url": "https://shop.example.com/welcome"}
     update_rules(session, {"welcome_text": "欢迎加入！", "welcome_news": [article]})
     session.commit()
-    from app.referrals import settings as referral_settings
+    from app.referrals import saved_rules
 
-    referral_settings._cache.clear()  # the callback caches the welcome for a few seconds
+    saved_rules._cache.clear()  # the callback caches the welcome for a few seconds
     p, code = partner_qr_ticket(client, session, rt)
     person = emulator.sim("persons", nickname="小绿")
     reply = emulator.sim(f"persons/{person['pid']}/scan", ticket=code.oa_ticket)["reply"]
@@ -91,9 +91,9 @@ def test_in_stream_mode_a_retry_storm_queues_one_event_and_binds_once(client, se
     rt.settings = rt.settings.with_(touch=replace(rt.settings.touch, mode="stream"))
     update_rules(session, {"welcome_text": "欢迎！"})
     session.commit()
-    from app.referrals import settings as referral_settings
+    from app.referrals import saved_rules
 
-    referral_settings._cache.clear()
+    saved_rules._cache.clear()
     p, code = partner_qr_ticket(client, session, rt)
     rt.redis.delete(inbox.STREAM)
     emulator.faults.push_repeat = 3  # WeChat's three deliveries of one event

@@ -1,3 +1,7 @@
+"""The operator's binding rules as saved (the one `referral_settings` row): read, change, cache the welcome.
+
+The rules themselves are pure (`rules.py`); "settings" in this package means only the process configuration
+(`rt.settings`, app/config.py)."""
 from __future__ import annotations
 
 from sqlalchemy.exc import IntegrityError
@@ -47,5 +51,5 @@ def update_rules(session: Session, changes: dict) -> BindingRules:
     return rules
 
 
-def locked_settings(session: Session) -> ReferralSettings:
+def locked_rules_row(session: Session) -> ReferralSettings:
     return _row(session, lock=True)
