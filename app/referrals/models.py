@@ -131,6 +131,7 @@ class Binding(Base):
 
     __tablename__ = "referral_bindings"
     __table_args__ = (Index("ix_bindings_referrer_created", "referrer_id", "created_at"),
+                      Index("ix_bindings_code_created", "code_id", "created_at"),  # a code's binds (code stats)
                       Index("ix_bindings_member", "member_id"))
 
     id: Mapped[int] = mapped_column(BigInt, primary_key=True)

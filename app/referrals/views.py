@@ -46,24 +46,34 @@ def direct_referrals_of(session: Session, partner_id: int, limit: int = 50, befo
     }
 
 
-def _local_day(column):
+def _local_day(session: Session, column):
     # Days are Asia/Shanghai days, whatever the database's time zone.
-    return cast(func.timezone("Asia/Shanghai", column), Date)
+    if session.get_bind().dialect.name == "postgresql":
+        return cast(func.timezone("Asia/Shanghai", column), Date)
+    return func.date(column, "+8 hours")
 
 
 def code_stats(session: Session, code_id: int, days: int = 30, now: datetime | None = None) -> dict:
-    """Scans, follows, binds and conversion (binds / scans) by day for one code."""
+    """By day for one code: scans (every touch through it, repeats included), follows (touches that were a new
+    follow), binds (people bound through it, including those bound later at their first purchase) and conversion
+    (binds / scans)."""
     now = now or datetime.now(timezone.utc)
     since = now - timedelta(days=days)
-    dialect = session.get_bind().dialect.name
-    day = _local_day(Touch.created_at) if dialect == "postgresql" else func.date(Touch.created_at, "+8 hours")
-    rows = session.execute(
+    day = _local_day(session, Touch.created_at)
+    touches = session.execute(
         select(day.label("day"), func.count().label("scans"),
-               func.sum(case((Touch.new_follower.is_(True), 1), else_=0)).label("follows"),
-               func.sum(case((Touch.outcome.in_(("bound", "rebound")), 1), else_=0)).label("binds"))
-        .where(Touch.code_id == code_id, Touch.created_at >= since).group_by(day).order_by(day)).all()
-    by_day = [{"day": str(r.day), "scans": r.scans, "follows": int(r.follows or 0), "binds": int(r.binds or 0),
-               "conversion": round((r.binds or 0) / r.scans, 4) if r.scans else 0.0} for r in rows]
+               func.sum(case((Touch.new_follower.is_(True), 1), else_=0)).label("follows"))
+        .where(Touch.code_id == code_id, Touch.created_at >= since).group_by(day)).all()
+    bind_day = _local_day(session, Binding.created_at)
+    binds = {str(d): n for d, n in session.execute(
+        select(bind_day, func.count()).where(Binding.code_id == code_id, Binding.created_at >= since)
+        .group_by(bind_day)).all()}
+    counted = {str(r.day): (r.scans, int(r.follows or 0)) for r in touches}
+    by_day = []
+    for d in sorted(set(counted) | set(binds)):
+        scans, follows = counted.get(d, (0, 0))
+        by_day.append({"day": d, "scans": scans, "follows": follows, "binds": binds.get(d, 0),
+                       "conversion": round(binds.get(d, 0) / scans, 4) if scans else 0.0})
     totals = {k: sum(d[k] for d in by_day) for k in ("scans", "follows", "binds")}
     totals["conversion"] = round(totals["binds"] / totals["scans"], 4) if totals["scans"] else 0.0
     return {"code_id": code_id, "days": days, "totals": totals, "by_day": by_day}

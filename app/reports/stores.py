@@ -12,8 +12,9 @@ from app.referrals.models import Binding, StaffAssignment
 
 
 def staff_figures(session: Session, clerk_id: int, since: datetime) -> dict:
-    new_customers = session.scalar(select(func.count()).where(Binding.referrer_id == clerk_id,
-                                                              Binding.created_at >= since))
+    """New customers: people the clerk bound since `since`, each once however often they were rebound."""
+    new_customers = session.scalar(select(func.count(func.distinct(Binding.member_id)))
+                                   .where(Binding.referrer_id == clerk_id, Binding.created_at >= since))
     first_orders = _first_orders(session, [clerk_id], since).get(clerk_id, 0)
     return {"clerk_id": clerk_id, "new_customers": new_customers, "first_orders": first_orders}
 
@@ -21,8 +22,8 @@ def staff_figures(session: Session, clerk_id: int, since: datetime) -> dict:
 def store_figures(session: Session, store_id: int, since: datetime) -> list[dict]:
     """Per clerk of the store (current and past), new customers bound at this store and their first orders."""
     rows = session.execute(
-        select(Binding.referrer_id, func.count()).where(Binding.store_id == store_id, Binding.created_at >= since)
-        .group_by(Binding.referrer_id)).all()
+        select(Binding.referrer_id, func.count(func.distinct(Binding.member_id)))
+        .where(Binding.store_id == store_id, Binding.created_at >= since).group_by(Binding.referrer_id)).all()
     counts = {r[0]: r[1] for r in rows}
     staff = set(session.scalars(select(StaffAssignment.member_id).where(StaffAssignment.store_id == store_id,
                                                                         StaffAssignment.position == "clerk")))

@@ -5,6 +5,7 @@ from app.audit.models import AuditEntry
 from app.identity import tokens
 from app.identity.operators import create_operator
 from app.referrals import binding, codes, partners, stores
+from app.referrals.saved_rules import update_rules
 from tests.factories import make_member
 
 
@@ -115,6 +116,39 @@ def test_operator_campaign_code_stats_by_day(client, session, rt):
     stats = client.get(f"/api/admin/codes/{code['id']}/stats", headers=headers).get_json()
     assert stats["totals"] == {"scans": 4, "follows": 3, "binds": 3, "conversion": 0.75}
     assert len(stats["by_day"]) == 1
+
+
+def test_code_binds_count_people_bound_through_the_code_also_at_their_first_purchase(client, session, rt):
+    headers = as_operator(rt, session)
+    update_rules(session, {"when": "first_purchase"})
+    p = make_member(session)
+    partners.make_partner(session, p.id, "designated")
+    code = codes.ensure_personal_code(session, p.id)
+    buyer, browser = make_member(session), make_member(session)
+    for fan in (buyer, browser):
+        assert binding.touch(session, scene=code.scene, member_id=fan.id, channel="mini_launch").outcome == "pending"
+    assert binding.confirm_pending_referral(session, buyer.id).outcome == "bound"  # the buyer's first order
+    session.commit()
+    stats = client.get(f"/api/admin/codes/{code.id}/stats", headers=headers).get_json()
+    assert stats["totals"] == {"scans": 2, "follows": 0, "binds": 1, "conversion": 0.5}
+
+
+def test_new_customers_count_people_not_their_rebindings(client, session, rt):
+    update_rules(session, {"duration": "last_touch"})
+    shop = stores.create_store(session, "A")
+    manager, clerk, rival = make_member(session, "M"), make_member(session, "C"), make_member(session, "R")
+    stores.assign_staff(session, manager.id, shop.id, "manager")
+    stores.assign_staff(session, clerk.id, shop.id, "clerk")
+    partners.make_partner(session, rival.id, "designated")
+    mine, theirs = codes.ensure_personal_code(session, clerk.id), codes.ensure_personal_code(session, rival.id)
+    fickle, loyal = make_member(session), make_member(session)
+    for scene in (mine.scene, theirs.scene, mine.scene):  # won, lost to a partner, won back: one customer
+        assert binding.touch(session, scene=scene, member_id=fickle.id, channel="oa_scan").bound
+    binding.touch(session, scene=mine.scene, member_id=loyal.id, channel="oa_scan")
+    session.commit()
+    assert client.get("/api/mp/staff/figures", headers=as_member(rt, clerk)).get_json()["new_customers"] == 2
+    clerks = client.get("/api/mp/store/figures", headers=as_member(rt, manager)).get_json()["clerks"]
+    assert [(c["clerk_id"], c["new_customers"]) for c in clerks] == [(clerk.id, 2)]
 
 
 def test_operator_rules_change_is_validated_and_audited(client, session, rt):
