@@ -52,7 +52,7 @@ def run_messages(queue: str, row_ids: list[int], attempts: list[int]) -> str:
     load_plugins()
     t0, budget = time.monotonic(), rt.settings.outbox.lease_seconds / 2
     rows = {r.id: r for r in _read(rt, row_ids)}
-    finished: list[int] = []
+    ran, finished = 0, []
     try:
         for i, row_id in enumerate(row_ids):
             if i and time.monotonic() - t0 > budget:
@@ -60,11 +60,14 @@ def run_messages(queue: str, row_ids: list[int], attempts: list[int]) -> str:
                 if not rt.inline_jobs:  # they now belong to the new batch job, not to this one
                     rt.redis.delete(*(alias_key(r, a) for r, a in rest))
                 rt.handoff.hand_batch(queue, rest)
-                return f"ran {i} of {len(row_ids)}; handed the rest on"
+                return f"ran {ran} of {len(row_ids)} rows ({len(finished)} done); handed {len(rest)} on"
             row = rows.get(row_id)
-            if row is not None and row.done_at is None and _run(rt, row)[0]:
+            if row is None or row.done_at is not None:
+                continue  # done by an earlier delivery of the same row: nothing ran
+            ran += 1
+            if _run(rt, row)[0]:
                 finished.append(row_id)
-        return f"ran {len(row_ids)}"
+        return f"ran {ran} of {len(row_ids)} rows ({len(finished)} done)"
     finally:
         _mark_done(rt, finished)
 

@@ -17,10 +17,10 @@ def main() -> None:
     rt = get_runtime()
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--batch", type=int, default=rt.settings.touch.batch,
-                        help="events bound per transaction at most")
+                        help="touches processed per transaction at most (most of them bind nobody)")
     parser.add_argument("--linger-ms", type=int, default=rt.settings.touch.linger_ms,
-                        help="when fewer than --batch events are waiting, gather more for this long before binding "
-                             "(bigger batches cost far less per event; binds lag by at most this much)")
+                        help="when fewer than --batch touches are waiting, gather more for this long before processing "
+                             "(bigger batches cost far less per touch; binds lag by at most this much)")
     parser.add_argument("--until-empty", action="store_true", help="exit once the stream has no backlog")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO)
