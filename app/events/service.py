@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import json
 
-from sqlalchemy import insert, select
+from sqlalchemy import insert, select, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -11,6 +11,7 @@ from app.db import utcnow
 from app.events.models import DomainEvent, EventReceipt
 from app.events.registry import EVENT_NAMES, Event, subscriber_named, subscribers_of
 from app.outbox import emit_many, job
+from app.outbox.after_commit import hand_after_commit
 
 DELIVER = "events.deliver"
 
@@ -29,12 +30,51 @@ def record_many(session: Session, events: list[tuple[str, dict]]) -> list[int]:
         if name not in EVENT_NAMES:
             raise ValueError(f"unknown event {name!r}")
     now = utcnow()
+    if session.get_bind().dialect.name == "postgresql":
+        return _record_many_pg(session, events, now)
     rows = [{"name": name, "data": data, "occurred_at": now} for name, data in events]
     table = DomainEvent.__table__
     ids = list(session.scalars(insert(table).returning(table.c.id, sort_by_parameter_order=True), rows)) \
         if len(rows) > 1 else [session.execute(insert(table).values(rows[0]).returning(table.c.id)).scalar_one()]
     _deliver(session, [(name, event_id) for (name, _d), event_id in zip(events, ids, strict=True)])
     return ids
+
+
+# PostgreSQL: the events and their deliveries in one round trip, parameters as two JSON documents (the order
+# paths record a batch's events at once; per-row parameter binding cost more than the statement). Ids come from
+# the sequence in insertion order, which follows `ord`.
+_RECORD_PG = text("""
+    WITH ev AS (
+        INSERT INTO domain_events (name, data, occurred_at)
+        SELECT r.name, r.data, CAST(:now AS timestamptz)
+        FROM jsonb_to_recordset(CAST(:rows AS jsonb)) AS r(ord int, name text, data jsonb)
+        ORDER BY r.ord
+        RETURNING id, name),
+    subs AS (
+        SELECT s.event, s.sub, s.queue
+        FROM jsonb_to_recordset(CAST(:subs AS jsonb)) AS s(event text, sub text, queue text)),
+    ob AS (
+        INSERT INTO outbox_messages (func, args, queue, dedupe_key, attempts, failures, available_at, enqueued_at,
+                                     done_at, dead, last_error, created_at)
+        SELECT :deliver, jsonb_build_array(s.sub, ev.id), s.queue, 'ev:' || ev.id || ':' || s.sub, 1, 0,
+               CAST(:now AS timestamptz), CAST(:now AS timestamptz), NULL, false, '', CAST(:now AS timestamptz)
+        FROM ev JOIN subs s ON s.event = ev.name
+        ON CONFLICT (dedupe_key) WHERE done_at IS NULL DO NOTHING
+        RETURNING id, queue)
+    SELECT (SELECT array_agg(id ORDER BY id) FROM ev) AS event_ids,
+           (SELECT jsonb_agg(jsonb_build_array(id, queue)) FROM ob) AS deliveries
+""")
+
+
+def _record_many_pg(session: Session, events: list[tuple[str, dict]], now) -> list[int]:
+    subs = [{"event": name, "sub": s.name, "queue": s.queue} for name in {n for n, _d in events}
+            for s in subscribers_of(name)]
+    row = session.execute(_RECORD_PG, {
+        "now": now, "deliver": DELIVER, "subs": json.dumps(subs),
+        "rows": json.dumps([{"ord": i, "name": name, "data": data} for i, (name, data) in enumerate(events)])}).one()
+    for row_id, queue in row.deliveries or []:
+        hand_after_commit(session, row_id, queue)
+    return list(row.event_ids)
 
 
 def deliver_recorded(session: Session, name: str, event_ids: list[int]) -> None:
