@@ -1,7 +1,7 @@
 """Packages plug in by convention: `app/<package>/<role>.py`. The roles loaded by `load_plugins`: `models`
 (tables), `jobs` (named jobs), `subscribers` (domain-event subscribers) and `member_merge` (moving a package's
-rows when two members merge); `wechat.registry` loads `wechat_handlers` (WeChat push handlers) the same way. This is the one place that imports modules by name; the layer test
-checks every other import."""
+rows when two members merge); `wechat.registry` loads `wechat_handlers` (WeChat push handlers) the same way.
+This is the one place that imports modules by name; the layer test checks every other import."""
 from __future__ import annotations
 
 import importlib

@@ -77,7 +77,7 @@ def earners(buyer: ChainMember, referrer: ChainMember | None, referrers_referrer
         chain = [referrer, referrers_referrer]
     out: list[tuple[int, ChainMember]] = []
     seen: set[int] = set()
-    for level, m in zip(LEVELS, chain):
+    for level, m in zip(LEVELS, chain, strict=False):
         if m is None or not (m.active and m.partner) or m.id in seen:
             continue
         if m.id == buyer.id and level != 1:

@@ -397,7 +397,7 @@ def _paid_batch(session: Session, items: list[tuple[int, ShopEvent]], now: datet
         accrued.extend(rows_i)
         applied.append((i, e, head, members, rows_i))
     accrue_commissions(session, accrued, now)
-    for i, e, head, members, rows_i in applied:
+    for i, e, head, _members, rows_i in applied:
         parked = _apply_parked(session, e.shop_order_id, now) if head.parked else []
         out[i] = _paid_result(e, head.order_id, buyers[i], bool(head.is_first_order), head.plan_id, rows_i, parked)
     record_many(session, [("order.paid", _paid_event(head.order_id, buyers[i], e.paid_fen, members))
@@ -458,7 +458,8 @@ def _apply_parked(session: Session, shop_order_id: str, now: datetime) -> list[s
 # -- completed -------------------------------------------------------------------------------------------------
 
 def _completed(session: Session, event: ShopEvent, now: datetime) -> dict:
-    order = session.scalar(select(Order).where(Order.shop_order_id == event.shop_order_id).with_for_update(key_share=True))
+    order = session.scalar(select(Order).where(Order.shop_order_id == event.shop_order_id)
+                           .with_for_update(key_share=True))
     if order is None:
         session.execute(insert_ignoring_conflicts(session, ParkedOrderEvent.__table__).values(
             shop_order_id=event.shop_order_id, dedupe_key=f"{event.shop_order_id}:completed",
@@ -481,7 +482,8 @@ def _completed(session: Session, event: ShopEvent, now: datetime) -> dict:
 # -- refunded --------------------------------------------------------------------------------------------------
 
 def _refunded(session: Session, event: ShopEvent, now: datetime) -> dict:
-    order = session.scalar(select(Order).where(Order.shop_order_id == event.shop_order_id).with_for_update(key_share=True))
+    order = session.scalar(select(Order).where(Order.shop_order_id == event.shop_order_id)
+                           .with_for_update(key_share=True))
     if order is None:
         raise NotFound("No paid order with this id: a refund can only follow its paid event. Retry after it.",
                        code="order_not_found", details={"order_id": event.shop_order_id})

@@ -116,7 +116,8 @@ class Touch(Base):
     code_id: Mapped[int | None] = mapped_column(BigInt, ForeignKey("referral_codes.id"))
     scene: Mapped[str] = mapped_column(String(64), default="")
     member_id: Mapped[int | None] = mapped_column(BigInt, ForeignKey("members.id"))
-    channel: Mapped[str] = mapped_column(String(16))  # oa_subscribe | oa_scan | oa_unsubscribe | mini_launch | h5_landing
+    # oa_subscribe | oa_scan | oa_unsubscribe | mini_launch | h5_landing
+    channel: Mapped[str] = mapped_column(String(16))
     new_follower: Mapped[bool] = mapped_column(Boolean, default=False)
     outcome: Mapped[str] = mapped_column(String(24))
     ip: Mapped[str | None] = mapped_column(String(64))

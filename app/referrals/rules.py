@@ -104,6 +104,7 @@ def decide(rules: BindingRules, *, current_referrer_id: int | None, bound_at: da
         return "already_bound"
     if rules.duration == "permanent":
         return "already_bound"
-    if rules.duration == "protection" and bound_at is not None and now < bound_at + timedelta(days=rules.protection_days):
+    protecting = rules.duration == "protection" and bound_at is not None
+    if protecting and now < bound_at + timedelta(days=rules.protection_days):
         return "protected"
     return "rebind"

@@ -3,12 +3,12 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
 
-from sqlalchemy import Date, and_, case, cast, func, select
+from sqlalchemy import Date, case, cast, func, select
 from sqlalchemy.orm import Session, aliased
 
 from app.crypto import mask_name
 from app.members.models import Member
-from app.referrals.models import Binding, ReferralCode, StaffAssignment, Touch
+from app.referrals.models import Binding, ReferralCode, Touch
 
 SHANGHAI = timezone(timedelta(hours=8))
 
