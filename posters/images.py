@@ -16,6 +16,11 @@ BACKGROUND_MAX_BYTES = 10 << 20
 BACKGROUND_MAX_PIXELS = 4096 * 4096
 AVATAR_MAX_BYTES = 1 << 20
 AVATAR_MAX_PIXELS = 2048 * 2048
+# A member's own avatar, uploaded from the mini-program's avatar fill-in (chooseAvatar, then uploadFile).
+AVATAR_UPLOAD_MAX_BYTES = 2 << 20
+AVATAR_UPLOAD_MAX_PIXELS = 4096 * 4096
+AVATAR_UPLOAD_MIN_SIDE = 64
+AVATAR_STORED_SIDE = 640  # stored square, at most this many pixels a side
 
 
 class ImageRejected(ValueError):
@@ -63,6 +68,29 @@ def inspect_background(data: bytes) -> ImageInfo:
     if img.width < 100 or img.height < 100:
         raise ImageRejected("image_too_small", "The background must be at least 100x100 pixels.")
     return ImageInfo(img.format, img.width, img.height)
+
+
+def normalize_avatar_upload(data: bytes) -> tuple[bytes, ImageInfo]:
+    """Validate a member's uploaded avatar and re-encode it: a square JPEG of at most AVATAR_STORED_SIDE pixels,
+    upright (EXIF orientation applied) and without metadata (no location or camera data is kept).
+
+    Refuses with ImageRejected: image_empty, image_too_large (over 2 MB), image_unreadable (not a complete
+    JPEG, PNG or WebP), image_too_many_pixels (over 16 megapixels, checked from the header before decoding),
+    image_too_small (a side under 64 pixels)."""
+    img = _open(data, AVATAR_UPLOAD_MAX_BYTES, AVATAR_UPLOAD_MAX_PIXELS)
+    try:
+        img.load()
+    except Exception:
+        raise ImageRejected("image_unreadable", "The image is truncated or corrupt.") from None
+    if min(img.size) < AVATAR_UPLOAD_MIN_SIDE:
+        raise ImageRejected("image_too_small", f"The avatar must be at least {AVATAR_UPLOAD_MIN_SIDE}x"
+                                               f"{AVATAR_UPLOAD_MIN_SIDE} pixels.")
+    img = ImageOps.exif_transpose(img)
+    side = min(min(img.size), AVATAR_STORED_SIDE)
+    square = ImageOps.fit(_flatten(img), (side, side), Image.LANCZOS)
+    buf = io.BytesIO()
+    square.save(buf, format="JPEG", quality=88, optimize=True)
+    return buf.getvalue(), ImageInfo("JPEG", side, side)
 
 
 def _flatten(img: Image.Image, color: str = "#ffffff") -> Image.Image:

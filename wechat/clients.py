@@ -144,6 +144,19 @@ class OfficialAccount:
             out["unionid"] = data["unionid"]
         return out
 
+    # --- followers ---
+    def user_info(self, openid: str, lang: str = "zh_CN") -> dict:
+        """cgi-bin/user/info for one follower: {openid, subscribe (0|1), unionid?, subscribe_time?,
+        subscribe_scene?, qr_scene_str?}. Since 2021-12-27 WeChat returns no nickname or avatar here; unionid
+        only when the account is bound to an open-platform account; someone who does not follow (any more) gets
+        only `subscribe: 0`. Raises WeChatError (40003: not an openid of this account)."""
+        data = self.client.user.get(openid, lang=lang)
+        out = {"openid": data.get("openid", openid), "subscribe": int(data.get("subscribe") or 0)}
+        for key in ("unionid", "subscribe_time", "subscribe_scene", "qr_scene_str"):
+            if data.get(key):
+                out[key] = data[key]
+        return out
+
     # --- parametric QR codes ---
     def create_qr(self, scene_str: str, permanent: bool, expire_seconds: int | None = None) -> dict:
         body: dict = {"action_name": "QR_LIMIT_STR_SCENE" if permanent else "QR_STR_SCENE",

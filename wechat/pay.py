@@ -78,11 +78,11 @@ class WeChatPay:
                 "transfer_scene_report_infos": [dict(i) for i in report_infos]}
         if user_recv_perception:
             body["user_recv_perception"] = user_recv_perception
-        extra = {}
         if user_name:
             body["user_name"] = self.encrypt_sensitive(user_name)
-            extra["Wechatpay-Serial"] = self.platform_key_id
-        return self._call("POST", TRANSFER_BILLS, body, extra)
+        # Wechatpay-Serial names the WeChat Pay public key the sensitive fields are encrypted with; WeChat's
+        # reference lists it as required on this call, so it is always sent.
+        return self._call("POST", TRANSFER_BILLS, body, {"Wechatpay-Serial": self.platform_key_id})
 
     def query_transfer_bill(self, out_bill_no: str) -> dict:
         return self._call("GET", f"{TRANSFER_BILLS}/out-bill-no/{quote(out_bill_no, safe='')}")

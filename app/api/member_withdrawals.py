@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from apiflask import APIBlueprint, Schema
-from apiflask.fields import Integer, String
+from apiflask.fields import Boolean, Integer, String
 from apiflask.validators import Length, Range
 from flask import request
 
@@ -20,6 +20,22 @@ class WithdrawalIn(Schema):
     amount_fen = Integer(required=True, validate=Range(min=1), metadata={"description": "integer fen"})
     idempotency_key = String(validate=Length(1, 64), metadata={
         "description": "one per tap (or send the Idempotency-Key header): a double tap creates one withdrawal"})
+
+
+class QuoteQuery(Schema):
+    amount_fen = Integer(required=True, validate=Range(min=1), metadata={"description": "integer fen"})
+
+
+class QuoteOut(Schema):
+    amount_fen = Integer()
+    fee_fen = Integer()
+    tax_fen = Integer()
+    net_fen = Integer(metadata={"description": "what arrives in the member's WeChat balance"})
+    real_name_required = Boolean(metadata={"description": "WeChat needs the payee's real name for this transfer"})
+    real_name_on_file = Boolean()
+    real_name_from_fen = Integer(metadata={"description": "net amounts from this one need a real name"})
+    available_fen = Integer()
+    enough_balance = Boolean()
 
 
 class ListQuery(Schema):
@@ -60,6 +76,19 @@ def my_rule():
     member_id = current_member_id()
     return {"rule": service.rule_for_grade(db(), grade_of(db(), member_id)).to_dict(),
             "balances": member_balances(db(), member_id)}
+
+
+@bp.get("/api/mp/withdrawals/quote")
+@member_required
+@bp.input(QuoteQuery, location="query", arg_name="query")
+@bp.output(QuoteOut)
+@bp.doc(summary="What withdrawing this amount would pay, and whether my real name will be needed", security=MEMBER_AUTH,
+        description="Fee, tax and net as the request would compute them. `real_name_required` with "
+                    "`real_name_on_file` false: ask for the real name (PUT /api/mp/me/real-name) before the "
+                    "request, which would otherwise answer 422 `real_name_required`. Amounts the rule refuses "
+                    "answer 422 with the request's codes (`amount_below_minimum`, `daily_count_exceeded`, ...).")
+def quote_withdrawal(query):
+    return service.quote_withdrawal(db(), current_member_id(), query["amount_fen"])
 
 
 @bp.get("/api/mp/withdrawals/<int:withdrawal_id>")

@@ -79,6 +79,8 @@ def merge_members(session: Session, a_id: int, b_id: int, evidence: str) -> Memb
     kept.avatar_url = kept.avatar_url or merged.avatar_url
     if kept.phone_enc is None and merged.phone_enc is not None:
         kept.phone_enc, kept.phone_masked = merged.phone_enc, merged.phone_masked
+    if kept.real_name_enc is None and merged.real_name_enc is not None:
+        kept.real_name_enc = merged.real_name_enc
     load_plugins()  # every package's member_merge module registers its hook
     for hook in _hooks:
         hook(session, kept.id, merged.id)

@@ -12,14 +12,17 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from app.db import utcnow
-from app.grades.models import Grade, MemberGrade
+from app.grades.models import Grade
+from app.grades.service import grade_of
 from app.errors import DomainError, NotFound
+from app.members.profile import stored_avatar_name
 from app.members.service import get_member
 from app.posters.avatars import fetch_avatar
 from app.posters.models import PosterRender, PosterTemplate
 from app.posters.qr_source import member_qr_payload
 from app.posters.storage import background_name
-from app.referrals.models import Partner
+from app.referrals.models import Partner, Store
+from app.referrals.stores import current_assignment
 from app.posters.templates import current_version, get_template, list_templates, spec_of
 from posters import RENDERER_VERSION, PosterInputs, QRPayload, get_or_render
 from posters.cache import poster_name
@@ -41,13 +44,29 @@ def poster_url(public_base_url: str, key: str, fmt: str) -> str:
 
 
 def member_placeholders(session: Session, member_id: int) -> dict[str, str]:
-    """Placeholder values known for this member; the template's defaults fill the rest."""
+    """Placeholder values known for this member; the template's defaults fill the rest.
+
+    `partner_grade`: the name of the member's grade (the lowest grade when none was reached or granted yet, as
+    everywhere else). `store_name`: for store staff (clerks, managers), the store they work at now."""
     values: dict[str, str] = {}
-    name = session.scalar(select(Grade.name).join(MemberGrade, MemberGrade.grade_code == Grade.code)
-                          .where(MemberGrade.member_id == member_id))
+    code = grade_of(session, member_id)
+    name = session.scalar(select(Grade.name).where(Grade.code == code)) if code else None
     if name:
         values["partner_grade"] = name
+    assignment = current_assignment(session, member_id)
+    if assignment is not None:
+        store_name = session.scalar(select(Store.name).where(Store.id == assignment.store_id))
+        if store_name:
+            values["store_name"] = store_name
     return values
+
+
+def _avatar_bytes(store: BlobStore, url: str, public_base_url: str, fetch: Fetcher | None) -> bytes | None:
+    """An avatar the member uploaded comes from our own store; a WeChat one is fetched (bounded, never raises)."""
+    name = stored_avatar_name(url, public_base_url)
+    if name is not None:
+        return store.get(name)
+    return (fetch or fetch_avatar)(url)
 
 
 def _fingerprint(version_id: int, spec_fingerprint: str, nickname: str, avatar_url: str, qr: QRPayload,
@@ -91,7 +110,7 @@ def member_poster(session: Session, store: BlobStore, member_id: int, public_bas
     if fresh and store.exists(poster_name(row.poster_key, row.format)):
         return _view(public_base_url, template, row.poster_key, row.format, row.byte_size, cached=True)
 
-    avatar = (fetch or fetch_avatar)(member.avatar_url) if member.avatar_url else None
+    avatar = _avatar_bytes(store, member.avatar_url, public_base_url, fetch) if member.avatar_url else None
     inputs = PosterInputs(nickname, avatar, qr, placeholders, fmt)
     sha = spec.background_sha256
     result = get_or_render(store, spec, inputs, lambda: store.get(background_name(sha)) if sha else None)

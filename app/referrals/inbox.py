@@ -12,7 +12,7 @@ import socket
 import time
 
 from app.referrals.binding import IncomingTouch, process_touches
-from app.referrals.touches import wechat_touch
+from app.referrals.touches import queue_follower_lookups, wechat_touch
 
 log = logging.getLogger(__name__)
 STREAM = "liebian:touches"
@@ -97,6 +97,7 @@ def drain_once(rt, consumer: str | None = None, count: int = 500, block_ms: int 
         touches.append(wechat_touch(openid, scene, subscribed_now, create_time))
     with rt.session() as s:
         process_touches(s, touches)
+        queue_follower_lookups(s, touches)
     rt.redis.xack(STREAM, GROUP, *[eid for eid, _ in entries])
     return len(entries)
 

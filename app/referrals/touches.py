@@ -7,6 +7,7 @@ from datetime import datetime, timezone
 from sqlalchemy.orm import Session
 
 from app.db import utcnow
+from app.identity.followers import queue_unionid_lookups
 from app.members.service import find_or_create_by_identity
 from app.referrals.binding import IncomingTouch, TouchResult, process_touches, touch
 from app.referrals.models import Touch
@@ -20,13 +21,23 @@ def wechat_touch(openid: str, scene: str, subscribed_now: bool, create_time: int
                          event_key=f"{openid}:{create_time}:{'subscribe' if subscribed_now else 'scan'}")
 
 
+def queue_follower_lookups(session: Session, processed: list[IncomingTouch]) -> int:
+    """After `process_touches` (inline or draining the scan stream): queue a unionid lookup for every follower
+    whose member has no unionid yet (`app/identity/followers.py`). The lookup calls WeChat from a worker after
+    the commit, never while WeChat waits for the callback's answer."""
+    return queue_unionid_lookups(session, {e.openid: e.member_id for e in processed if e.openid and e.member_id})
+
+
 def on_follow_or_scan(session: Session, *, openid: str, scene: str | None, subscribed_now: bool,
                       create_time: int | None = None) -> str | None:
     """Service-account subscribe (with or without a qrscene_) or SCAN. Returns the welcome reply (text or news)."""
     if scene:
-        process_touches(session, [wechat_touch(openid, scene, subscribed_now, create_time)])
+        incoming = [wechat_touch(openid, scene, subscribed_now, create_time)]
+        process_touches(session, incoming)
+        queue_follower_lookups(session, incoming)
     else:
-        find_or_create_by_identity(session, "oa_openid", openid)
+        member, _ = find_or_create_by_identity(session, "oa_openid", openid)
+        queue_unionid_lookups(session, {openid: member.id})
     return get_rules(session).welcome_reply() if subscribed_now else None
 
 

@@ -21,7 +21,7 @@ from app.fraud.service import has_open_flags
 from app.grades.service import grade_of
 from app.ledger.models import LedgerAccount
 from app.grades.models import Grade
-from app.ledger.service import member_accounts, post_entry
+from app.ledger.service import member_accounts, member_balances, post_entry
 from app.members.models import Identity
 from app.members.service import get_member
 from app.referrals.partners import partner_status
@@ -31,7 +31,7 @@ from app.withdrawals.booking import MEMBER_CANCELLED_REASON, emit_payout, lock_w
 from app.withdrawals.models import Withdrawal, WithdrawalEvent, WithdrawalRule
 from app.withdrawals.payouts import cancel_bill
 from wechat.errors import PayUnknownOutcome
-from app.withdrawals.rules import Rule, RuleViolation, quote, validate_rule
+from app.withdrawals.rules import WECHAT_REAL_NAME_FROM_FEN, Rule, RuleViolation, quote, validate_rule
 
 CST = ZoneInfo("Asia/Shanghai")
 NOT_COUNTED_TODAY = (S.REJECTED, S.FAIL, S.CANCELLED)  # money came back: these do not use up today's limits
@@ -128,14 +128,7 @@ def request_withdrawal(session: Session, member_id: int, amount_fen: int, idempo
     now = utcnow()
     grade = grade_of(session, member.id)
     rule = rule_for_grade(session, grade)
-    today_fen, today_count = session.execute(
-        select(func.coalesce(func.sum(Withdrawal.amount_fen), 0), func.count())
-        .where(Withdrawal.member_id == member.id, Withdrawal.created_at >= _today_start_utc(now),
-               Withdrawal.state.not_in(NOT_COUNTED_TODAY))).one()
-    try:
-        q = quote(rule, amount_fen, today_fen=int(today_fen), today_count=int(today_count))
-    except RuleViolation as v:
-        raise ValidationFailed(v.message, code=v.code, details=v.details) from None
+    q = _quote(session, member.id, rule, amount_fen, now)
     available = session.scalar(select(LedgerAccount.balance_fen).where(LedgerAccount.id == accounts["available"]))
     if available < amount_fen:
         raise Conflict("Not enough available balance.", code="insufficient_balance",
@@ -163,6 +156,33 @@ def request_withdrawal(session: Session, member_id: int, amount_fen: int, idempo
         _approve(session, w, "system", "auto-approved below threshold")
     session.flush()
     return w, True
+
+
+def _quote(session: Session, member_id: int, rule: Rule, amount_fen: int, now: datetime):
+    """The rule's quote for this amount after today's earlier requests; ValidationFailed with the rule's code."""
+    today_fen, today_count = session.execute(
+        select(func.coalesce(func.sum(Withdrawal.amount_fen), 0), func.count())
+        .where(Withdrawal.member_id == member_id, Withdrawal.created_at >= _today_start_utc(now),
+               Withdrawal.state.not_in(NOT_COUNTED_TODAY))).one()
+    try:
+        return quote(rule, amount_fen, today_fen=int(today_fen), today_count=int(today_count))
+    except RuleViolation as v:
+        raise ValidationFailed(v.message, code=v.code, details=v.details) from None
+
+
+def quote_withdrawal(session: Session, member_id: int, amount_fen: int) -> dict:
+    """What a request for `amount_fen` would do, before the member confirms: fee, tax and net, and whether WeChat
+    will need their real name (`real_name_required`, from the rule's threshold on the net amount, at most WeChat's
+    2,000 yuan) and whether one is on file. Refused like the request itself (the rule's codes) when the rule
+    would refuse it; the balance is reported, not checked (`enough_balance`)."""
+    member = get_member(session, member_id)
+    rule = rule_for_grade(session, grade_of(session, member.id))
+    q = _quote(session, member.id, rule, amount_fen, utcnow())
+    available = member_balances(session, member.id).get("available", 0)
+    return {"amount_fen": q.amount_fen, "fee_fen": q.fee_fen, "tax_fen": q.tax_fen, "net_fen": q.net_fen,
+            "real_name_required": q.needs_real_name, "real_name_on_file": member.real_name_enc is not None,
+            "real_name_from_fen": min(rule.real_name_from_fen, WECHAT_REAL_NAME_FROM_FEN),
+            "available_fen": int(available), "enough_balance": int(available) >= q.amount_fen}
 
 
 # -- review --------------------------------------------------------------------------------------------------

@@ -91,8 +91,16 @@ class Emulator:
             fields = self._event(p, "SCAN", EventKey=t["scene"], Ticket=ticket)
         else:
             fields = self._event(p, "subscribe", EventKey=f"qrscene_{t['scene']}", Ticket=ticket)
-            p.following = True
+            self.world.follow(p, t["scene"])
         return self._push(fields)
+
+    def follow(self, ref: str) -> dict:
+        """The person follows the service account without a code (search, a shared card): a plain subscribe."""
+        p = self.world.person(ref)
+        if p.following:
+            raise ValueError("this person follows the account already")
+        self.world.follow(p)
+        return self._push(self._event(p, "subscribe", EventKey=""))
 
     def unsubscribe(self, ref: str) -> dict:
         p = self.world.person(ref)

@@ -33,7 +33,7 @@ def reset():
 @bp.post("/persons")
 def create_person():
     b = body_json(request)
-    allowed = {"nickname", "headimgurl", "unionid", "phone", "snapshot", "following", "pid"}
+    allowed = {"nickname", "headimgurl", "unionid", "phone", "snapshot", "following", "pid", "real_name"}
     return jsonify(emu().create_person(**{k: v for k, v in b.items() if k in allowed}))
 
 
@@ -82,6 +82,11 @@ def consent(ref):
 @bp.post("/persons/<ref>/scan")
 def scan(ref):
     return jsonify(emu().scan(ref, body_json(request)["ticket"]))
+
+
+@bp.post("/persons/<ref>/follow")
+def follow(ref):
+    return jsonify(emu().follow(ref))
 
 
 @bp.post("/persons/<ref>/unsubscribe")

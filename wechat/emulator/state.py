@@ -39,6 +39,10 @@ class Person:
     country_code: str = "86"
     snapshot: bool = False
     following: bool = False
+    real_name: str | None = None  # WeChat Pay's real-name record (None: not checked by transfers)
+    subscribe_time: int | None = None  # when they last followed the service account
+    subscribe_scene: str = "ADD_SCENE_OTHERS"
+    qr_scene_str: str = ""
     openids: dict = field(default_factory=dict)  # appid -> openid
     consents: dict = field(default_factory=dict)  # template_id -> remaining subscribe-message consents
 
@@ -50,7 +54,8 @@ class Person:
     def public(self, apps: list[str]) -> dict:
         return {"pid": self.pid, "nickname": self.nickname, "headimgurl": self.headimgurl,
                 "unionid": self.unionid, "phone": self.phone, "snapshot": self.snapshot,
-                "following": self.following, "openids": {a: self.openid(a) for a in apps},
+                "following": self.following, "real_name": self.real_name,
+                "openids": {a: self.openid(a) for a in apps},
                 "consents": dict(self.consents)}
 
 
@@ -93,7 +98,7 @@ class World:
     # --- people ---
     def create_person(self, nickname: str | None = None, headimgurl: str | None = None, unionid: str | None = "auto",
                       phone: str | None = None, snapshot: bool = False, following: bool = False,
-                      pid: str | None = None) -> Person:
+                      pid: str | None = None, real_name: str | None = None) -> Person:
         with self.lock:
             pid = pid or secrets.token_hex(6)
             if unionid == "auto":
@@ -103,7 +108,8 @@ class World:
                        headimgurl=headimgurl or f"https://thirdwx.qlogo.cn/mmopen/emu/{pid}/132",
                        unionid=unionid,
                        phone=phone or f"138{int(hashlib.md5(pid.encode()).hexdigest(), 16) % 10**8:08d}",
-                       snapshot=snapshot, following=following)
+                       snapshot=snapshot, following=following, real_name=real_name,
+                       subscribe_time=int(time.time()) if following else None)
             self.persons[pid] = p
             for appid in self.app_ids():
                 self.by_openid[p.openid(appid)] = p
@@ -229,6 +235,32 @@ class World:
                 raise Err(48001, "api unauthorized")
             out = {"openid": openid, "nickname": p.nickname, "sex": 0, "province": "", "city": "", "country": "",
                    "headimgurl": p.headimgurl, "privilege": []}
+            if p.unionid:
+                out["unionid"] = p.unionid
+            return out
+
+    def follow(self, person: Person, scene: str | None = None) -> None:
+        """The person follows the service account (by scanning a parametric QR when `scene` is given)."""
+        with self.lock:
+            person.following, person.subscribe_time = True, int(time.time())
+            person.subscribe_scene = "ADD_SCENE_QR_CODE" if scene else "ADD_SCENE_SEARCH"
+            person.qr_scene_str = scene or ""
+
+    def user_info(self, openid: str, lang: str = "zh_CN") -> dict:
+        """cgi-bin/user/info as WeChat answers it since 2021-12-27: no nickname or avatar any more; a person who
+        does not follow the account gets only `subscribe: 0` and the openid; unionid only when the account is
+        bound to an open-platform account (here: the person has one)."""
+        with self.lock:
+            if lang not in ("zh_CN", "zh_TW", "en"):
+                raise Err(40005, "invalid lang")  # our reading; WeChat documents only the three values
+            p = self.person_for_openid(self.oa["appid"], openid or "")
+            if p is None:
+                raise Err(40003, "invalid openid")
+            if not p.following:
+                return {"subscribe": 0, "openid": openid}
+            out = {"subscribe": 1, "openid": openid, "language": lang, "subscribe_time": p.subscribe_time or 0,
+                   "remark": "", "groupid": 0, "tagid_list": [], "subscribe_scene": p.subscribe_scene,
+                   "qr_scene": 0, "qr_scene_str": p.qr_scene_str}
             if p.unionid:
                 out["unionid"] = p.unionid
             return out

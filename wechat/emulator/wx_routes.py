@@ -67,6 +67,15 @@ def showqrcode():
     return Response(png_for(t["url"]), mimetype="image/png")
 
 
+@bp.get("/cgi-bin/user/info")
+@guarded("user.info")
+def user_info():
+    w = emu().world
+    _token(w.oa["appid"])
+    a = request.args
+    return wx_json(w.user_info(a.get("openid", ""), a.get("lang") or "zh_CN"))
+
+
 @bp.get("/connect/oauth2/authorize")
 @guarded("oauth.authorize")
 def oauth_authorize():
