@@ -1,8 +1,6 @@
 """Liebian: WeChat community distribution backend."""
 from __future__ import annotations
 
-import logging
-
 from apiflask import APIFlask
 from flask import g
 from flask.sessions import SecureCookieSessionInterface
@@ -10,7 +8,7 @@ from flask.sessions import SecureCookieSessionInterface
 from werkzeug.middleware.dispatcher import DispatcherMiddleware
 
 from app.api import register_api
-from app.cli import register_cli
+from app.cli import configure_logging, register_cli
 from app.config import EMULATOR_PREFIX, Settings, load_settings
 from app.modules import load_plugins
 from app.runtime import Runtime, build_runtime, set_runtime
@@ -18,6 +16,7 @@ from wechat.emulator import create_emulator_for
 
 
 def create_app(settings: Settings | None = None, runtime: Runtime | None = None) -> APIFlask:
+    configure_logging()  # INFO when serving; quiet for `flask <command>` runs
     settings = settings or (runtime.settings if runtime else load_settings())
     runtime = runtime or build_runtime(settings)
     set_runtime(runtime)
@@ -49,7 +48,6 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     }
     app.extensions["liebian"] = runtime
     app.config["LIEBIAN_SETTINGS"] = settings
-    logging.basicConfig(level=logging.INFO)
 
     load_plugins()
     register_api(app)

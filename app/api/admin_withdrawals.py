@@ -6,7 +6,7 @@ from apiflask.fields import Integer, String
 from apiflask.validators import Length, OneOf, Range
 
 from app.api.auth import OPERATOR_AUTH, operator_actor, operator_required
-from app.api.web import db
+from app.api.web import db, runtime
 from app.withdrawals import breaker, service
 from app.withdrawals import states as S
 from app.errors import NotFound
@@ -53,13 +53,17 @@ class LimitsIn(Schema):
     failure_min_count = Integer(validate=Range(1))
 
 
+def _view(w: Withdrawal) -> dict:
+    return service.admin_view(w, mch_id=runtime().settings.wechatpay_mch_id)
+
+
 @bp.get("/api/admin/withdrawals")
 @operator_required
 @bp.input(ListQuery, location="query", arg_name="query")
 @bp.doc(summary="Withdrawals, newest first (filter by state, e.g. REVIEWING)", security=OPERATOR_AUTH)
 def list_withdrawals(query):
     rows = service.list_withdrawals(db(), query.get("state"), query["limit"], query.get("before_id"))
-    return {"withdrawals": [service.admin_view(w) for w in rows]}
+    return {"withdrawals": [_view(w) for w in rows]}
 
 
 @bp.get("/api/admin/withdrawals/<int:withdrawal_id>")
@@ -69,7 +73,7 @@ def get_withdrawal(withdrawal_id: int):
     w = db().get(Withdrawal, withdrawal_id)
     if w is None:
         raise NotFound("No such withdrawal.", code="withdrawal_not_found")
-    return service.admin_view(w) | {"history": service.history(db(), w.id)}
+    return _view(w) | {"history": service.history(db(), w.id)}
 
 
 @bp.post("/api/admin/withdrawals/<int:withdrawal_id>/approve")
@@ -77,7 +81,7 @@ def get_withdrawal(withdrawal_id: int):
 @bp.doc(summary="Approve: the payout is queued in the same transaction", security=OPERATOR_AUTH)
 def approve(withdrawal_id: int):
     w = service.approve_withdrawal(db(), withdrawal_id, actor=operator_actor())
-    out = service.admin_view(w)
+    out = _view(w)
     db().commit()
     return out
 
@@ -88,7 +92,7 @@ def approve(withdrawal_id: int):
 @bp.doc(summary="Reject with a reason the partner sees; the money returns to available", security=OPERATOR_AUTH)
 def reject(withdrawal_id: int, body):
     w = service.reject_withdrawal(db(), withdrawal_id, reason=body["reason"], actor=operator_actor())
-    out = service.admin_view(w)
+    out = _view(w)
     db().commit()
     return out
 

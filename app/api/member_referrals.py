@@ -42,11 +42,13 @@ class DaysQuery(Schema):
     days = Integer(load_default=30, validate=Range(1, 366))
 
 
-def _code_out(code) -> dict:
+def _code_out(code, standing: str) -> dict:
+    """`status` is the code's standing (active | frozen | revoked | inactive): what a scan of it does now. Images
+    are offered only while it binds."""
     base = runtime().settings.public_base_url
-    return {"id": code.id, "scene": code.scene, "kind": code.kind, "status": code.status,
-            "share_url": codes.share_url(base, code),
-            "images": {ch: f"{base}/api/mp/code.png?channel={ch}" for ch in ("oa_qr", "mini_code", "share_qr")}}
+    images = {ch: f"{base}/api/mp/code.png?channel={ch}" for ch in ("oa_qr", "mini_code", "share_qr")}
+    return {"id": code.id, "scene": code.scene, "kind": code.kind, "status": standing,
+            "share_url": codes.share_url(base, code), "images": images if standing == "active" else {}}
 
 
 @bp.post("/api/mp/touch")
@@ -77,10 +79,11 @@ def _spent_fen(member_id: int) -> int:
 
 @bp.get("/api/mp/code")
 @member_required
-@bp.doc(summary="My exclusive code (partners and clerks)", security=MEMBER_AUTH)
+@bp.doc(summary="My exclusive code (partners and clerks); status says whether it binds (frozen, revoked, ...)",
+        security=MEMBER_AUTH)
 def mp_my_code():
     code = codes.ensure_personal_code(db(), current_member_id())
-    out = _code_out(code)
+    out = _code_out(code, codes.code_standing(db(), code))
     db().commit()
     return out
 
@@ -88,10 +91,11 @@ def mp_my_code():
 @bp.get("/api/mp/code.png")
 @member_required
 @bp.input(ChannelQuery, location="query", arg_name="query")
-@bp.doc(summary="My exclusive code as a PNG", security=MEMBER_AUTH,
+@bp.doc(summary="My exclusive code as a PNG (403 partner_frozen, code_revoked or code_inactive when it does not "
+                "bind)", security=MEMBER_AUTH,
         responses={200: {"description": "PNG image", "content": {"image/png": {}}}})
 def mp_my_code_png(query):
-    code = codes.ensure_personal_code(db(), current_member_id())
+    code = codes.active_personal_code(db(), current_member_id())
     channel = query["channel"]
     if channel == "oa_qr":
         png = codes.oa_qr_png(db(), official_account(), code)

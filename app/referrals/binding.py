@@ -22,7 +22,7 @@ from app.db import utcnow
 from app.events import record_many
 from app.members.models import Identity, Member, MemberRole
 from app.referrals.models import Binding, Partner, PendingReferral, ReferralCode, StaffAssignment, Touch
-from app.referrals.rules import BindingRules, decide
+from app.referrals.rules import BindingRules, code_standing, decide
 from app.referrals.saved_rules import get_rules
 
 log = logging.getLogger(__name__)
@@ -198,31 +198,35 @@ def _resolve_openids(session: Session, incoming: list[IncomingTouch]) -> set[int
     return set(created.values())
 
 
+def _code_rows():
+    return (select(ReferralCode.id, ReferralCode.scene, ReferralCode.kind, ReferralCode.referrer_id,
+                   ReferralCode.store_id, ReferralCode.status, ReferralCode.replaced_by_id,
+                   Partner.status.label("partner_status"), StaffAssignment.store_id.label("staff_store_id"),
+                   StaffAssignment.id.label("assignment_id"))
+            .outerjoin(Partner, Partner.member_id == ReferralCode.referrer_id)
+            .outerjoin(StaffAssignment, (StaffAssignment.member_id == ReferralCode.referrer_id)
+                       & StaffAssignment.ended_at.is_(None)))
+
+
 def _load_codes(session: Session, scenes: set[str]) -> dict[str, _CodeInfo]:
     scenes = {s for s in scenes if len(s) <= 32}
     if not scenes:
         return {}
-    rows = session.execute(
-        select(ReferralCode.id, ReferralCode.scene, ReferralCode.kind, ReferralCode.referrer_id,
-               ReferralCode.store_id, ReferralCode.status, Partner.status.label("partner_status"),
-               StaffAssignment.store_id.label("staff_store_id"), StaffAssignment.id.label("assignment_id"))
-        .outerjoin(Partner, Partner.member_id == ReferralCode.referrer_id)
-        .outerjoin(StaffAssignment, (StaffAssignment.member_id == ReferralCode.referrer_id)
-                   & StaffAssignment.ended_at.is_(None))
-        .where(ReferralCode.scene.in_(scenes))).all()
+    rows = session.execute(_code_rows().where(ReferralCode.scene.in_(scenes))).all()
+    # A duplicate personal code retired in favour of another (codes.retire_duplicates) binds as that code, so
+    # whatever was shared with its scene keeps working for the same person.
+    forwarded = {r.replaced_by_id for r in rows if r.status != "active" and r.replaced_by_id is not None}
+    survivors = {r.id: r for r in session.execute(_code_rows().where(ReferralCode.id.in_(forwarded)))} \
+        if forwarded else {}
     out = {}
-    for r in rows:
-        if r.kind == "partner":
-            can = r.status == "active" and r.partner_status == "active"
-        elif r.kind == "clerk":
-            can = r.status == "active" and r.assignment_id is not None
-        else:  # campaign: binds only while its clerk or partner (if it names one) may still win customers
-            can = r.status == "active" and (r.referrer_id is None or r.partner_status == "active"
-                                            or r.assignment_id is not None)
+    for scanned in rows:
+        r = survivors.get(scanned.replaced_by_id, scanned) if scanned.status != "active" else scanned
+        can = code_standing(r.kind, r.status, r.partner_status, r.assignment_id is not None,
+                            r.referrer_id is not None) == "active"
         # Credit: a campaign's store, else the clerk's store at this moment (a clerk who moves keeps one code;
         # customers won before the move stay with the old store).
         store = None if r.kind == "partner" else (r.store_id or r.staff_store_id)
-        out[r.scene] = _CodeInfo(r.id, r.kind, r.referrer_id, store, can)
+        out[scanned.scene] = _CodeInfo(r.id, r.kind, r.referrer_id, store, can)
     return out
 
 

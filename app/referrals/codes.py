@@ -8,7 +8,8 @@ import secrets
 from datetime import datetime, timedelta
 
 import qrcode
-from sqlalchemy import select
+from sqlalchemy import select, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -17,6 +18,7 @@ from app.errors import Forbidden, NotFound, UpstreamError, ValidationFailed
 from app.members.service import get_member, roles_of
 from app.referrals.models import CodeImage, ReferralCode
 from app.referrals.partners import partner_status
+from app.referrals.rules import code_standing as rules_code_standing
 from app.referrals.saved_rules import get_rules, locked_rules_row
 from app.referrals.stores import current_assignment, get_store
 from wechat.errors import WeChatError
@@ -30,6 +32,14 @@ def new_scene() -> str:
     return "".join(secrets.choice(_ALPHABET) for _ in range(SCENE_LENGTH))
 
 
+PERSONAL_KINDS = ("partner", "clerk")
+
+
+def _insert(session: Session, model):
+    """INSERT with ON CONFLICT support on either database (PostgreSQL in production, SQLite embedded)."""
+    return (postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert)(model)
+
+
 def _insert_code(session: Session, **values) -> ReferralCode:
     for _ in range(5):
         try:
@@ -39,28 +49,87 @@ def _insert_code(session: Session, **values) -> ReferralCode:
                 session.flush()
             return code
         except IntegrityError:
-            continue  # a scene collision (astronomically rare) or a racing creation of the same personal code
+            continue  # a scene collision (astronomically rare)
     raise RuntimeError("could not allocate a unique scene")
 
 
+def _personal_code(session: Session, member_id: int) -> ReferralCode | None:
+    return session.scalar(select(ReferralCode).where(ReferralCode.owner_id == member_id,
+                                                     ReferralCode.kind.in_(PERSONAL_KINDS),
+                                                     ReferralCode.status == "active"))
+
+
+def _personal_kind(session: Session, member_id: int) -> str:
+    """Which personal code the member may have now, or why none."""
+    status = partner_status(session, member_id)
+    if status == "active":
+        return "partner"
+    if current_assignment(session, member_id) is not None and "clerk" in roles_of(session, member_id):
+        return "clerk"
+    if status == "frozen":
+        raise Forbidden("Your partner account is frozen.", code="partner_frozen")
+    raise Forbidden("Only partners and store clerks have exclusive codes.", code="not_a_partner")
+
+
 def ensure_personal_code(session: Session, member_id: int) -> ReferralCode:
-    """The member's own active code, created on first request. Partners and store clerks only."""
+    """The member's own active code, created on first request. Partners and store clerks only.
+
+    Created once whatever the timing: the member's first requests and the poster pre-render all come here, and
+    racing creators INSERT ... ON CONFLICT DO NOTHING against the one-active-personal-code index
+    (`uq_referral_codes_personal`), so every one of them returns the row that won. A member whose code exists
+    gets it whatever their standing now; `code_standing` says whether it binds."""
     member = get_member(session, member_id)
-    existing = session.scalar(select(ReferralCode).where(ReferralCode.owner_id == member.id,
-                                                         ReferralCode.kind.in_(("partner", "clerk")),
-                                                         ReferralCode.status == "active")
-                              .order_by(ReferralCode.id))
+    existing = _personal_code(session, member.id)
     if existing is not None:
         return existing
-    if partner_status(session, member.id) == "active":
-        kind = "partner"
-    elif current_assignment(session, member.id) is not None and "clerk" in roles_of(session, member.id):
-        kind = "clerk"
-    elif partner_status(session, member.id) == "frozen":
-        raise Forbidden("Your partner account is frozen.", code="partner_frozen")
-    else:
-        raise Forbidden("Only partners and store clerks have exclusive codes.", code="not_a_partner")
-    return _insert_code(session, kind=kind, owner_id=member.id, referrer_id=member.id)
+    kind = _personal_kind(session, member.id)
+    for _ in range(5):
+        # Waits for a racing creator's transaction, then inserts nothing; a scene collision inserts nothing too.
+        session.execute(_insert(session, ReferralCode).values(
+            scene=new_scene(), kind=kind, owner_id=member.id, referrer_id=member.id, store_id=None, team_id=None,
+            label="", status="active", oa_permanent=False, created_at=utcnow()).on_conflict_do_nothing())
+        code = _personal_code(session, member.id)
+        if code is not None:
+            return code
+    raise RuntimeError("could not allocate a unique scene")
+
+
+def code_standing(session: Session, code: ReferralCode) -> str:
+    """active | frozen | revoked | inactive: whether a scan of the code binds now (`rules.code_standing`, the
+    rule `binding` applies), with the reason when it does not."""
+    partner = partner_status(session, code.referrer_id)
+    on_staff = code.referrer_id is not None and current_assignment(session, code.referrer_id) is not None
+    return rules_code_standing(code.kind, code.status, partner, on_staff, code.referrer_id is not None)
+
+
+def require_active(session: Session, code: ReferralCode) -> ReferralCode:
+    """The code if it binds; else a 403 saying why, so no image or poster is made of a code that does not bind."""
+    standing = code_standing(session, code)
+    if standing == "frozen":
+        raise Forbidden("This partner account is frozen: its code and posters are paused.", code="partner_frozen")
+    if standing == "revoked":
+        raise Forbidden("This code was revoked.", code="code_revoked")
+    if standing == "inactive":
+        raise Forbidden("This code no longer binds anyone.", code="code_inactive")
+    return code
+
+
+def active_personal_code(session: Session, member_id: int) -> ReferralCode:
+    """The member's personal code, for making images and posters of it: refused (403) unless it binds."""
+    return require_active(session, ensure_personal_code(session, member_id))
+
+
+def retire_duplicates(session: Session, keep_id: int, duplicate_ids) -> int:
+    """Revoke duplicate personal codes in favour of `keep_id`; their scenes go on binding as it (`binding`).
+    Codes that forwarded to a duplicate forward to `keep_id` from now on. Returns how many were retired."""
+    ids = [i for i in duplicate_ids if i != keep_id]
+    if not ids:
+        return 0
+    session.execute(update(ReferralCode).where(ReferralCode.replaced_by_id.in_(ids)).values(replaced_by_id=keep_id))
+    done = session.execute(update(ReferralCode).where(ReferralCode.id.in_(ids), ReferralCode.status == "active")
+                           .values(status="revoked", revoked_at=utcnow(), replaced_by_id=keep_id)).rowcount
+    session.flush()
+    return done
 
 
 def create_campaign_code(session: Session, *, label: str, referrer_id: int | None = None,
@@ -99,26 +168,30 @@ def share_url(base_url: str, code: ReferralCode) -> str:
 
 
 def poster_qr_payload(session: Session, member_id: int, public_base_url: str) -> tuple[str, str]:
-    """What a poster's code box shows: ("text", the member's share link), drawn as a QR by the poster renderer."""
-    return "text", share_url(public_base_url, ensure_personal_code(session, member_id))
+    """What a poster's code box shows: ("text", the member's share link), drawn as a QR by the poster renderer.
+    Refused (403) when the member's code does not bind: no poster is made of a frozen or revoked code."""
+    return "text", share_url(public_base_url, active_personal_code(session, member_id))
 
 
 def _cached(session: Session, code_id: int, channel: str, source_ref: str = "") -> bytes | None:
-    img = session.get(CodeImage, (code_id, channel))
-    return img.png if img is not None and img.source_ref == source_ref else None
+    row = session.execute(select(CodeImage.png, CodeImage.source_ref)
+                          .where(CodeImage.code_id == code_id, CodeImage.channel == channel)).first()
+    return row.png if row is not None and row.source_ref == source_ref else None
 
 
 def _store_image(session: Session, code_id: int, channel: str, png: bytes, source_ref: str = "") -> bytes:
-    img = session.get(CodeImage, (code_id, channel))
-    if img is None:
-        session.add(CodeImage(code_id=code_id, channel=channel, png=png, source_ref=source_ref))
-    else:
-        img.png, img.source_ref, img.created_at = png, source_ref, utcnow()
-    session.flush()
+    """Upsert: racing first requests for the same image both store it, the last one wins (they are equal)."""
+    stmt = _insert(session, CodeImage).values(code_id=code_id, channel=channel, png=png, source_ref=source_ref,
+                                              created_at=utcnow())
+    session.execute(stmt.on_conflict_do_update(
+        index_elements=["code_id", "channel"],
+        set_={"png": stmt.excluded.png, "source_ref": stmt.excluded.source_ref,
+              "created_at": stmt.excluded.created_at}))
     return png
 
 
 def share_qr_png(session: Session, base_url: str, code: ReferralCode) -> bytes:
+    require_active(session, code)
     url = share_url(base_url, code)
     cached = _cached(session, code.id, "share_qr", url)
     if cached is not None:
@@ -140,12 +213,16 @@ def ensure_oa_ticket(session: Session, oa_client, code: ReferralCode, now: datet
     """A service-account QR ticket for the code: permanent while the budget lasts, else 30-day, renewed early."""
     now = now or utcnow()
     rules = get_rules(session)
-    if code.oa_ticket and (code.oa_permanent or (code.oa_expires_at and
-                                                 code.oa_expires_at - now > timedelta(days=rules.temp_qr_renew_days))):
+
+    def fresh() -> bool:
+        return bool(code.oa_ticket) and (code.oa_permanent or (
+            code.oa_expires_at is not None and code.oa_expires_at - now > timedelta(days=rules.temp_qr_renew_days)))
+
+    if fresh():
         return code
-    rules_row = locked_rules_row(session)  # serialises quota accounting across processes
+    rules_row = locked_rules_row(session)  # serialises quota accounting and ticket creation across processes
     session.refresh(code)
-    if code.oa_ticket and code.oa_permanent:
+    if fresh():  # a racing request made the ticket while we waited
         return code
     if not code.oa_ticket and rules_row.permanent_qr_used < rules.permanent_qr_budget:
         answer = _wechat(lambda: oa_client.create_qr(code.scene, permanent=True, expire_seconds=None), "QR code")
@@ -162,8 +239,7 @@ def ensure_oa_ticket(session: Session, oa_client, code: ReferralCode, now: datet
 
 
 def oa_qr_png(session: Session, oa_client, code: ReferralCode) -> bytes:
-    if code.status != "active":
-        raise Forbidden("This code was revoked.", code="code_revoked")
+    require_active(session, code)
     ensure_oa_ticket(session, oa_client, code)
     cached = _cached(session, code.id, "oa_qr", code.oa_ticket)
     if cached is not None:
@@ -173,8 +249,7 @@ def oa_qr_png(session: Session, oa_client, code: ReferralCode) -> bytes:
 
 
 def mini_code_png(session: Session, mini_client, code: ReferralCode, page: str = MINI_PAGE) -> bytes:
-    if code.status != "active":
-        raise Forbidden("This code was revoked.", code="code_revoked")
+    require_active(session, code)
     cached = _cached(session, code.id, "mini_code", page)
     if cached is not None:
         return cached

@@ -66,9 +66,17 @@ class PartnerApplication(Base):
 
 class ReferralCode(Base):
     """An exclusive code. `scene` is what travels (QR scene_str, mini-program scene, share link): short,
-    random, never a member id. The same scene backs every channel of one code."""
+    random, never a member id. The same scene backs every channel of one code.
+
+    A member has at most one active personal (partner or clerk) code: `uq_referral_codes_personal` makes the
+    racing first requests for it agree (`codes.ensure_personal_code` inserts with ON CONFLICT DO NOTHING)."""
 
     __tablename__ = "referral_codes"
+    __table_args__ = (
+        Index("uq_referral_codes_personal", "owner_id", unique=True,
+              postgresql_where=text("status = 'active' AND kind IN ('partner', 'clerk')"),
+              sqlite_where=text("status = 'active' AND kind IN ('partner', 'clerk')")),
+    )
 
     id: Mapped[int] = mapped_column(BigInt, primary_key=True)
     scene: Mapped[str] = mapped_column(String(32), unique=True)
@@ -89,6 +97,9 @@ class ReferralCode(Base):
     oa_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # A duplicate personal code retired in favour of this one (two codes of one member, or of two merged members):
+    # it is revoked, but its scene still binds as this code, so what was shared with it keeps working.
+    replaced_by_id: Mapped[int | None] = mapped_column(BigInt, ForeignKey("referral_codes.id"))
 
 
 class CodeImage(Base):

@@ -108,3 +108,23 @@ def decide(rules: BindingRules, *, current_referrer_id: int | None, bound_at: da
     if protecting and now < bound_at + timedelta(days=rules.protection_days):
         return "protected"
     return "rebind"
+
+
+CODE_STANDINGS = ("active", "frozen", "revoked", "inactive")
+
+
+def code_standing(kind: str, status: str, partner_status: str | None, on_staff: bool, has_referrer: bool) -> str:
+    """What a code can do now; the one rule behind a scan (`binding`) and the code a member is shown (`codes`).
+
+    active: it binds. frozen: its partner is frozen. revoked: the code, or its partner's standing, was revoked.
+    inactive: the clerk (or the campaign's clerk or partner) no longer wins customers."""
+    if status != "active":
+        return "revoked"
+    if kind == "partner":
+        return partner_status if partner_status in ("active", "frozen") else "revoked"
+    if kind == "clerk":
+        return "active" if on_staff else "inactive"
+    # campaign: binds only while its clerk or partner (if it names one) may still win customers
+    if not has_referrer or partner_status == "active" or on_staff:
+        return "active"
+    return "frozen" if partner_status == "frozen" else "inactive"

@@ -267,8 +267,9 @@ def view(w: Withdrawal, *, mch_id: str | None = None) -> dict:
     return out
 
 
-def admin_view(w: Withdrawal) -> dict:
-    return view(w) | {"member_id": w.member_id, "grade_code": w.grade_code, "out_bill_no": w.out_bill_no,
+def admin_view(w: Withdrawal, *, mch_id: str | None = None) -> dict:
+    """The member's view (the same confirmation data, `mch_id` included) and what the operator reviews."""
+    return view(w, mch_id=mch_id) | {"member_id": w.member_id, "grade_code": w.grade_code, "out_bill_no": w.out_bill_no,
                       "transfer_bill_no": w.transfer_bill_no, "reviewed_by": w.reviewed_by,
                       "submit_attempts": w.submit_attempts, "real_name_sent": w.user_name_enc is not None}
 
