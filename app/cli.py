@@ -7,7 +7,7 @@ from flask.cli import AppGroup
 from flask_migrate import Migrate
 
 from app.db import Base
-from app.demo import DEMO_OPERATOR, seed
+from app.demo import DEMO_OPERATOR, seed, serving_while_seeding
 from app.identity.operators import create_operator as create
 from app.ledger.cli import register_ledger_cli
 from app.migrate import MIGRATIONS
@@ -38,8 +38,13 @@ def register_cli(app) -> None:
     register_ledger_cli(app)
 
     @app.cli.command("seed-demo", help=f"Create demo members, an operator ({DEMO_OPERATOR[0]}/{DEMO_OPERATOR[1]}) "
-                                       "and sample data; safe to run twice.")
+                                       "and sample data, and print who to be and what to call; safe to run twice.")
     def seed_demo():
         rt = current_app.extensions["liebian"]
-        with rt.session() as s:
-            click.echo(seed(s, rt.settings))
+        emulator_app = current_app.extensions.get("wechat_emulator")
+        if emulator_app is None:  # real WeChat: members nobody can sign in as, nothing sent to WeChat
+            click.echo(seed(rt))
+            return
+        emulator = emulator_app.extensions["wechat_emulator"]
+        with serving_while_seeding(current_app._get_current_object(), rt.settings.public_base_url) as online:
+            click.echo(seed(rt, emulator, online=online))
