@@ -16,11 +16,13 @@ $(BIN)/.installed: requirements.txt
 
 install: $(BIN)/.installed
 
-# The product with embedded defaults: SQLite, in-process Redis, inline jobs, the WeChat emulator at /_emulator.
+# The product with embedded defaults: SQLite, in-process Redis, inline jobs, the periodic jobs in the served
+# process, the WeChat emulator at /_emulator. The seed prints who to be; it needs the URL the app will serve at.
+RUN_URL = PUBLIC_BASE_URL=$${PUBLIC_BASE_URL:-http://$(HOST):$(PORT)}
 run: install
 	$(BIN)/flask --app wsgi db upgrade
-	$(BIN)/flask --app wsgi seed-demo
-	PUBLIC_BASE_URL=$${PUBLIC_BASE_URL:-http://$(HOST):$(PORT)} $(BIN)/flask --app wsgi run --host $(HOST) --port $(PORT) --with-threads
+	$(RUN_URL) $(BIN)/flask --app wsgi seed-demo
+	$(RUN_URL) $(BIN)/flask --app wsgi run --host $(HOST) --port $(PORT) --with-threads
 
 # The whole suite against real PostgreSQL and Redis on localhost.
 test: install services

@@ -17,7 +17,7 @@ from flask_migrate import Migrate
 from sqlalchemy.exc import OperationalError, ProgrammingError
 
 from app.db import Base
-from app.demo import DEMO_OPERATOR, seed
+from app.demo import DEMO_OPERATOR, seed, serving_while_seeding
 from app.errors import DomainError
 from app.identity import operators as operator_accounts
 from app.ledger.cli import register_ledger_cli
@@ -194,10 +194,15 @@ def register_cli(app) -> None:
     register_ledger_cli(app)
 
     @app.cli.command("seed-demo", help=f"Create demo members, an operator ({DEMO_OPERATOR[0]}/{DEMO_OPERATOR[1]}) "
-                                       "and sample data; safe to run twice.")
+                                       "and sample data, and print who to be and what to call; safe to run twice.")
     def seed_demo():
         rt = _runtime()
-        with rt.session() as s:
-            click.echo(seed(s, rt.settings))
+        emulator_app = current_app.extensions.get("wechat_emulator")
+        if emulator_app is None:  # real WeChat: members nobody can sign in as, nothing sent to WeChat
+            click.echo(seed(rt))
+            return
+        emulator = emulator_app.extensions["wechat_emulator"]
+        with serving_while_seeding(current_app._get_current_object(), rt.settings.public_base_url) as online:
+            click.echo(seed(rt, emulator, online=online))
 
     _guard_commands(app.cli)

@@ -34,6 +34,16 @@ class _Env:
         except ValueError:
             raise ConfigError(f"{name} must be an integer, got {raw!r}") from None
 
+    def bool(self, name: str, default: bool) -> bool:
+        raw = self(name)
+        if raw is None:
+            return default
+        if raw.lower() in ("1", "true", "yes", "on"):
+            return True
+        if raw.lower() in ("0", "false", "no", "off"):
+            return False
+        raise ConfigError(f"{name} must be 1 or 0 (true/false, on/off), got {raw!r}")
+
     def float(self, name: str, default: float) -> float:  # durations in seconds and request rates, never money
         raw = self(name)
         try:
@@ -62,6 +72,23 @@ class OutboxSettings:
     max_failures: int = 25  # OUTBOX_MAX_FAILURES: then the row is dead (kept; /healthz counts them)
     batch: int = 8  # OUTBOX_BATCH: rows of one queue handed to RQ together in one job
     sweep_every: float = 2.0  # OUTBOX_SWEEP_SECONDS: how often the scheduler sweeps
+
+
+@dataclass(frozen=True)
+class SchedulerSettings:
+    # EMBEDDED_SCHEDULER: without REDIS_URL, the served process runs the periodic jobs itself (a daemon thread)
+    in_process: bool = True
+    mature_every: float = 600.0  # COMMISSION_MATURE_SECONDS: how often due commissions are matured
+
+
+@dataclass(frozen=True)
+class HealthSettings:
+    """When /healthz says degraded (503) although everything answers."""
+    job_failures: int = 5  # HEALTH_JOB_FAILURES: a job (outbox row or periodic job) failing this many times in a row
+    dead_window: float = 86400.0  # HEALTH_DEAD_WINDOW_SECONDS: an outbox row given up on (dead) this recently
+    outbox_backlog: int = 10000  # HEALTH_OUTBOX_BACKLOG: outbox rows due and not done
+    outbox_oldest: float = 300.0  # HEALTH_OUTBOX_OLDEST_SECONDS: the oldest due, not done row waiting this long
+    scheduler_stale: float = 60.0  # HEALTH_SCHEDULER_STALE_SECONDS: the scheduler's last tick longer ago than this
 
 
 @dataclass(frozen=True)
@@ -107,9 +134,12 @@ class Settings:
     # True when no real WeChat is configured: the emulator is mounted at EMULATOR_PREFIX in this process.
     embedded_emulator: bool
     max_body_bytes: int = 1 << 20
+    instance_dir: str = str(INSTANCE_DIR)  # LIEBIAN_INSTANCE_DIR: SQLite file, posters, dev keys, emulator world
     payout: PayoutSettings = field(default_factory=PayoutSettings)
     outbox: OutboxSettings = field(default_factory=OutboxSettings)
     touch: TouchSettings = field(default_factory=TouchSettings)
+    scheduler: SchedulerSettings = field(default_factory=SchedulerSettings)
+    health: HealthSettings = field(default_factory=HealthSettings)
     posters: PosterSettings = field(default_factory=lambda: PosterSettings(str(INSTANCE_DIR / "posters")))
 
     def with_(self, **changes) -> "Settings":
@@ -131,8 +161,9 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     if secret is None:
         secret = DEV_SECRET
     emu = f"{public}{EMULATOR_PREFIX}"
+    instance = Path(_env("LIEBIAN_INSTANCE_DIR", str(INSTANCE_DIR)))
     return Settings(
-        database_url=_env("DATABASE_URL", f"sqlite:///{INSTANCE_DIR / 'liebian.db'}"),
+        database_url=_env("DATABASE_URL", f"sqlite:///{instance / 'liebian.db'}"),
         redis_url=_env("REDIS_URL"),
         secret_key=secret,
         public_base_url=public,
@@ -157,6 +188,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         shop_webhook_secret=_env("SHOP_WEBHOOK_SECRET", "demo-shop-secret"),
         embedded_emulator=not real_wechat,
         max_body_bytes=_env.int("MAX_BODY_BYTES", 1 << 20),
+        instance_dir=str(instance),
         payout=PayoutSettings(
             http_timeout=_env.float("PAYOUT_HTTP_TIMEOUT", 10.0), rate_per_s=_env.float("WECHATPAY_RATE_LIMIT", 100.0),
             rate_burst=_env.int("WECHATPAY_RATE_BURST", 5), accept_grace=_env.float("PAYOUT_ACCEPT_GRACE", 10.0),
@@ -169,7 +201,15 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
             batch=max(1, _env.int("OUTBOX_BATCH", 8)), sweep_every=_env.float("OUTBOX_SWEEP_SECONDS", 2.0)),
         touch=TouchSettings(mode=_touch_mode(_env("REFERRAL_TOUCH_MODE", "inline")),
                             batch=_env.int("TOUCH_BATCH", 500), linger_ms=_env.int("TOUCH_LINGER_MS", 100)),
-        posters=PosterSettings(store_dir=_env("POSTER_STORE_DIR", str(INSTANCE_DIR / "posters")),
+        scheduler=SchedulerSettings(in_process=_env.bool("EMBEDDED_SCHEDULER", True),
+                                    mature_every=_env.float("COMMISSION_MATURE_SECONDS", 600.0)),
+        health=HealthSettings(
+            job_failures=max(1, _env.int("HEALTH_JOB_FAILURES", 5)),
+            dead_window=_env.float("HEALTH_DEAD_WINDOW_SECONDS", 86400.0),
+            outbox_backlog=_env.int("HEALTH_OUTBOX_BACKLOG", 10000),
+            outbox_oldest=_env.float("HEALTH_OUTBOX_OLDEST_SECONDS", 300.0),
+            scheduler_stale=_env.float("HEALTH_SCHEDULER_STALE_SECONDS", 60.0)),
+        posters=PosterSettings(store_dir=_env("POSTER_STORE_DIR", str(instance / "posters")),
                                font_text=_env("POSTER_FONT_TEXT"),
                                font_emoji=_env.environ.get("POSTER_FONT_EMOJI")),  # "" is meaningful: no emoji
     )

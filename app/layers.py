@@ -7,7 +7,7 @@ subscribe; a domain that needs another's rows moved on a member merge registers 
 from __future__ import annotations
 
 KERNEL = ("app.layers", "app.config", "app.errors", "app.types", "app.crypto", "app.modules", "app.db", "app.migrate",
-          "app.outbox", "app.events", "app.audit", "app.runtime")
+          "app.outbox", "app.events", "app.audit", "app.runtime", "app.health")
 ADAPTERS = ("wechat", "posters")  # WeChat protocols and the poster renderer: no domain knowledge
 DOMAINS = ("app.fraud", "app.members", "app.identity", "app.grades", "app.ledger", "app.commissions",
            "app.referrals", "app.orders", "app.reports", "app.teams", "app.posters", "app.withdrawals")

@@ -8,13 +8,14 @@ from __future__ import annotations
 import threading
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Callable, Iterator
 
 import redis
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
-from app.config import INSTANCE_DIR, Settings, load_settings
+from app.config import Settings, load_settings
 from app.db import make_engine, make_session_factory
 from app.outbox.after_commit import HANDOFF
 from app.outbox.handoff import Handoff
@@ -79,7 +80,7 @@ _runtime: Runtime | None = None
 def build_runtime(settings: Settings | None = None) -> Runtime:
     settings = settings or load_settings()
     if settings.database_url.startswith("sqlite:///") and ":memory:" not in settings.database_url:
-        INSTANCE_DIR.mkdir(parents=True, exist_ok=True)
+        Path(settings.instance_dir).mkdir(parents=True, exist_ok=True)
     engine = make_engine(settings.database_url)
     return Runtime(settings, engine, make_session_factory(engine), make_redis(settings.redis_url))
 

@@ -8,13 +8,17 @@ from app.db import Base, import_all_models
 from app.migrate import alembic_config, upgrade_database
 
 
-def test_healthz_reports_real_database_redis_and_queues(client):
+def test_healthz_reports_real_database_redis_and_queues(client, rt):
+    from app.health import record_tick
+
+    record_tick(rt.redis)  # a scheduler is running (without one /healthz is degraded: tests/embedded/test_health.py)
     body = client.get("/healthz").get_json()
     assert body["ok"] is True
     assert body["checks"]["database"]["backend"] == "postgresql"
     assert body["checks"]["redis"] == {"ok": True, "embedded": False}
     assert body["checks"]["queues"]["inline"] is False
-    assert body["checks"]["outbox"] == {"ok": True, "live": 0, "dead": 0, "waiting": 0}
+    assert body["checks"]["outbox"] == {"ok": True, "live": 0, "dead": 0, "waiting": 0, "due": 0, "oldest_due_s": 0.0,
+                                        "failing": 0, "recent_dead": 0}
 
 
 def test_healthz_counts_dead_outbox_rows_for_an_operator(client, session):

@@ -72,9 +72,14 @@ def dev_key(name: str, directory: Path | None = None) -> str:
         return path.read_text()
 
 
+def dev_keys_dir(settings) -> Path:
+    """Where the embedded instance of `settings` keeps its generated keys (its instance folder)."""
+    return Path(settings.instance_dir) / "wechat-devkeys"
+
+
 def merchant_private_pem(settings) -> str:
-    return settings.wechatpay_private_key or dev_key("merchant")
+    return settings.wechatpay_private_key or dev_key("merchant", dev_keys_dir(settings))
 
 
 def platform_public_pem(settings) -> str:
-    return settings.wechatpay_public_key or public_pem_of(dev_key("platform"))
+    return settings.wechatpay_public_key or public_pem_of(dev_key("platform", dev_keys_dir(settings)))

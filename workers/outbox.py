@@ -19,6 +19,7 @@ from datetime import datetime, timedelta, timezone
 from sqlalchemy import bindparam, create_engine, text
 
 from app.db import utcnow
+from app.health import record_periodic
 from app.modules import load_plugins
 from app.outbox import RetryLater, outbox_stats, resolve_job
 from app.outbox.handoff import alias_key, job_id
@@ -73,8 +74,16 @@ def run_messages(queue: str, row_ids: list[int], attempts: list[int]) -> str:
 
 
 def run_job(name: str, *args):
-    """RQ entry point for a named job outside the outbox (the scheduler's periodic jobs)."""
-    return resolve_job(name).fn(get_runtime(), *args)
+    """RQ entry point for a named job outside the outbox (the scheduler's periodic jobs). Its outcome is
+    recorded for /healthz (a periodic job failing in a row degrades it)."""
+    rt = get_runtime()
+    try:
+        result = resolve_job(name).fn(rt, *args)
+    except Exception as exc:
+        record_periodic(rt.redis, name, exc)
+        raise
+    record_periodic(rt.redis, name, None)
+    return result
 
 
 _READ = text("SELECT id, func, args, failures, done_at FROM outbox_messages WHERE id IN :ids").bindparams(

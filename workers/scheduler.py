@@ -3,7 +3,14 @@
 Each periodic job has a name and an interval; time is cut into slots of that interval and a slot runs once
 across every scheduler process (claimed with SET NX on `scheduler:<name>:<slot>`), with the deterministic RQ
 job id `periodic-<name>-<slot>`. Periodic jobs are named jobs (`app.outbox.job`) run by RQ workers; the outbox
-sweeper runs in the scheduler itself, because it is what rescues work RQ lost."""
+sweeper runs in the scheduler itself, because it is what rescues work RQ lost.
+
+Every tick records a heartbeat, and every periodic job run here its outcome, in Redis (`app.health`): /healthz
+is degraded when the scheduler stops ticking or a periodic job keeps failing.
+
+The embedded default (no REDIS_URL: one process, in-process Redis, inline jobs) has no scheduler process: the
+served process runs the same ticks in a daemon thread (`InProcessScheduler`, started by wsgi.py through
+`start_for_served_app`; EMBEDDED_SCHEDULER=0 turns it off)."""
 from __future__ import annotations
 
 import argparse
@@ -15,6 +22,9 @@ import time
 from dataclasses import dataclass
 from typing import Callable
 
+import click
+
+from app.health import record_periodic, record_tick
 from app.modules import load_plugins
 from app.outbox import resolve_job
 from app.runtime import Runtime, get_runtime
@@ -35,7 +45,7 @@ def periodic_jobs(rt: Runtime) -> list[Periodic]:
     return [
         Periodic("outbox-sweep", rt.settings.outbox.sweep_every, inline=lambda r: sweep(r)),
         Periodic("payouts-reconcile", rt.settings.payout.reconcile_every, job="withdrawals.reconcile"),
-        Periodic("commissions-mature", 600.0, job="commissions.mature_due"),
+        Periodic("commissions-mature", rt.settings.scheduler.mature_every, job="commissions.mature_due"),
         Periodic("grades-evaluate", 86400.0, job="grades.evaluate_all"),
         Periodic("referrals-renew-qr", 3600.0, job="referrals.renew_temporary_qr_codes"),
     ]
@@ -45,6 +55,7 @@ def tick(rt: Runtime | None = None, now: float | None = None, jobs: list[Periodi
     """Run or enqueue every job whose current slot nobody has claimed yet. Returns the names started."""
     rt = rt or get_runtime()
     load_plugins()
+    record_tick(rt.redis)  # liveness is wall-clock time, whatever slot `now` asks for
     now = time.time() if now is None else now
     started = []
     for p in jobs or periodic_jobs(rt):
@@ -52,6 +63,7 @@ def tick(rt: Runtime | None = None, now: float | None = None, jobs: list[Periodi
         if not rt.redis.set(f"scheduler:{p.name}:{slot}", os.getpid(), nx=True, ex=max(int(p.every * 2), 5)):
             continue
         started.append(p.name)
+        runs_here = p.inline is not None or rt.inline_jobs
         try:
             if p.inline is not None:
                 p.inline(rt)
@@ -60,9 +72,65 @@ def tick(rt: Runtime | None = None, now: float | None = None, jobs: list[Periodi
             else:
                 rt.handoff.queue(resolve_job(p.job).queue).enqueue(
                     "workers.outbox.run_job", p.job, job_id=f"periodic-{p.name}-{slot}", result_ttl=600)
-        except Exception:
+        except Exception as exc:
             log.exception("periodic job %s failed", p.name)
+            _record(rt, p.job or p.name, exc)
+        else:
+            if runs_here:  # an enqueued job's outcome is recorded by its RQ shell, workers.outbox.run_job
+                _record(rt, p.job or p.name, None)
     return started
+
+
+def _record(rt: Runtime, name: str, error: BaseException | None) -> None:
+    try:
+        record_periodic(rt.redis, name, error)
+    except Exception:  # the health record must never stop the schedule
+        log.exception("could not record the outcome of %s", name)
+
+
+class InProcessScheduler:
+    """The scheduler as a daemon thread of the served process: the embedded default (no REDIS_URL) has no
+    scheduler process, and its in-process Redis is visible to this process only. Ticks every `interval` seconds
+    until `stop()`; a tick that fails (the database busy, say) is logged and the next one runs as usual."""
+
+    def __init__(self, rt: Runtime, interval: float = 0.5):
+        self.rt, self.interval = rt, interval
+        self._stop = threading.Event()
+        self.thread = threading.Thread(target=self._loop, name="liebian-scheduler", daemon=True)
+
+    def start(self) -> "InProcessScheduler":
+        log.info("in-process scheduler running: %s",
+                 ", ".join(f"{p.name}/{p.every:g}s" for p in periodic_jobs(self.rt)))
+        self.thread.start()
+        return self
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            try:
+                tick(self.rt)
+            except Exception:
+                log.exception("scheduler tick failed")
+            self._stop.wait(self.interval)
+
+    def stop(self, timeout: float = 30.0) -> None:
+        self._stop.set()
+        if self.thread.is_alive() and threading.current_thread() is not self.thread:
+            self.thread.join(timeout)
+
+
+def start_for_served_app(app, interval: float = 0.5) -> InProcessScheduler | None:
+    """wsgi.py's call: in the embedded default (no REDIS_URL) with EMBEDDED_SCHEDULER on, start the in-process
+    scheduler for the process that serves `app`. Not for a testing app, nor when a Flask CLI command other
+    than `flask run` loaded wsgi.py (`flask db upgrade`, `flask seed-demo`, ... do their work and exit)."""
+    rt: Runtime = app.extensions["liebian"]
+    if not rt.inline_jobs or not rt.settings.scheduler.in_process or app.testing:
+        return None
+    command = click.get_current_context(silent=True)
+    if command is not None and command.command.name != "run":
+        return None
+    scheduler = InProcessScheduler(rt, interval).start()
+    app.extensions["liebian_scheduler"] = scheduler
+    return scheduler
 
 
 def run(stop: threading.Event | None = None, interval: float = 0.5) -> None:

@@ -2,13 +2,11 @@
 
 GCRA (generic cell rate algorithm) in one Lua script, timed by Redis' own clock so workers on several machines
 agree: each request pushes a "theoretical arrival time" forward by 1/rate; a request that would push it more
-than `burst` intervals ahead of now waits."""
+than `burst` intervals ahead of now waits. The embedded default's in-process Redis (fakeredis) runs the same
+script with its Lua engine (lupa)."""
 from __future__ import annotations
 
-import logging
 import time
-
-log = logging.getLogger(__name__)
 
 _GCRA = """
 local t = redis.call('TIME')
@@ -29,23 +27,11 @@ class RateLimiter:
         self.redis, self.key = redis, key
         self.interval_us = int(1_000_000 / rate_per_s)
         self.tolerance_us = self.interval_us * max(burst - 1, 0)
-        self._script = None
-        self._disabled = False
+        self._script = redis.register_script(_GCRA)
 
     def try_acquire(self) -> float:
         """0 when a request may go now (and it is counted), else the seconds to wait before trying again."""
-        if self._disabled:
-            return 0.0
-        try:
-            if self._script is None:
-                self._script = self.redis.register_script(_GCRA)
-            wait_us = int(self._script(keys=[self.key], args=[self.interval_us, self.tolerance_us]))
-        except Exception as exc:  # embedded mode (fakeredis without Lua): one process, nothing to share
-            if "lua" in repr(exc).lower() or "script" in repr(exc).lower():
-                log.warning("rate limiter disabled: %r", exc)
-                self._disabled = True
-                return 0.0
-            raise
+        wait_us = int(self._script(keys=[self.key], args=[self.interval_us, self.tolerance_us]))
         return wait_us / 1_000_000
 
     def acquire(self, max_wait: float = 30.0) -> None:

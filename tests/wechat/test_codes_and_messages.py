@@ -112,7 +112,8 @@ def test_embedded_default_reaches_the_mounted_emulator(tmp_path, monkeypatch):
     holder = {}
     base = f"http://127.0.0.1:{server.port}"
     monkeypatch.setattr("app.config.INSTANCE_DIR", tmp_path)
-    settings = load_settings({"PUBLIC_BASE_URL": base, "DATABASE_URL": f"sqlite:///{tmp_path / 'x.db'}"})
+    settings = load_settings({"PUBLIC_BASE_URL": base, "DATABASE_URL": f"sqlite:///{tmp_path / 'x.db'}",
+                              "LIEBIAN_INSTANCE_DIR": str(tmp_path)})
     assert settings.embedded_emulator and settings.wechat_api_base == base + "/_emulator"
     app = create_app(settings)
     holder["app"] = app.wsgi_app

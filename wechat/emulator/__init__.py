@@ -2,18 +2,24 @@
 merchant transfer, plus /_sim endpoints to act as a WeChat user and to inject faults.
 
 One Flask app serves every WeChat host's paths (they do not collide). Run it alone with
-`python -m wechat.emulator --port 5050`; the embedded default mounts it at /_emulator in Liebian itself."""
+`python -m wechat.emulator --port 5050`; the embedded default mounts it at /_emulator in Liebian itself and keeps
+its world (people, QR tickets, bills) in the instance folder, so people survive a restart (`persist.py`)."""
 from __future__ import annotations
 
 import time
 from urllib.parse import urlencode
+
+from pathlib import Path
 
 from flask import Flask, jsonify
 
 from wechat.emulator import pushes
 from wechat.emulator.faults import Faults
 from wechat.emulator.paydesk import PayDesk
+from wechat.emulator.persist import WorldFile
 from wechat.emulator.state import World
+
+STATE_FILE = "wechat-emulator.json"  # in the instance folder, embedded default only
 
 DEFAULTS = {"token_ttl": 7200, "permanent_qr_quota": 100000, "jscode_rate_limit": 100, "published_pages": None,
             "notify_retry_delays": [0.2, 0.5, 1.0, 2.0]}
@@ -28,6 +34,19 @@ class Emulator:
         self.faults = Faults()
         self.pay = PayDesk(self.config, self.faults)
         self._last_push_time: dict[str, int] = {}
+        state_file = self.config.get("state_file")
+        self.store = WorldFile(state_file, self.world, self.pay) if state_file else None
+        if self.store is not None:
+            self.store.load()
+
+    def save(self) -> None:
+        """Persist the world (when it has a state file); every request that changes it does so."""
+        if self.store is not None:
+            self.store.save()
+
+    def reload_if_changed(self) -> None:
+        if self.store is not None:
+            self.store.reload_if_changed()
 
     def reset(self) -> None:
         self.pay.wait_idle(timeout=10)
@@ -35,10 +54,20 @@ class Emulator:
         self.faults.clear()
         self.pay.reset()
         self._last_push_time.clear()
+        self.save()
 
     # --- people ---
     def create_person(self, **kw) -> dict:
-        return self.person(self.world.create_person(**kw).pid)
+        out = self.person(self.world.create_person(**kw).pid)
+        self.save()
+        return out
+
+    def ensure_person(self, pid: str, **kw) -> dict:
+        """The person `pid`, created with `kw` unless they exist (demo data: the same pid on every run)."""
+        self.reload_if_changed()
+        if pid not in self.world.persons:
+            return self.create_person(pid=pid, **kw)
+        return self.person(pid)
 
     def person(self, ref: str) -> dict:
         return self.world.person(ref).public(self.world.app_ids())
@@ -81,9 +110,18 @@ class Emulator:
         return {"ToUserName": self.world.oa.get("original_id", "gh_emulator0001"), "FromUserName": openid,
                 "CreateTime": self._create_time(openid), "MsgType": "event", "Event": event, **extra}
 
-    def scan(self, ref: str, ticket: str) -> dict:
-        """The person scans a parametric QR code: subscribe+qrscene_ when not following, SCAN otherwise."""
+    def scan(self, ref: str, ticket: str | None = None, scene: str | None = None) -> dict:
+        """The person scans a parametric QR code: subscribe+qrscene_ when not following, SCAN otherwise.
+
+        The code is named by its `ticket`, or by its `scene` (what a person holding the printed code has: the
+        newest live code this account made for that scene)."""
         p = self.world.person(ref)
+        if ticket is None:
+            if not scene:
+                raise ValueError("give the ticket or the scene of the code to scan")
+            ticket = self.world.ticket_for_scene(scene)
+            if ticket is None:
+                raise KeyError(f"this account has made no live QR code for scene {scene!r}")
         t = self.world.ticket(ticket)
         if t is None:
             raise KeyError(f"unknown or expired ticket {ticket!r}")
@@ -92,6 +130,7 @@ class Emulator:
         else:
             fields = self._event(p, "subscribe", EventKey=f"qrscene_{t['scene']}", Ticket=ticket)
             self.world.follow(p, t["scene"])
+        self.save()
         return self._push(fields)
 
     def follow(self, ref: str) -> dict:
@@ -105,6 +144,7 @@ class Emulator:
     def unsubscribe(self, ref: str) -> dict:
         p = self.world.person(ref)
         p.following = False
+        self.save()
         return self._push(self._event(p, "unsubscribe", EventKey=""))
 
     def send_text(self, ref: str, content: str) -> dict:
@@ -133,6 +173,16 @@ def create_emulator(config: dict) -> Flask:
     app.register_blueprint(pay_routes.bp)
     app.register_blueprint(sim_routes.bp)
 
+    if emulator.store is not None:
+        @app.before_request
+        def _read_world():
+            emulator.reload_if_changed()
+
+        @app.after_request
+        def _keep_world(response):
+            emulator.save()
+            return response
+
     @app.get("/")
     def index():
         return jsonify({"emulator": "wechat", "apps": emulator.world.app_ids(),
@@ -146,7 +196,7 @@ def create_emulator(config: dict) -> Flask:
 
 def config_for(settings, *, platform_private_key: str | None = None, merchant_public_key: str | None = None) -> dict:
     """Emulator config mirroring Liebian's settings (the other side of the same accounts)."""
-    from wechat.keys import dev_key, merchant_private_pem, public_pem_of
+    from wechat.keys import dev_key, dev_keys_dir, merchant_private_pem, public_pem_of
 
     return {
         "oa": {"appid": settings.wechat_app_id, "secret": settings.wechat_app_secret, "token": settings.wechat_token,
@@ -156,11 +206,12 @@ def config_for(settings, *, platform_private_key: str | None = None, merchant_pu
         "pay": {"mch_id": settings.wechatpay_mch_id, "api_v3_key": settings.wechatpay_api_v3_key,
                 "merchant_public_key": merchant_public_key or public_pem_of(merchant_private_pem(settings)),
                 "merchant_serial": settings.wechatpay_cert_serial,
-                "platform_private_key": platform_private_key or dev_key("platform"),
+                "platform_private_key": platform_private_key or dev_key("platform", dev_keys_dir(settings)),
                 "platform_public_key_id": settings.wechatpay_public_key_id},
     }
 
 
 def create_emulator_for(settings) -> Flask:
-    """The embedded default: the emulator plays WeChat for exactly the accounts in `settings`."""
-    return create_emulator(config_for(settings))
+    """The embedded default: the emulator plays WeChat for exactly the accounts in `settings`, its world kept in
+    the instance folder."""
+    return create_emulator({**config_for(settings), "state_file": str(Path(settings.instance_dir) / STATE_FILE)})

@@ -227,6 +227,19 @@ class PayDesk:
             self._finish(bill, state, fail_reason if state == "FAIL" else None)
             return self.query(out_bill_no)
 
+    def confirm_package(self, openid: str, appid: str, mch_id: str | None, package: str | None) -> dict:
+        """wx.requestMerchantTransfer({mchId, appId, package}) and the payee taps confirm: the bill whose
+        package_info the merchant handed to its mini-program becomes SUCCESS, if it is this payee's."""
+        with self.lock:
+            if mch_id != self.cfg["mch_id"]:
+                raise PayErr(400, "PARAM_ERROR", "mchId 与单据不匹配")
+            bill = next((b for b in self.bills.values() if package and b["package_info"] == package), None)
+            if bill is None:
+                raise PayErr(404, "NOT_FOUND", "记录不存在")
+            if bill["content"]["appid"] != appid or bill["content"]["openid"] != openid:
+                raise PayErr(403, "NO_AUTH", "收款用户与单据不符")
+            return self.settle(bill["out_bill_no"], "confirm")
+
     def _finish(self, bill: dict, state: str, fail_reason: str | None = None) -> None:
         bill["state"] = state
         bill["update_time"] = rfc3339()

@@ -81,7 +81,19 @@ def consent(ref):
 
 @bp.post("/persons/<ref>/scan")
 def scan(ref):
-    return jsonify(emu().scan(ref, body_json(request)["ticket"]))
+    """Scan a service-account QR code: {"ticket": ...} or {"scene": ...} (the scene the code carries)."""
+    b = body_json(request)
+    return jsonify(emu().scan(ref, ticket=b.get("ticket"), scene=b.get("scene")))
+
+
+@bp.post("/persons/<ref>/merchant_transfer")
+def merchant_transfer(ref):
+    """The person confirms a transfer in WeChat, as wx.requestMerchantTransfer does: the body is the `confirm`
+    object of a withdrawal awaiting confirmation ({"mchId", "appId", "package"})."""
+    b = body_json(request)
+    person = emu().world.person(ref)
+    appid = b.get("appId") or emu().world.mini["appid"]
+    return jsonify(emu().pay.confirm_package(person.openid(appid), appid, b.get("mchId"), b.get("package")))
 
 
 @bp.post("/persons/<ref>/follow")

@@ -349,6 +349,14 @@ class World:
                 return {"ticket": ticket, "url": url}
             return {"ticket": ticket, "expire_seconds": expire, "url": url}
 
+    def ticket_for_scene(self, scene: str) -> str | None:
+        """The newest live ticket this account issued for `scene` (permanent or temporary)."""
+        with self.lock:
+            now = time.time()
+            live = [(t, info) for t, info in self.tickets.items() if info["scene"] == scene
+                    and not (info["expires_at"] and info["expires_at"] <= now)]
+            return live[-1][0] if live else None
+
     def ticket(self, ticket: str) -> dict | None:
         with self.lock:
             t = self.tickets.get(ticket)
