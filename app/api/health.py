@@ -1,6 +1,7 @@
 from __future__ import annotations
 
-from apiflask import APIBlueprint
+from apiflask import APIBlueprint, Schema
+from apiflask.fields import Boolean, Dict
 from sqlalchemy import text
 
 from app.api.web import db, runtime
@@ -10,8 +11,16 @@ from app.outbox.jobs import QUEUES
 bp = APIBlueprint("health", __name__, tag="health")
 
 
+class HealthOut(Schema):
+    ok = Boolean()
+    checks = Dict(metadata={"description": "database, redis, queues, outbox: each {ok, ...details}"})
+
+
 @bp.get("/healthz")
-@bp.doc(summary="Database, Redis and queue reachability", responses={200: "all reachable", 503: "something is down"})
+@bp.doc(summary="Database, Redis and queue reachability",
+        responses={200: {"description": "all reachable", "content": {"application/json": {"schema": HealthOut}}},
+                   503: {"description": "something is down (the same report)",
+                         "content": {"application/json": {"schema": HealthOut}}}})
 def healthz():
     checks: dict[str, dict] = {}
     rt = runtime()
