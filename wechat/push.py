@@ -25,7 +25,7 @@ from wechat.errors import PushRejected
 
 MAX_BODY = 64 * 1024  # WeChat's pushes are a few KB
 DEDUPE_SECONDS = 3600  # WeChat retries within ~15 s; an hour is ample
-MAX_SKEW = 600  # seconds; bounds replay of a captured push
+MAX_SKEW = 600  # seconds; bounds replay of a captured push or of a URL-check signature
 BLOCK = 32  # WeChat pads PKCS#7 to 32 bytes, not AES's 16
 
 # Any markup declaration (<!DOCTYPE, <!ENTITY, <!ELEMENT, <!ATTLIST, ...) is refused before parsing: without a
@@ -43,10 +43,23 @@ def _check(expected: str, given: str | None) -> None:
         raise PushRejected("bad signature")
 
 
+def _check_fresh(timestamp: str) -> None:
+    """The signed timestamp is within MAX_SKEW of now: a captured signature/timestamp/nonce triple stops
+    working after a few minutes."""
+    try:
+        age = abs(time.time() - int(timestamp))
+    except ValueError:
+        raise PushRejected("bad timestamp") from None
+    if age > MAX_SKEW:
+        raise PushRejected("stale timestamp")
+
+
 def check_url(settings, args) -> str:
-    """GET /wechat/callback: answer echostr verbatim when the signature is WeChat's."""
-    _check(_signature(settings.wechat_token, args.get("timestamp", ""), args.get("nonce", "")),
-           args.get("signature"))
+    """GET /wechat/callback (WeChat's URL check): echostr, when the signature is WeChat's and fresh. The caller
+    answers it as text/plain, whatever it contains."""
+    ts = args.get("timestamp", "")
+    _check(_signature(settings.wechat_token, ts, args.get("nonce", "")), args.get("signature"))
+    _check_fresh(ts)
     return args.get("echostr", "")
 
 
@@ -170,11 +183,7 @@ def open_push(settings, args, body: bytes):
     """Verify, decrypt (safe mode) and parse a POSTed push. Returns a wechatpy message; raises PushRejected."""
     ts, nonce = args.get("timestamp", ""), args.get("nonce", "")
     _check(_signature(settings.wechat_token, ts, nonce), args.get("signature"))
-    try:
-        if abs(time.time() - int(ts)) > MAX_SKEW:
-            raise PushRejected("stale timestamp")
-    except ValueError:
-        raise PushRejected("bad timestamp") from None
+    _check_fresh(ts)
     doc = parse_xml(body)
     if settings.wechat_encoding_aes_key:
         encrypted = doc.get("Encrypt")

@@ -4,8 +4,9 @@ from __future__ import annotations
 from apiflask import APIFlask
 
 from app.api import (admin_identity, admin_ledger, admin_posters, admin_referrals, admin_teams, admin_withdrawals,
-                     envelope, health, hooks_orders, member_earnings, member_identity, member_posters,
-                     member_profile, member_referrals, member_withdrawals, wechat_callback, wechatpay_notify)
+                     docs_assets, envelope, health, hooks_orders, json_body, member_earnings, member_identity,
+                     member_posters, member_profile, member_referrals, member_withdrawals, wechat_callback,
+                     wechatpay_notify)
 
 # By audience: health; mini-program members; operators; WeChat's and the shop's server-to-server calls.
 BLUEPRINTS = [
@@ -19,5 +20,7 @@ BLUEPRINTS = [
 
 def register_api(app: APIFlask) -> None:
     envelope.install(app)
+    json_body.install(app)
+    docs_assets.install(app)
     for bp in BLUEPRINTS:
         app.register_blueprint(bp)

@@ -4,11 +4,13 @@ from __future__ import annotations
 from functools import wraps
 
 from apiflask import APIBlueprint, Schema
-from apiflask.fields import Boolean, Dict, File, Integer, String
+from apiflask.fields import Boolean, Dict, File, Integer, List, Nested, String
 from apiflask.validators import Length, OneOf, Range
 from flask import Response, request
 
 from app.api.auth import OPERATOR_AUTH, operator_actor, operator_required
+from app.api.fields import Int, Text
+from app.api.responses import ok
 from app.api.web import db, runtime
 from app.posters import templates
 from app.posters.storage import poster_store
@@ -23,18 +25,18 @@ class BackgroundIn(Schema):
 
 
 class TemplateIn(Schema):
-    name = String(required=True, validate=Length(1, 64))
+    name = Text(required=True, validate=Length(1, 64))
     spec = Dict(required=True, metadata={"description": "canvas, background.sha256, output, elements, defaults; "
                                                         "see docs/posters.md"})
     active = Boolean(load_default=True)
-    sort_order = Integer(load_default=0)
+    sort_order = Int(load_default=0)
 
 
 class TemplateEditIn(Schema):
-    name = String(validate=Length(1, 64))
+    name = Text(validate=Length(1, 64))
     spec = Dict()
     active = Boolean()
-    sort_order = Integer()
+    sort_order = Int()
 
 
 class PreviewQuery(Schema):
@@ -45,6 +47,46 @@ class PreviewQuery(Schema):
 class SpecPreviewIn(Schema):
     spec = Dict(required=True)
     format = String(validate=OneOf(FORMATS))
+
+
+class BackgroundOut(Schema):
+    sha256 = String(metadata={"description": "name it in a spec's background.sha256"})
+    format = String()
+    width = Integer()
+    height = Integer()
+    bytes = Integer()
+
+
+class VersionOut(Schema):
+    version = Integer()
+    created_by = String()
+    created_at = String()
+
+
+class TemplateOut(Schema):
+    id = Integer()
+    name = String()
+    active = Boolean()
+    sort_order = Integer()
+    version = Integer()
+    spec = Dict()
+    updated_at = String()
+
+
+class TemplateDetailOut(TemplateOut):
+    versions = List(Nested(VersionOut), metadata={"description": "newest first"})
+
+
+class TemplatesOut(Schema):
+    templates = List(Nested(TemplateOut))
+
+
+IMAGE_TYPES = ("image/jpeg", "image/png", "image/webp")
+
+
+def _image_response(description: str) -> dict:
+    return {200: {"description": description,
+                  "content": {ct: {"schema": {"type": "string", "format": "binary"}} for ct in IMAGE_TYPES}}}
 
 
 def _allow_body(limit: int):
@@ -72,7 +114,7 @@ def _image(data: bytes, content_type: str) -> Response:
 @_allow_body(BACKGROUND_MAX_BYTES + (64 << 10))
 @bp.input(BackgroundIn, location="files", arg_name="body")
 @bp.doc(summary="Upload a poster background (JPEG, PNG or WebP, at most 10 MB and 16 megapixels)",
-        security=OPERATOR_AUTH)
+        security=OPERATOR_AUTH, responses=ok("the stored background (content-addressed)", BackgroundOut, 201))
 def upload_background(body):
     data = body["file"].read(BACKGROUND_MAX_BYTES + 1)
     bg = templates.upload_background(db(), poster_store(runtime().settings), data, operator_actor())
@@ -84,7 +126,8 @@ def upload_background(body):
 @bp.post("/api/admin/poster-templates")
 @operator_required
 @bp.input(TemplateIn, arg_name="body")
-@bp.doc(summary="Create a poster template (version 1)", security=OPERATOR_AUTH)
+@bp.doc(summary="Create a poster template (version 1)", security=OPERATOR_AUTH,
+        responses=ok("the new template", TemplateOut, 201))
 def create_template(body):
     t = templates.create_template(db(), operator_actor(), body["name"], body["spec"], body["active"],
                                   body["sort_order"])
@@ -95,14 +138,16 @@ def create_template(body):
 
 @bp.get("/api/admin/poster-templates")
 @operator_required
-@bp.doc(summary="All poster templates, active or not", security=OPERATOR_AUTH)
+@bp.doc(summary="All poster templates, active or not", security=OPERATOR_AUTH,
+        responses=ok("every template", TemplatesOut))
 def list_templates():
     return {"templates": [templates.template_view(db(), t) for t in templates.list_templates(db())]}
 
 
 @bp.get("/api/admin/poster-templates/<int:template_id>")
 @operator_required
-@bp.doc(summary="One template with its version history", security=OPERATOR_AUTH)
+@bp.doc(summary="One template with its version history", security=OPERATOR_AUTH,
+        responses=ok("the template and its versions", TemplateDetailOut))
 def get_template(template_id: int):
     return templates.template_view(db(), templates.get_template(db(), template_id), with_versions=True)
 
@@ -111,7 +156,7 @@ def get_template(template_id: int):
 @operator_required
 @bp.input(TemplateEditIn, arg_name="body")
 @bp.doc(summary="Edit a template: a changed spec makes a new version; name, order and activation do not",
-        security=OPERATOR_AUTH)
+        security=OPERATOR_AUTH, responses=ok("the template as changed", TemplateOut))
 def edit_template(template_id: int, body):
     t = templates.update_template(db(), template_id, operator_actor(), **body)
     out = templates.template_view(db(), t)
@@ -122,7 +167,8 @@ def edit_template(template_id: int, body):
 @bp.get("/api/admin/poster-templates/<int:template_id>/preview")
 @operator_required
 @bp.input(PreviewQuery, location="query", arg_name="query")
-@bp.doc(summary="The template drawn with sample data (image bytes)", security=OPERATOR_AUTH)
+@bp.doc(summary="The template drawn with sample data (image bytes)", security=OPERATOR_AUTH,
+        responses=_image_response("the preview image, in the template's (or the asked) format"))
 def preview_template(template_id: int, query):
     rt = runtime()
     data, ctype = templates.preview_template(db(), poster_store(rt.settings), template_id,
@@ -133,7 +179,8 @@ def preview_template(template_id: int, query):
 @bp.post("/api/admin/poster-templates/preview")
 @operator_required
 @bp.input(SpecPreviewIn, arg_name="body")
-@bp.doc(summary="An unsaved spec drawn with sample data (image bytes)", security=OPERATOR_AUTH)
+@bp.doc(summary="An unsaved spec drawn with sample data (image bytes)", security=OPERATOR_AUTH,
+        responses=_image_response("the preview image, in the spec's (or the asked) format"))
 def preview_spec(body):
     rt = runtime()
     data, ctype = templates.preview_spec(db(), poster_store(rt.settings), body["spec"],

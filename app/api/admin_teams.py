@@ -2,11 +2,13 @@
 from __future__ import annotations
 
 from apiflask import APIBlueprint, Schema
-from apiflask.fields import Integer, String
+from apiflask.fields import Dict, Float, Integer, List, Nested, String
 from apiflask.validators import Length, OneOf, Range
 
-from app.api.admin_referrals import _code
+from app.api.admin_referrals import CodeOut, _code
 from app.api.auth import OPERATOR_AUTH, current_operator_id, operator_actor, operator_required
+from app.api.fields import Int, Text
+from app.api.responses import list_of, ok
 from app.api.web import db
 from app.audit.service import record
 from app.errors import ValidationFailed
@@ -17,13 +19,13 @@ bp = APIBlueprint("admin_teams", __name__, tag="admin")
 
 
 class TeamIn(Schema):
-    name = String(required=True, validate=Length(1, teams.NAME_MAX))
-    captain_id = Integer(required=True, metadata={"description": "member id of an active partner"})
+    name = Text(required=True, validate=Length(1, teams.NAME_MAX))
+    captain_id = Int(required=True, metadata={"description": "member id of an active partner"})
 
 
 class TeamEditIn(Schema):
-    name = String(validate=Length(1, teams.NAME_MAX))
-    captain_id = Integer(metadata={"description": "new captain (an active partner); codes already issued keep "
+    name = Text(validate=Length(1, teams.NAME_MAX))
+    captain_id = Int(metadata={"description": "new captain (an active partner); codes already issued keep "
                                                   "binding to the captain they were made for"})
     status = String(validate=OneOf(("archived",)),
                     metadata={"description": "archived: no new codes or changes; issued codes keep working "
@@ -36,6 +38,34 @@ class TeamsQuery(Schema):
 
 class TeamQuery(Schema):
     days = Integer(load_default=30, validate=Range(1, 366))
+
+
+class CaptainOut(Schema):
+    id = Integer()
+    nickname = String(allow_none=True)
+    partner_status = String(allow_none=True)
+
+
+class TeamOut(Schema):
+    id = Integer()
+    name = String()
+    status = String(metadata={"description": "active or archived"})
+    captain = Nested(CaptainOut)
+    created_at = String()
+    created_by = Integer(allow_none=True)
+    archived_at = String(allow_none=True)
+
+
+class TeamCodeOut(CodeOut):
+    scans = Integer()
+    follows = Integer()
+    binds = Integer()
+    conversion = Float(metadata={"description": "binds / scans"})
+
+
+class TeamDetailOut(TeamOut):
+    figures = Dict(metadata={"description": "days, and totals of scans, follows and binds"})
+    codes = List(Nested(TeamCodeOut), metadata={"description": "each code with its own figures"})
 
 
 _ACTIONS = {"name": "team.renamed", "captain_id": "team.captain_changed", "status": "team.archived"}
@@ -55,7 +85,8 @@ def _one(team: Team) -> dict:
 @bp.post("/api/admin/teams")
 @operator_required
 @bp.input(TeamIn, arg_name="body")
-@bp.doc(summary="Create a team led by a captain (an active partner)", security=OPERATOR_AUTH)
+@bp.doc(summary="Create a team led by a captain (an active partner)", security=OPERATOR_AUTH,
+        responses=ok("the new team", TeamOut, 201))
 def create_team(body):
     team = teams.create_team(db(), name=body["name"], captain_id=body["captain_id"],
                              created_by=current_operator_id())
@@ -68,7 +99,7 @@ def create_team(body):
 @bp.get("/api/admin/teams")
 @operator_required
 @bp.input(TeamsQuery, location="query", arg_name="query")
-@bp.doc(summary="Teams, oldest first", security=OPERATOR_AUTH)
+@bp.doc(summary="Teams, oldest first", security=OPERATOR_AUTH, responses=ok("the teams", list_of(TeamOut)))
 def list_teams(query):
     rows = teams.list_teams(db(), query["status"])
     caps = teams.captains(db(), rows)
@@ -79,7 +110,7 @@ def list_teams(query):
 @operator_required
 @bp.input(TeamQuery, location="query", arg_name="query")
 @bp.doc(summary="A team with its campaign codes and each code's scans, follows and binds over `days` days",
-        security=OPERATOR_AUTH)
+        security=OPERATOR_AUTH, responses=ok("the team, its figures and codes", TeamDetailOut))
 def get_team(team_id: int, query):
     team = teams.get_team(db(), team_id)
     figures = teams.team_figures(db(), team.id, query["days"])
@@ -90,7 +121,8 @@ def get_team(team_id: int, query):
 @bp.patch("/api/admin/teams/<int:team_id>")
 @operator_required
 @bp.input(TeamEditIn, arg_name="body")
-@bp.doc(summary="Rename a team, change its captain or archive it", security=OPERATOR_AUTH)
+@bp.doc(summary="Rename a team, change its captain or archive it", security=OPERATOR_AUTH,
+        responses=ok("the team as changed", TeamOut))
 def patch_team(team_id: int, body):
     if not body:
         raise ValidationFailed("Send a new name, a new captain or status=archived.", code="nothing_to_change")

@@ -22,10 +22,28 @@ def _bearer() -> str | None:
     return None
 
 
+_OTHER = {"member": "operator", "operator": "member"}
+
+
+def _verify(kind: str, token: str) -> dict:
+    """The token's claims for `kind`. A valid token of the other kind is a signed-in caller at the wrong door:
+    403 `operator_required` (a member's token on /api/admin) or `member_required` (an operator's on /api/mp),
+    not 401, which says to sign in again."""
+    secret = runtime().settings.secret_key
+    try:
+        return tokens.verify(secret, kind, token)
+    except Unauthorized:
+        if tokens.signed_as(secret, _OTHER[kind], token):
+            raise Forbidden(f"This needs a{'n' if kind == 'operator' else ''} {kind}'s sign-in; "
+                            f"a{'n' if kind == 'member' else ''} {_OTHER[kind]}'s token cannot call it.",
+                            code="operator_required" if kind == "operator" else "member_required") from None
+        raise
+
+
 def _load_member() -> int:
     token = _bearer()
     if token:
-        claims = tokens.verify(runtime().settings.secret_key, "member", token)
+        claims = _verify("member", token)
         g.api_session_id = claims.get("sid")
         member_id = claims["sub"]
     elif session.get("member_id"):
@@ -49,7 +67,7 @@ def current_operator_id() -> int:
         token = _bearer()
         if not token:
             raise Unauthorized("Operator sign-in required.", code="auth_required")
-        g.operator_id = tokens.verify(runtime().settings.secret_key, "operator", token)["sub"]
+        g.operator_id = _verify("operator", token)["sub"]
         op = db().get(Operator, g.operator_id)
         if op is None or op.disabled:
             raise Unauthorized("This operator account is disabled.", code="operator_disabled")

@@ -11,6 +11,7 @@ from flask import jsonify, request
 from sqlalchemy.exc import DataError
 from werkzeug.exceptions import HTTPException
 
+from app.api.fields import AMOUNT_NOT_INTEGER, is_amount_error
 from app.errors import DomainError
 
 log = logging.getLogger(__name__)
@@ -48,7 +49,9 @@ def install(app: APIFlask) -> None:
         details = error.detail or {}
         code = (error.extra_data or {}).get("code") or CODES.get(error.status_code, "error")
         message = error.message
-        if error.status_code == 422:
+        if error.status_code == 422 and is_amount_error(details):
+            code, message = AMOUNT_NOT_INTEGER, "Amounts and rates are JSON integers (fen, basis points); see details."
+        elif error.status_code == 422:
             message = "Some fields are missing or invalid; see details."
         elif error.status_code == 400 and _malformed_json():
             code, message = "malformed_json", "The request body is not valid JSON."

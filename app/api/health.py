@@ -1,6 +1,7 @@
 from __future__ import annotations
 
-from apiflask import APIBlueprint
+from apiflask import APIBlueprint, Schema
+from apiflask.fields import Boolean, Dict, List, String
 from sqlalchemy import text
 
 from app.api.web import db, runtime
@@ -12,6 +13,12 @@ from app.outbox.jobs import QUEUES
 bp = APIBlueprint("health", __name__, tag="health")
 
 
+class HealthOut(Schema):
+    ok = Boolean()
+    checks = Dict(metadata={"description": "database, redis, queues, scheduler, outbox: each {ok, ...details}"})
+    reasons = List(String(), metadata={"description": "what is down or degraded (when ok is false)"})
+
+
 @bp.get("/healthz")
 @bp.doc(summary="Database, Redis, queues, the scheduler and the outbox: reachable and keeping up",
         description="503 with `ok: false` when something is down or degraded; `reasons` says what, and each "
@@ -20,7 +27,10 @@ bp = APIBlueprint("health", __name__, tag="health")
                     "times in a row; an outbox job was given up on (dead) within HEALTH_DEAD_WINDOW_SECONDS; more "
                     "than HEALTH_OUTBOX_BACKLOG outbox rows are due, or the oldest has waited longer than "
                     "HEALTH_OUTBOX_OLDEST_SECONDS.",
-        responses={200: "all reachable and keeping up", 503: "something is down or degraded (see `reasons`)"})
+        responses={200: {"description": "all reachable and keeping up",
+                          "content": {"application/json": {"schema": HealthOut}}},
+                   503: {"description": "something is down or degraded (the same report; see `reasons`)",
+                         "content": {"application/json": {"schema": HealthOut}}}})
 def healthz():
     checks: dict[str, dict] = {}
     rt = runtime()

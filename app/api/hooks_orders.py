@@ -1,14 +1,16 @@
 """The shop's signed server-to-server webhook: paid, completed and refunded orders."""
 from __future__ import annotations
 
-import json
-
 from sqlalchemy.exc import OperationalError
 
-from apiflask import APIBlueprint
+from apiflask import APIBlueprint, Schema
+from apiflask.fields import Dict, List, String
 from flask import request
 
+from app.api import json_body
 from app.api.web import db, runtime
+from app.api.fields import AMOUNT_NOT_INTEGER
+from app.api.responses import ok
 from app.errors import ValidationFailed
 from app.orders.service import MAX_BATCH, ingest_order_event, ingest_order_events
 from app.orders.signing import SIGNATURE_HEADER, TIMESTAMP_HEADER, refuse_if_processed, remember_processed, verify
@@ -16,17 +18,24 @@ from app.orders.signing import SIGNATURE_HEADER, TIMESTAMP_HEADER, refuse_if_pro
 bp = APIBlueprint("hooks_orders", __name__, tag="shop webhook")
 
 
-def _strict_json(raw: bytes):
-    def no_floats(value):  # amounts are integer fen; 100.0 is refused, not truncated
-        raise ValidationFailed("Amounts are integer fen; decimals are refused.", code="amount_not_integer")
+class ShopResultOut(Schema):
+    status = String(metadata={"description": "one event: applied, duplicate or parked (with what it did: "
+                                             "order_id, commissions created or reversed, ...)"})
+    results = List(Dict(), metadata={"description": "a batch: one result per event, in order; `rejected` ones "
+                                                    "carry `error` {code, message, status, details}"})
 
-    try:
-        return json.loads(raw, parse_float=no_floats, parse_constant=no_floats)
-    except ValueError:
-        raise ValidationFailed("The body is not valid JSON.", code="malformed_json") from None
+
+def _strict_json(raw: bytes):
+    """The body as JSON (400 `malformed_json` or `json_too_deep`, as everywhere in the API); a decimal
+    anywhere is refused, not truncated: amounts are integer fen."""
+    def no_floats(value):
+        raise ValidationFailed("Amounts are integer fen; decimals are refused.", code=AMOUNT_NOT_INTEGER)
+
+    return json_body.load(raw, parse_float=no_floats, parse_constant=no_floats)
 
 
 @bp.post("/hooks/shop/orders")
+@json_body.reads_raw_json  # the signature is checked before the body is read
 @bp.doc(summary="Shop order events (paid | completed | refunded), one or a batch, HMAC-signed",
         description=(f"Headers: `{TIMESTAMP_HEADER}` (Unix seconds) and `{SIGNATURE_HEADER}` = hex "
                      "HMAC-SHA256(SHOP_WEBHOOK_SECRET, \"<timestamp>.<raw body>\"). Body: one event, "
@@ -39,10 +48,11 @@ def _strict_json(raw: bytes):
                      "with `{results: [...]}`, one per event: its status, or `rejected` with its `error` "
                      "`{code, message, status, details}` (a rejected event changes nothing; the others apply). "
                      "See docs/ledger.md."),
-        responses={200: "applied or duplicate (or a batch's per-event results)",
-                   202: "parked until the paid event arrives",
-                   401: "missing, stale or wrong signature", 404: "refund for an unknown order",
-                   409: "replayed request or conflicting event", 422: "invalid event or batch"})
+        responses=ok("applied or duplicate (or a batch's per-event results)", ShopResultOut)
+        | ok("parked until the paid event arrives", ShopResultOut, 202)
+        | {400: "the body is not valid JSON (`malformed_json`) or nests too deep (`json_too_deep`)",
+           401: "missing, stale or wrong signature", 404: "refund for an unknown order",
+           409: "replayed request or conflicting event", 422: "invalid event or batch"})
 def shop_order_event():
     raw = request.get_data(cache=True)
     rt = runtime()

@@ -2,9 +2,11 @@
 from __future__ import annotations
 
 from apiflask import APIBlueprint, Schema
-from apiflask.fields import Integer
+from apiflask.fields import Dict, Integer, List, Nested, String
+from apiflask.validators import Range
 
 from app.api.auth import MEMBER_AUTH, current_member_id, member_required
+from app.api.responses import ok
 from app.api.web import db
 from app.reports.earnings import commissions_of, earnings
 
@@ -12,7 +14,7 @@ bp = APIBlueprint("member_earnings", __name__, tag="earnings")
 
 
 class PageIn(Schema):
-    limit = Integer(load_default=20)
+    limit = Integer(load_default=20, validate=Range(1, 200))
     before_id = Integer(load_default=None, allow_none=True)
 
 
@@ -24,8 +26,26 @@ class EarningsOut(Schema):
     lifetime_fen = Integer()
 
 
+class CommissionOut(Schema):
+    id = Integer()
+    level = Integer(metadata={"description": "1: my direct referral bought; 2: theirs did"})
+    state = String()
+    amount_fen = Integer()
+    reversed_fen = Integer()
+    net_fen = Integer()
+    order = Dict(metadata={"description": "shop_order_id, paid_fen, paid_at, buyer (masked)"})
+    created_at = String()
+    mature_at = String(allow_none=True)
+    matured_at = String(allow_none=True)
+
+
+class CommissionsOut(Schema):
+    items = List(Nested(CommissionOut))
+    next_before_id = Integer(allow_none=True, metadata={"description": "pass as before_id for the next page"})
+
+
 @bp.get("/api/mp/earnings")
-@bp.output(EarningsOut)
+@bp.output(EarningsOut, description="my earnings in fen")
 @bp.doc(summary="My pending, available and lifetime earnings (fen)", security=MEMBER_AUTH)
 @member_required
 def my_earnings():
@@ -35,7 +55,7 @@ def my_earnings():
 @bp.get("/api/mp/commissions")
 @bp.input(PageIn, location="query", arg_name="page")
 @bp.doc(summary="My commissions, newest first, each with its order (buyer masked), level, state and dates",
-        security=MEMBER_AUTH)
+        security=MEMBER_AUTH, responses=ok("a page of my commissions", CommissionsOut))
 @member_required
 def my_commissions(page):
     items = commissions_of(db(), current_member_id(), page["limit"], page["before_id"])

@@ -7,6 +7,7 @@ from apiflask.validators import Length, OneOf
 from flask import g, redirect, request, session
 
 from app.api.auth import MEMBER_AUTH, current_member_id, member_required
+from app.api.responses import OkOut, ok, redirects
 from app.api.web import db, runtime
 from app.api.wechat_clients import mini_program, official_account
 from app.identity import miniapp, oauth
@@ -55,7 +56,7 @@ class OAuthCallbackIn(Schema):
 
 @bp.post("/api/mp/login")
 @bp.input(CodeIn, arg_name="body")
-@bp.output(TokensOut)
+@bp.output(TokensOut, description="an access token (30 minutes) and a refresh token")
 @bp.doc(summary="Mini-program login with a wx.login code")
 def mp_login(body):
     _member, issued = miniapp.login(db(), mini_program(), runtime().settings.secret_key, body["code"])
@@ -65,7 +66,7 @@ def mp_login(body):
 
 @bp.post("/api/mp/token/refresh")
 @bp.input(RefreshIn, arg_name="body")
-@bp.output(TokensOut)
+@bp.output(TokensOut, description="a new access token and refresh token; the old refresh token is spent")
 @bp.doc(summary="Rotate a refresh token into a new token pair")
 def mp_refresh(body):
     try:
@@ -79,7 +80,8 @@ def mp_refresh(body):
 
 @bp.post("/api/mp/logout")
 @member_required
-@bp.doc(summary="Revoke this login (all its refresh tokens)", security=MEMBER_AUTH)
+@bp.doc(summary="Revoke this login (all its refresh tokens)", security=MEMBER_AUTH,
+        responses=ok("signed out: `{\"ok\": true}`", OkOut))
 def mp_logout():
     miniapp.logout(db(), current_member_id(), g.get("api_session_id"))
     db().commit()
@@ -89,7 +91,7 @@ def mp_logout():
 @bp.post("/api/mp/phone")
 @member_required
 @bp.input(CodeIn, arg_name="body")
-@bp.output(MemberOut)
+@bp.output(MemberOut, description="my profile with the (masked) phone number")
 @bp.doc(summary="Bind the phone number from a getPhoneNumber code", security=MEMBER_AUTH)
 def mp_bind_phone(body):
     s = runtime().settings
@@ -101,7 +103,7 @@ def mp_bind_phone(body):
 
 @bp.get("/api/mp/me")
 @member_required
-@bp.output(MemberOut)
+@bp.output(MemberOut, description="my profile")
 @bp.doc(summary="The signed-in member's profile", security=MEMBER_AUTH)
 def me():
     return profile(db(), get_member(db(), current_member_id()))
@@ -109,7 +111,7 @@ def me():
 
 @bp.get("/h5/oauth/start")
 @bp.input(OAuthStartIn, location="query", arg_name="query")
-@bp.doc(summary="Start service-account web OAuth (302 to WeChat)", responses={302: "to WeChat's authorize page"})
+@bp.doc(summary="Start service-account web OAuth (302 to WeChat)", responses=redirects("to WeChat's authorize page"))
 def h5_oauth_start(query):
     rt = runtime()
     url, state = oauth.begin(rt.redis, official_account(), f"{rt.settings.public_base_url}/h5/oauth/callback",
@@ -120,7 +122,7 @@ def h5_oauth_start(query):
 
 @bp.get("/h5/oauth/callback")
 @bp.input(OAuthCallbackIn, location="query", arg_name="query")
-@bp.doc(summary="WeChat redirects here with code and state", responses={302: "signed in; to the next page"})
+@bp.doc(summary="WeChat redirects here with code and state", responses=redirects("signed in; to the next page"))
 def h5_oauth_callback(query):
     rt = runtime()
     context = oauth.consume_state(rt.redis, query["state"], session.pop("oauth_state", None))
@@ -135,7 +137,7 @@ def h5_oauth_callback(query):
 
 @bp.get("/h5/me")
 @member_required
-@bp.output(MemberOut)
+@bp.output(MemberOut, description="my profile")
 @bp.doc(summary="The signed-in member's profile (H5 session)")
 def h5_me():
     return profile(db(), get_member(db(), current_member_id()))

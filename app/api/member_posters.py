@@ -4,11 +4,12 @@ from __future__ import annotations
 import re
 
 from apiflask import APIBlueprint, Schema
-from apiflask.fields import Integer, String
+from apiflask.fields import Boolean, Integer, List, Nested, String
 from apiflask.validators import OneOf, Range
 from flask import Response, request
 
 from app.api.auth import MEMBER_AUTH, current_member_id, member_required
+from app.api.responses import ok
 from app.api.web import db, runtime
 from app.errors import NotFound
 from app.posters import service
@@ -26,9 +27,31 @@ class PosterQuery(Schema):
     format = String(validate=OneOf(FORMATS))
 
 
+class OfferedTemplateOut(Schema):
+    id = Integer()
+    name = String()
+    version = Integer()
+
+
+class OfferedTemplatesOut(Schema):
+    templates = List(Nested(OfferedTemplateOut))
+
+
+class PosterOut(Schema):
+    template_id = Integer()
+    template_version = Integer()
+    key = String(metadata={"description": "content address"})
+    format = String()
+    content_type = String()
+    bytes = Integer()
+    url = String(metadata={"description": "immutable: /posters/<key>.<ext>"})
+    cached = Boolean()
+
+
 @bp.get("/api/mp/poster-templates")
 @member_required
-@bp.doc(summary="Poster designs a partner can pick from", security=MEMBER_AUTH)
+@bp.doc(summary="Poster designs a partner can pick from", security=MEMBER_AUTH,
+        responses=ok("the active templates", OfferedTemplatesOut))
 def offered_templates():
     return {"templates": service.offered_templates(db())}
 
@@ -37,7 +60,7 @@ def offered_templates():
 @member_required
 @bp.input(PosterQuery, location="query", arg_name="query")
 @bp.doc(summary="My share poster for a template: its immutable URL (rendered now if it changed)",
-        security=MEMBER_AUTH)
+        security=MEMBER_AUTH, responses=ok("where my poster is", PosterOut))
 def my_poster(query):
     rt = runtime()
     out = service.member_poster(db(), poster_store(rt.settings), current_member_id(), rt.settings.public_base_url,
@@ -47,7 +70,11 @@ def my_poster(query):
 
 
 @bp.get("/posters/<filename>")
-@bp.doc(summary="A rendered poster by content address: immutable, cacheable forever, 304 on If-None-Match")
+@bp.doc(summary="A rendered poster by content address: immutable, cacheable forever, 304 on If-None-Match",
+        responses={200: {"description": "the image (JPEG, PNG or WebP by the extension)",
+                         "content": {ct: {"schema": {"type": "string", "format": "binary"}}
+                                     for ct in ("image/jpeg", "image/png", "image/webp")}},
+                   304: "not modified (If-None-Match)"})
 def poster_image(filename: str):
     m = _FILENAME.match(filename)
     if not m:

@@ -2,11 +2,13 @@
 from __future__ import annotations
 
 from apiflask import APIBlueprint, Schema
-from apiflask.fields import Boolean, Integer, String
+from apiflask.fields import Boolean, Dict, Integer, Nested, String
 from apiflask.validators import Length, Range
 from flask import request
 
 from app.api.auth import MEMBER_AUTH, current_member_id, member_required
+from app.api.fields import Fen
+from app.api.responses import list_of, ok
 from app.api.web import db, runtime
 from app.errors import Conflict
 from app.grades.service import grade_of
@@ -17,7 +19,7 @@ bp = APIBlueprint("member_withdrawals", __name__, tag="withdrawals")
 
 
 class WithdrawalIn(Schema):
-    amount_fen = Integer(required=True, validate=Range(min=1), metadata={"description": "integer fen"})
+    amount_fen = Fen(required=True, validate=Range(min=1))
     idempotency_key = String(validate=Length(1, 64), metadata={
         "description": "one per tap (or send the Idempotency-Key header): a double tap creates one withdrawal"})
 
@@ -38,6 +40,48 @@ class QuoteOut(Schema):
     enough_balance = Boolean()
 
 
+class ConfirmOut(Schema):
+    mchId = String(allow_none=True)
+    appId = String()
+    package = String()
+
+
+class WithdrawalOut(Schema):
+    id = Integer()
+    state = String(metadata={"description": "REVIEWING, APPROVED, SUBMITTING, WAIT_USER_CONFIRM, TRANSFERING, "
+                                            "SUCCESS, FAIL, CANCELING, CANCELLED, REJECTED"})
+    final = Boolean()
+    reason = String(allow_none=True)
+    amount_fen = Integer()
+    fee_fen = Integer()
+    tax_fen = Integer()
+    net_fen = Integer(metadata={"description": "what reaches the member's WeChat balance"})
+    created_at = String()
+    finished_at = String(allow_none=True)
+    confirm = Nested(ConfirmOut, metadata={"description": "only in WAIT_USER_CONFIRM: what "
+                                                          "wx.requestMerchantTransfer needs"})
+
+
+class RuleOut(Schema):
+    grade_code = String()
+    min_fen = Integer()
+    max_fen = Integer()
+    daily_max_fen = Integer()
+    daily_count = Integer()
+    fee_bps = Integer()
+    fee_fixed_fen = Integer()
+    tax_threshold_fen = Integer(allow_none=True)
+    tax_bps = Integer()
+    real_name_from_fen = Integer()
+    auto_approve_below_fen = Integer()
+
+
+class MyRuleOut(Schema):
+    rule = Nested(RuleOut)
+    balances = Dict(keys=String(), values=Integer(), metadata={"description": "pending, available, withdrawing "
+                                                                               "(fen)"})
+
+
 class ListQuery(Schema):
     limit = Integer(load_default=50, validate=Range(1, 200))
     before_id = Integer(load_default=None, allow_none=True)
@@ -50,7 +94,9 @@ def _view(w) -> dict:
 @bp.post("/api/mp/withdrawals")
 @member_required
 @bp.input(WithdrawalIn, arg_name="body")
-@bp.doc(summary="Withdraw available commission to my WeChat balance (idempotent per key)", security=MEMBER_AUTH)
+@bp.doc(summary="Withdraw available commission to my WeChat balance (idempotent per key)", security=MEMBER_AUTH,
+        responses=ok("the new withdrawal", WithdrawalOut, 201)
+        | ok("the withdrawal this idempotency key made before", WithdrawalOut))
 def create_withdrawal(body):
     key = request.headers.get("Idempotency-Key") or body.get("idempotency_key")
     w, created = service.request_withdrawal(db(), current_member_id(), body["amount_fen"], key or "",
@@ -63,7 +109,8 @@ def create_withdrawal(body):
 @bp.get("/api/mp/withdrawals")
 @member_required
 @bp.input(ListQuery, location="query", arg_name="query")
-@bp.doc(summary="My withdrawals, newest first, with state and reason", security=MEMBER_AUTH)
+@bp.doc(summary="My withdrawals, newest first, with state and reason", security=MEMBER_AUTH,
+        responses=ok("my withdrawals", list_of(WithdrawalOut, "withdrawals")))
 def my_withdrawals(query):
     rows = service.member_withdrawals(db(), current_member_id(), query["limit"], query.get("before_id"))
     return {"withdrawals": [_view(w) for w in rows]}
@@ -71,7 +118,8 @@ def my_withdrawals(query):
 
 @bp.get("/api/mp/withdrawals/rules")
 @member_required
-@bp.doc(summary="My withdrawal rule and balances", security=MEMBER_AUTH)
+@bp.doc(summary="My withdrawal rule and balances", security=MEMBER_AUTH,
+        responses=ok("the rule of my grade and my balances", MyRuleOut))
 def my_rule():
     member_id = current_member_id()
     return {"rule": service.rule_for_grade(db(), grade_of(db(), member_id)).to_dict(),
@@ -94,7 +142,7 @@ def quote_withdrawal(query):
 @bp.get("/api/mp/withdrawals/<int:withdrawal_id>")
 @member_required
 @bp.doc(summary="One of my withdrawals; `confirm` carries what wx.requestMerchantTransfer needs",
-        security=MEMBER_AUTH)
+        security=MEMBER_AUTH, responses=ok("the withdrawal", WithdrawalOut))
 def my_withdrawal(withdrawal_id: int):
     return _view(service.member_withdrawal(db(), current_member_id(), withdrawal_id))
 
@@ -108,8 +156,8 @@ def my_withdrawal(withdrawal_id: int):
                     "409 `already_confirmed` (with `details.state`) when the transfer was confirmed in WeChat "
                     "first: it is paid normally. 409 `withdrawal_state_conflict` in any other state; 502 "
                     "`wechat_pay_unavailable` when WeChat did not answer (try again).",
-        security=MEMBER_AUTH, responses={200: "the withdrawal (CANCELLED or CANCELING)", 409: "not cancellable",
-                                         502: "WeChat Pay did not answer"})
+        security=MEMBER_AUTH, responses=ok("the withdrawal (CANCELLED or CANCELING)", WithdrawalOut)
+        | {409: "not cancellable", 502: "WeChat Pay did not answer"})
 def cancel_my_withdrawal(withdrawal_id: int):
     w, cancelled = service.cancel_withdrawal(db(), current_member_id(), withdrawal_id, rt=runtime())
     out = _view(w)

@@ -19,14 +19,23 @@ bp = APIBlueprint("wechat_callback", __name__, enable_openapi=False)
 
 
 def _text(body: str, status: int = 200) -> Response:
-    return Response(body, status=status, mimetype="text/plain" if not body.startswith("<") else "application/xml")
+    """A plain-text answer ("success", "forbidden", the URL check's echostr): never markup, whatever it holds."""
+    resp = Response(body, status=status, mimetype="text/plain")
+    resp.headers["X-Content-Type-Options"] = "nosniff"
+    return resp
+
+
+def _xml(body: str) -> Response:
+    """A passive reply: XML when there is one, else WeChat's plain "success"."""
+    return Response(body, mimetype="application/xml") if body.startswith("<") else _text(body)
 
 
 @bp.get("/wechat/callback")
 def verify_url():
     try:
         return _text(push.check_url(runtime().settings, request.args))
-    except PushRejected:
+    except PushRejected as exc:
+        log.warning("wechat url check rejected: %s", exc)
         return _text("forbidden", 403)
 
 
@@ -57,4 +66,4 @@ def receive():
             push.release_delivery(rt.redis, message)
         log.exception("wechat push handler failed for %s", push.handler_key(message))
         return _text("error", 500)
-    return _text(push.render_reply(rt.settings, message, reply, request.args))
+    return _xml(push.render_reply(rt.settings, message, reply, request.args))

@@ -11,7 +11,7 @@ from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
 
 from app.db import utcnow
-from app.errors import NotFound, ValidationFailed
+from app.errors import Conflict, NotFound, ValidationFailed
 from app.events import record as record_event
 from app.grades.models import Grade, GradeChange, MemberGrade
 from app.members.models import Member
@@ -29,7 +29,7 @@ def create_grade(session: Session, *, code: str, rank: int, name: str = "", auto
             raise ValidationFailed(f"{name_} must be a non-negative integer.", code="grade_invalid",
                                    details={"field": name_})
     if session.scalar(select(Grade.id).where((Grade.code == code) | (Grade.rank == rank))):
-        raise ValidationFailed("A grade with this code or rank exists.", code="grade_exists")
+        raise Conflict("A grade with this code or rank exists.", code="grade_exists")
     grade = Grade(code=code, rank=rank, name=name[:64], auto_upgrade=auto_upgrade,
                   min_personal_sales_fen=min_personal_sales_fen, min_direct_referrals=min_direct_referrals,
                   min_downline_size=min_downline_size, min_downline_sales_fen=min_downline_sales_fen,

@@ -56,8 +56,8 @@ def login(session: Session, mini_client, secret: str, js_code: str) -> tuple[Mem
         answer = mini_client.code_to_session(js_code)
     except WeChatError as exc:
         if exc.errcode in (40029, 40163):
-            raise UpstreamError("The login code is invalid or expired; call wx.login again.",
-                                code="login_code_invalid", status=400, details={"errcode": exc.errcode}) from exc
+            raise ValidationFailed("The login code is invalid or expired; call wx.login again.",
+                                   code="login_code_invalid", details={"errcode": exc.errcode}) from exc
         if exc.errcode == 45011:
             raise UpstreamError("Too many logins; try again in a minute.", code="rate_limited", status=429) from exc
         raise UpstreamError("WeChat could not complete the login.", details={"errcode": exc.errcode}) from exc
@@ -105,8 +105,8 @@ def bind_phone(session: Session, mini_client, secret: str, member_id: int, phone
     try:
         info = mini_client.get_phone_number(phone_code)
     except WeChatError as exc:
-        raise UpstreamError("The phone authorisation is invalid or expired; ask the user again.",
-                            code="phone_code_invalid", status=400, details={"errcode": exc.errcode}) from exc
+        raise ValidationFailed("The phone authorisation is invalid or expired; ask the user again.",
+                               code="phone_code_invalid", details={"errcode": exc.errcode}) from exc
     phone = info.get("purePhoneNumber") or info.get("phoneNumber")
     if info.get("countryCode") and info["countryCode"] != "86":
         phone = f"+{info['countryCode']}{phone}"

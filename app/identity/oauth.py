@@ -11,7 +11,7 @@ from urllib.parse import urlsplit
 
 from sqlalchemy.orm import Session
 
-from app.errors import Forbidden, UpstreamError, ValidationFailed
+from app.errors import DomainError, Forbidden, UpstreamError, ValidationFailed
 from app.identity.linking import attach_identity
 from app.members.models import Member
 from app.members.service import find_or_create_by_identity
@@ -79,9 +79,9 @@ def complete(session: Session, oa_client, code: str | None, scope: str) -> Membe
     return member
 
 
-def _as_upstream(exc) -> UpstreamError:
+def _as_upstream(exc) -> DomainError:
     if exc.errcode in (40029, 40163, 41008):
-        return UpstreamError("The sign-in code is invalid or was already used; please start again.",
-                             code="oauth_code_invalid", status=400, details={"errcode": exc.errcode})
+        return ValidationFailed("The sign-in code is invalid or was already used; please start again.",
+                                code="oauth_code_invalid", details={"errcode": exc.errcode})
     return UpstreamError("WeChat could not complete the sign-in; please try again.", code="wechat_error",
                          details={"errcode": exc.errcode})

@@ -62,6 +62,7 @@ def roles_of(session: Session, member_id: int) -> set[str]:
 
 
 def grant_role(session: Session, member_id: int, role: str) -> bool:
+    """Add a role; False when the member had it already."""
     if role not in ROLES:
         raise ValidationFailed(f"Unknown role {role!r}.", code="role_invalid", details={"roles": list(ROLES)})
     if session.get(MemberRole, (member_id, role)):
@@ -72,6 +73,9 @@ def grant_role(session: Session, member_id: int, role: str) -> bool:
 
 
 def revoke_role(session: Session, member_id: int, role: str) -> bool:
+    """Remove a role; False when the member did not have it."""
+    if role not in ROLES:
+        raise ValidationFailed(f"Unknown role {role!r}.", code="role_invalid", details={"roles": list(ROLES)})
     if role == "consumer":
         raise ValidationFailed("Everyone is a consumer; that role cannot be removed.", code="role_invalid")
     result = session.execute(delete(MemberRole).where(MemberRole.member_id == member_id, MemberRole.role == role))

@@ -13,7 +13,10 @@ POSITIONS = {"clerk": "clerk", "manager": "store_manager"}
 
 
 def create_store(session: Session, name: str) -> Store:
-    if not name or len(name) > 128:
+    name = " ".join((name or "").split())  # surrounding and repeated whitespace is not part of a name
+    if not name:
+        raise ValidationFailed("Give the store a name.", code="store_name_required")
+    if len(name) > 128:
         raise ValidationFailed("A store needs a name of at most 128 characters.", code="store_invalid")
     store = Store(name=name)
     session.add(store)

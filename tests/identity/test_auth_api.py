@@ -30,9 +30,9 @@ def test_member_token_cannot_call_the_admin_api(client, session, rt):
     alice, bob = make_member(session, "Alice"), make_member(session, "Bob")
     session.commit()
     r = client.get(f"/api/admin/members/{bob.id}", headers=member_headers(rt, alice.id))
-    assert r.status_code == 401 and r.get_json()["code"] == "token_invalid"
+    assert r.status_code == 403 and r.get_json()["code"] == "operator_required"  # signed in, at the wrong door
     r = client.post(f"/api/admin/members/{alice.id}/roles", json={"role": "partner"}, headers=member_headers(rt, alice.id))
-    assert r.status_code == 401
+    assert r.status_code == 403
 
 
 def test_operator_grants_and_revokes_roles_and_it_is_audited(client, session):

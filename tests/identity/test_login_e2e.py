@@ -39,9 +39,9 @@ def test_reused_or_invalid_login_code_is_refused_and_creates_nobody(client, sess
     code = emulator.sim(f"persons/{person['pid']}/wx_login")["code"]
     assert client.post("/api/mp/login", json={"code": code}).status_code == 200
     reused = client.post("/api/mp/login", json={"code": code})
-    assert (reused.status_code, reused.get_json()["code"]) == (400, "login_code_invalid")
+    assert (reused.status_code, reused.get_json()["code"]) == (422, "login_code_invalid")
     bogus = client.post("/api/mp/login", json={"code": "made-up"})
-    assert bogus.status_code == 400
+    assert bogus.status_code == 422
     assert session.scalar(select(func.count()).select_from(Member)) == 1
 
 
@@ -56,7 +56,7 @@ def test_phone_binding_stores_the_number_encrypted_and_shows_it_masked(client, s
     assert decrypt(rt.settings.secret_key, member.phone_enc) == "13800138000"
     assert "13800138000" not in session.scalar(select(Identity.value).where(Identity.kind == "phone"))
     reused = client.post("/api/mp/phone", json={"code": code}, headers=bearer(tokens))
-    assert reused.status_code == 400 and reused.get_json()["code"] == "phone_code_invalid"
+    assert reused.status_code == 422 and reused.get_json()["code"] == "phone_code_invalid"
 
 
 def test_same_phone_on_the_service_account_member_merges_the_two(client, session, rt, emulator):

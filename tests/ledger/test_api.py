@@ -75,7 +75,7 @@ def test_missing_signature_headers_are_refused(client):
      b'"lines": [{"product_id": "P", "quantity": 1, "paid_fen": -5}]}', "amount_out_of_range", 422),
     (b'{"event": "refunded", "order_id": "NOPE", "refund_id": "R1", "amount_fen": 5}', "order_not_found", 404),
     (b'{"event": "shipped", "order_id": "SO1"}', "order_event_invalid", 422),
-    (b'not json', "malformed_json", 422),
+    (b'not json', "malformed_json", 400),  # as everywhere in the API (docs/errors.md)
 ])
 def test_bad_events_get_a_clear_error_and_change_nothing(client, rt, session, chain, raw, code, status):
     r = post_event(client, rt, None, raw=raw)

@@ -81,7 +81,7 @@ def test_an_upload_over_10_mb_is_refused_as_too_large(client, operator_headers):
 
 def test_members_cannot_upload_backgrounds(client, session, rt, poster_dir):
     partner = make_poster_partner(session, "张小凡")
-    assert upload(client, member_headers(rt, partner.id), smooth_background()).status_code == 401
+    assert upload(client, member_headers(rt, partner.id), smooth_background()).status_code == 403
 
 
 # ---- templates ---------------------------------------------------------------------------------------
