@@ -10,6 +10,7 @@ from flask import Response, request
 from app.api.auth import MEMBER_AUTH, current_member_id, member_required
 from app.api.member_identity import MemberOut
 from app.api.web import db, runtime
+from app.api.responses import ok
 from app.errors import NotFound
 from app.members import profile as member_profile
 from app.members import real_name
@@ -55,8 +56,8 @@ def _allow_body(limit: int):
 @bp.put("/api/mp/me/nickname")
 @member_required
 @bp.input(NicknameIn, arg_name="body")
-@bp.output(MemberOut)
 @bp.doc(summary="Set my nickname (WeChat's nickname fill-in)", security=MEMBER_AUTH,
+        responses=ok("my profile with the new nickname", MemberOut),
         description="422 `nickname_blank`, `nickname_too_long` (over 32 characters) or `nickname_invalid` "
                     "(control or invisible characters).")
 def set_nickname(body):
@@ -70,8 +71,8 @@ def set_nickname(body):
 @member_required
 @_allow_body(AVATAR_UPLOAD_MAX_BYTES + (64 << 10))
 @bp.input(AvatarIn, location="files", arg_name="body")
-@bp.output(MemberOut)
 @bp.doc(summary="Upload my avatar (WeChat's chooseAvatar fill-in), multipart field `file`", security=MEMBER_AUTH,
+        responses=ok("my profile with the new avatar_url", MemberOut),
         description="JPEG, PNG or WebP, at most 2 MB, 16 megapixels, at least 64x64 pixels; stored as a square "
                     "JPEG without metadata and served from `avatar_url`. 422 `image_empty`, `image_too_large`, "
                     "`image_unreadable`, `image_too_many_pixels`, `image_too_small`; 413 `payload_too_large`.")
@@ -87,8 +88,8 @@ def upload_avatar(body):
 
 @bp.get("/api/mp/me/real-name")
 @member_required
-@bp.output(RealNameOut)
-@bp.doc(summary="Whether my real name is on file (masked)", security=MEMBER_AUTH)
+@bp.doc(summary="Whether my real name is on file (masked)", security=MEMBER_AUTH,
+        responses=ok("whether a real name is on file, masked", RealNameOut))
 def get_real_name():
     return real_name.real_name_view(runtime().settings.secret_key, get_member(db(), current_member_id()))
 
@@ -96,9 +97,8 @@ def get_real_name():
 @bp.put("/api/mp/me/real-name")
 @member_required
 @bp.input(RealNameIn, arg_name="body")
-@bp.output(RealNameOut)
 @bp.doc(summary="Give or change my real name (needed by WeChat for withdrawals of 2,000 yuan or more)",
-        security=MEMBER_AUTH,
+        security=MEMBER_AUTH, responses=ok("the real name on file, masked", RealNameOut),
         description="Chinese characters (parts joined by ·) or Latin letters; kept encrypted, answered masked; "
                     "every change is audited. 422 `real_name_invalid` with `details.reason` (blank, too_short, "
                     "too_long, characters). Withdrawals already requested keep the name they were requested with.")
@@ -109,7 +109,8 @@ def put_real_name(body):
 
 
 @bp.get("/avatars/<filename>")
-@bp.doc(summary="A member's uploaded avatar by content address: immutable, cacheable forever")
+@bp.doc(summary="A member's uploaded avatar by content address: immutable, cacheable forever",
+        responses=ok("the avatar (square JPEG)", content_type="image/jpeg"))
 def avatar_image(filename: str):
     name = member_profile.avatar_file_name(filename)
     if name is None:

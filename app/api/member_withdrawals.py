@@ -129,8 +129,8 @@ def my_rule():
 @bp.get("/api/mp/withdrawals/quote")
 @member_required
 @bp.input(QuoteQuery, location="query", arg_name="query")
-@bp.output(QuoteOut)
 @bp.doc(summary="What withdrawing this amount would pay, and whether my real name will be needed", security=MEMBER_AUTH,
+        responses=ok("fee, tax and net for this amount, and whether a real name is needed", QuoteOut),
         description="Fee, tax and net as the request would compute them. `real_name_required` with "
                     "`real_name_on_file` false: ask for the real name (PUT /api/mp/me/real-name) before the "
                     "request, which would otherwise answer 422 `real_name_required`. Amounts the rule refuses "
