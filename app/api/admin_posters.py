@@ -1,17 +1,16 @@
 """Operators design poster templates: upload a background, create and edit (versioned), activate, preview."""
 from __future__ import annotations
 
-from functools import wraps
 
 from apiflask import APIBlueprint, Schema
 from apiflask.fields import Boolean, Dict, File, Integer, List, Nested, String
 from apiflask.validators import Length, OneOf, Range
-from flask import Response, request
+from flask import Response
 
 from app.api.auth import OPERATOR_AUTH, operator_actor, operator_required
 from app.api.fields import Int, Text
 from app.api.responses import ok
-from app.api.web import db, runtime
+from app.api.web import allow_body, db, runtime
 from app.posters import templates
 from app.posters.storage import poster_store
 from posters.images import BACKGROUND_MAX_BYTES
@@ -89,20 +88,6 @@ def _image_response(description: str) -> dict:
                   "content": {ct: {"schema": {"type": "string", "format": "binary"}} for ct in IMAGE_TYPES}}}
 
 
-def _allow_body(limit: int):
-    """Raise this view's body limit above the app's MAX_CONTENT_LENGTH, before the body is parsed."""
-
-    def decorate(fn):
-        @wraps(fn)
-        def wrapper(*args, **kwargs):
-            request.max_content_length = limit
-            return fn(*args, **kwargs)
-
-        return wrapper
-
-    return decorate
-
-
 def _image(data: bytes, content_type: str) -> Response:
     resp = Response(data, mimetype=content_type)
     resp.headers["Cache-Control"] = "no-store"
@@ -111,7 +96,7 @@ def _image(data: bytes, content_type: str) -> Response:
 
 @bp.post("/api/admin/poster-backgrounds")
 @operator_required
-@_allow_body(BACKGROUND_MAX_BYTES + (64 << 10))
+@allow_body(BACKGROUND_MAX_BYTES + (64 << 10))
 @bp.input(BackgroundIn, location="files", arg_name="body")
 @bp.doc(summary="Upload a poster background (JPEG, PNG or WebP, at most 10 MB and 16 megapixels)",
         security=OPERATOR_AUTH, responses=ok("the stored background (content-addressed)", BackgroundOut, 201))

@@ -1,7 +1,6 @@
 """A member's own profile: the nickname and avatar from the mini-program's fill-in, and the avatars served back."""
 from __future__ import annotations
 
-from functools import wraps
 
 from apiflask import APIBlueprint, Schema
 from apiflask.fields import Boolean, File, String
@@ -9,7 +8,7 @@ from flask import Response, request
 
 from app.api.auth import MEMBER_AUTH, current_member_id, member_required
 from app.api.member_identity import MemberOut
-from app.api.web import db, runtime
+from app.api.web import allow_body, db, runtime
 from app.api.responses import ok
 from app.errors import NotFound
 from app.members import profile as member_profile
@@ -39,20 +38,6 @@ class AvatarIn(Schema):
     file = File(required=True, metadata={"description": "the chooseAvatar image (wx.uploadFile, name \"file\")"})
 
 
-def _allow_body(limit: int):
-    """Raise this view's body limit above the app's MAX_BODY_BYTES, before the body is parsed."""
-
-    def decorate(fn):
-        @wraps(fn)
-        def wrapper(*args, **kwargs):
-            request.max_content_length = limit
-            return fn(*args, **kwargs)
-
-        return wrapper
-
-    return decorate
-
-
 @bp.put("/api/mp/me/nickname")
 @member_required
 @bp.input(NicknameIn, arg_name="body")
@@ -69,7 +54,7 @@ def set_nickname(body):
 
 @bp.post("/api/mp/me/avatar")
 @member_required
-@_allow_body(AVATAR_UPLOAD_MAX_BYTES + (64 << 10))
+@allow_body(AVATAR_UPLOAD_MAX_BYTES + (64 << 10))
 @bp.input(AvatarIn, location="files", arg_name="body")
 @bp.doc(summary="Upload my avatar (WeChat's chooseAvatar fill-in), multipart field `file`", security=MEMBER_AUTH,
         responses=ok("my profile with the new avatar_url", MemberOut),

@@ -1,7 +1,9 @@
 """Helpers for thin handlers: the request's database session and the runtime."""
 from __future__ import annotations
 
-from flask import current_app, g
+from functools import wraps
+
+from flask import current_app, g, request
 from sqlalchemy.orm import Session
 
 from app.runtime import Runtime
@@ -17,3 +19,17 @@ def db() -> Session:
     if s is None:
         s = g.db_session = runtime().sessions()
     return s
+
+
+def allow_body(limit: int):
+    """Raise this view's body limit above the app's MAX_BODY_BYTES (uploads), before the body is parsed."""
+
+    def decorate(fn):
+        @wraps(fn)
+        def wrapper(*args, **kwargs):
+            request.max_content_length = limit
+            return fn(*args, **kwargs)
+
+        return wrapper
+
+    return decorate
