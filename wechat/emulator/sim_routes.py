@@ -143,7 +143,8 @@ def text(ref):
 def messages():
     """Messages sent (subscribe and template), oldest first; ?pid= or ?kind= narrow them."""
     pid, kind = request.args.get("pid"), request.args.get("kind")
-    return jsonify([m for m in emu().world.messages if (not pid or m["pid"] == pid) and (not kind or m["kind"] == kind)])
+    return jsonify([m for m in emu().world.messages
+                    if (not pid or m["pid"] == pid) and (not kind or m["kind"] == kind)])
 
 
 @bp.get("/pushes")
