@@ -42,6 +42,19 @@ def _send(rt, session, msg: NotificationMessage, channel: str, template_id: str,
     return official_account(settings, rt.redis).send_template(openid, template_id, data, miniprogram=link)["msgid"]
 
 
+def _follows(rt, session, member_id: int) -> bool:
+    """Does the member follow the service account now? WeChat's cgi-bin/user/info says (subscribe 0 or 1)."""
+    openid = service.may_follow(session, member_id)
+    if openid is None:
+        return False
+    try:
+        return official_account(rt.settings, rt.redis).user_info(openid)["subscribe"] == 1
+    except WeChatError as exc:
+        if exc.errcode in service.PERMANENT:
+            return False
+        raise RetryLater(_backoff(rt, session, 0) or 1.0, f"user/info: {exc.errcode}") from exc
+
+
 @job(service.SEND_JOB, queue="notifications")
 def send(rt, message_id: int) -> str:
     with rt.session() as s:
@@ -71,7 +84,7 @@ def send(rt, message_id: int) -> str:
                     continue  # no grant left: the next channel
             else:
                 template_id = cfg.template_template_id
-                if not template_id or not service.follows(s, msg.member_id):
+                if not template_id or not _follows(rt, s, msg.member_id):
                     continue
             data = service.data_for(cfg, channel, msg.values)
             try:

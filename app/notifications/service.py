@@ -206,14 +206,15 @@ def openid_of(session: Session, member_id: int, kind: str) -> str | None:
                           .order_by(Identity.id.desc()).limit(1))
 
 
-def follows(session: Session, member_id: int) -> bool:
-    """A follower of the service account: an oa_openid, and their last service-account touch is not an
-    unfollow. (WeChat's 43004 settles any doubt; it is recorded like every permanent answer.)"""
-    if openid_of(session, member_id, "oa_openid") is None:
-        return False
+def may_follow(session: Session, member_id: int) -> str | None:
+    """The member's service-account openid unless they surely do not follow (none, or their last
+    service-account touch was an unfollow). An openid also comes from H5 sign-in, so the job asks WeChat."""
+    openid = openid_of(session, member_id, "oa_openid")
+    if openid is None:
+        return None
     last = session.scalar(select(Touch.channel).where(Touch.member_id == member_id, Touch.channel.like("oa\\_%"))
                           .order_by(Touch.id.desc()).limit(1))
-    return last != "oa_unsubscribe"
+    return None if last == "oa_unsubscribe" else openid
 
 
 def record_attempt(session: Session, message_id: int, channel: str, outcome: str, errcode: int | None = None,
