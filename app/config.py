@@ -108,6 +108,9 @@ class NotifySettings:
     rate_burst: int = 5  # NOTIFY_RATE_BURST
     retry_base: float = 5.0  # NOTIFY_RETRY_BASE: seconds before the first retry of a transient error (doubling)
     retry_max: float = 600.0  # NOTIFY_RETRY_MAX
+    # NOTIFY_CONFIRM_REMIND_AFTER: seconds after a transfer starts awaiting the member's confirmation that the
+    # reminder goes (WeChat closes the bill after 24 hours), unless the member confirmed or cancelled
+    confirm_remind_after: float = 72000.0
 
 
 @dataclass(frozen=True)
@@ -218,7 +221,8 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
             quiet_start=_hour(_env.int("NOTIFY_QUIET_START", 22), "NOTIFY_QUIET_START"),
             quiet_end=_hour(_env.int("NOTIFY_QUIET_END", 8), "NOTIFY_QUIET_END"),
             rate_per_s=_env.float("NOTIFY_RATE_LIMIT", 20.0), rate_burst=max(1, _env.int("NOTIFY_RATE_BURST", 5)),
-            retry_base=_env.float("NOTIFY_RETRY_BASE", 5.0), retry_max=_env.float("NOTIFY_RETRY_MAX", 600.0)),
+            retry_base=_env.float("NOTIFY_RETRY_BASE", 5.0), retry_max=_env.float("NOTIFY_RETRY_MAX", 600.0),
+            confirm_remind_after=_env.float("NOTIFY_CONFIRM_REMIND_AFTER", 72000.0)),
         scheduler=SchedulerSettings(in_process=_env.bool("EMBEDDED_SCHEDULER", True),
                                     mature_every=_env.float("COMMISSION_MATURE_SECONDS", 600.0)),
         health=HealthSettings(

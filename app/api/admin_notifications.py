@@ -5,6 +5,7 @@ from apiflask import APIBlueprint, Schema
 from apiflask.fields import Boolean, Dict, Integer, List, Nested, String
 from apiflask.validators import Length, OneOf, Range
 
+from app.api.fields import Int
 from app.api.auth import OPERATOR_AUTH, operator_actor, operator_required
 from app.api.responses import list_of, ok
 from app.api.web import db
@@ -30,6 +31,9 @@ class MomentIn(Schema):
     page = String(validate=Length(max=256), metadata={"description": "the mini-program page a message opens"})
     subscribe = Nested(ChannelSettings)
     template = Nested(ChannelSettings)
+    digest_seconds = Int(validate=Range(0, 86400), metadata={
+        "description": "merge this moment's messages to a member within this many seconds into one (0: never); "
+                       "only moments with digest true"})
 
 
 class MomentsIn(Schema):
@@ -46,6 +50,8 @@ class MomentOut(Schema):
     page = String()
     subscribe = Nested(ChannelSettings)
     template = Nested(ChannelSettings)
+    digest = Boolean(metadata={"description": "may be merged into digests"})
+    digest_seconds = Integer()
 
 
 class AttemptOut(Schema):
@@ -92,7 +98,7 @@ def admin_moments():
 @bp.input(MomentsIn, arg_name="body")
 @bp.doc(summary="Change moments' settings (only the keys given change)", security=OPERATOR_AUTH,
         responses=ok("every moment after the change", list_of(MomentOut)),
-        description="422 `channels_invalid`, `moment_value_unknown`.")
+        description="422 `channels_invalid`, `moment_value_unknown`, `digest_invalid`.")
 def admin_save_moments(body):
     for item in body["moments"]:
         changes = dict(item)

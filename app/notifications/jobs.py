@@ -10,9 +10,12 @@ from sqlalchemy import func, select
 
 from app.db import utcnow
 from app.notifications import service
+from app.notifications.moments import WHILE_AWAITING_CONFIRMATION, digest_values, page_for
 from app.notifications.models import NotificationAttempt, NotificationMessage
 from app.outbox import RetryLater, job
+from app.withdrawals.models import Withdrawal
 from app.withdrawals.ratelimit import RateLimiter
+from app.withdrawals.states import WAIT_USER_CONFIRM
 from wechat.clients import mini_program, official_account
 from wechat.errors import WeChatError
 
@@ -42,6 +45,23 @@ def _send(rt, session, msg: NotificationMessage, channel: str, template_id: str,
     return official_account(settings, rt.redis).send_template(openid, template_id, data, miniprogram=link)["msgid"]
 
 
+def _still_awaiting(session, msg: NotificationMessage) -> bool:
+    state = session.scalar(select(Withdrawal.state).where(Withdrawal.id == int(msg.values.get("withdrawal_id", 0))))
+    return state == WAIT_USER_CONFIRM
+
+
+def _digest_group(session, msg: NotificationMessage, cfg, now) -> list[NotificationMessage]:
+    """The message and, for a moment merged into digests, every other pending one of its member whose window is
+    due (locked; rows another run holds are skipped, it sends them). Oldest first."""
+    if not cfg.digest_seconds:
+        return [msg]
+    others = list(session.scalars(select(NotificationMessage).where(
+        NotificationMessage.moment == msg.moment, NotificationMessage.member_id == msg.member_id,
+        NotificationMessage.status == "pending", NotificationMessage.id != msg.id,
+        NotificationMessage.not_before <= now).order_by(NotificationMessage.id).with_for_update(skip_locked=True)))
+    return sorted([msg, *others], key=lambda m: m.id)
+
+
 def _follows(rt, session, member_id: int) -> bool:
     """Does the member follow the service account now? WeChat's cgi-bin/user/info says (subscribe 0 or 1)."""
     openid = service.may_follow(session, member_id)
@@ -65,6 +85,10 @@ def send(rt, message_id: int) -> str:
         if msg.not_before > now:
             raise RetryLater((msg.not_before - now).total_seconds(), "quiet hours")
         cfg = service.moment_config(s, msg.moment)
+        if msg.moment in WHILE_AWAITING_CONFIRMATION and not _still_awaiting(s, msg):
+            service._skip(s, msg.id, "not_awaiting")
+            s.commit()
+            return "skipped: the withdrawal no longer awaits confirmation"
         if not cfg.enabled or msg.moment in service.mutes_of(s, msg.member_id):
             service._skip(s, msg.id, "disabled" if not cfg.enabled else "muted")
             s.commit()
@@ -72,6 +96,8 @@ def send(rt, message_id: int) -> str:
         wait = _limiter(rt).try_acquire()
         if wait > 0:
             raise RetryLater(wait, "notification rate limit")
+        group = _digest_group(s, msg, cfg, now)
+        values = digest_values(msg.moment, [m.values for m in group]) if len(group) > 1 else msg.values
         last_error: tuple[int, str] | None = None
         for channel in cfg.channels:
             grant_id = None
@@ -86,9 +112,9 @@ def send(rt, message_id: int) -> str:
                 template_id = cfg.template_template_id
                 if not template_id or not _follows(rt, s, msg.member_id):
                     continue
-            data = service.data_for(cfg, channel, msg.values)
+            data = service.data_for(cfg, channel, values)
             try:
-                msgid = _send(rt, s, msg, channel, template_id, data, cfg.page)
+                msgid = _send(rt, s, msg, channel, template_id, data, page_for(cfg.page, values))
             except WeChatError as exc:
                 if exc.errcode not in service.PERMANENT:
                     s.rollback()  # the grant goes back; the attempt is recorded on its own
@@ -101,15 +127,22 @@ def send(rt, message_id: int) -> str:
                 service.record_attempt(s, msg.id, channel, "failed", exc.errcode, exc.errmsg)
                 last_error = (exc.errcode, exc.errmsg)
                 continue
-            msg.status, msg.channel, msg.template_id, msg.msgid = "sent", channel, template_id, msgid
-            msg.sent_at = utcnow()
+            for m in group:
+                m.status, m.channel, m.template_id, m.msgid, m.sent_at = "sent", channel, template_id, msgid, utcnow()
+                if m is not msg:
+                    m.reason = f"digest:{msg.id}"
+                    service.record_attempt(s, m.id, channel, "sent", errmsg=f"in the digest of message {msg.id}")
+            if len(group) > 1:
+                msg.reason = f"digest:{len(group)}"
             service.record_attempt(s, msg.id, channel, "sent")
             s.commit()
-            return f"sent by {channel}"
+            return f"sent by {channel}" + (f" (digest of {len(group)})" if len(group) > 1 else "")
         if last_error is not None:
-            msg.status, msg.errcode, msg.errmsg = "failed", last_error[0], last_error[1][:200]
+            for m in group:
+                m.status, m.errcode, m.errmsg = "failed", last_error[0], last_error[1][:200]
             s.commit()
             return f"failed: {last_error[0]}"
-        service._skip(s, msg.id, "no_channel")
+        for m in group:
+            service._skip(s, m.id, "no_channel")
         s.commit()
         return "skipped: no channel"

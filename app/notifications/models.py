@@ -48,6 +48,7 @@ class NotificationMoment(Base):
     template_template_id: Mapped[str] = mapped_column(String(64), default="")
     template_fields: Mapped[dict] = mapped_column(JsonDoc)
     page: Mapped[str] = mapped_column(String(256), default="")
+    digest_seconds: Mapped[int] = mapped_column(Integer, default=0)  # 0: each message alone
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
 
 

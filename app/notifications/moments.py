@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from app.notifications.formatting import CHINA
+from app.notifications.formatting import CHINA, yuan
 
 CHANNELS = ("subscribe", "template")
 
@@ -22,6 +22,7 @@ class Moment:
     subscribe_fields: dict = field(default_factory=dict)
     template_fields: dict = field(default_factory=dict)
     page: str = "pages/index/index"
+    digest: bool = False  # may be merged into one message per window (the operator sets the window)
 
 
 MOMENTS: dict[str, Moment] = {m.name: m for m in (
@@ -29,10 +30,10 @@ MOMENTS: dict[str, Moment] = {m.name: m for m in (
            ("title", "amount_fen", "order_fen", "buyer", "status", "level", "time"),
            {"thing1": "title", "amount2": "amount_fen", "amount3": "order_fen", "name4": "buyer", "phrase5": "status"},
            {"thing1": "title", "amount2": "amount_fen", "amount3": "order_fen", "thing4": "buyer",
-            "time5": "time"}, "pages/earnings/index"),
+            "time5": "time"}, "pages/earnings/index", digest=True),
     Moment("commission_matured", "commission.matured", False, ("title", "amount_fen", "status", "time"),
            {"thing1": "title", "amount2": "amount_fen", "phrase3": "status", "time4": "time"},
-           {"thing1": "title", "amount2": "amount_fen", "time3": "time"}, "pages/earnings/index"),
+           {"thing1": "title", "amount2": "amount_fen", "time3": "time"}, "pages/earnings/index", digest=True),
     Moment("withdrawal_paid", "withdrawal.paid", True, ("title", "amount_fen", "withdrawal_no", "status", "time"),
            {"thing1": "title", "amount2": "amount_fen", "character_string3": "withdrawal_no", "time4": "time"},
            {"thing1": "title", "amount2": "amount_fen", "time3": "time"}, "pages/withdrawals/index"),
@@ -41,12 +42,22 @@ MOMENTS: dict[str, Moment] = {m.name: m for m in (
            {"thing1": "title", "amount2": "amount_fen", "phrase3": "status", "thing4": "reason", "time5": "time"},
            {"thing1": "title", "amount2": "amount_fen", "thing3": "reason", "time4": "time"},
            "pages/withdrawals/index"),
+    Moment("withdrawal_confirm", "withdrawal.awaiting_confirmation", True,
+           ("title", "amount_fen", "withdrawal_no", "withdrawal_id", "status", "deadline", "time"),
+           {"thing1": "title", "amount2": "amount_fen", "phrase3": "status", "time4": "deadline"},
+           {"thing1": "title", "amount2": "amount_fen", "time3": "deadline"},
+           "pages/withdrawals/confirm?id={withdrawal_id}"),
+    Moment("withdrawal_confirm_reminder", "withdrawal.awaiting_confirmation", True,
+           ("title", "amount_fen", "withdrawal_no", "withdrawal_id", "status", "deadline", "time"),
+           {"thing1": "title", "amount2": "amount_fen", "phrase3": "status", "time4": "deadline"},
+           {"thing1": "title", "amount2": "amount_fen", "time3": "deadline"},
+           "pages/withdrawals/confirm?id={withdrawal_id}"),
     Moment("grade_upgraded", "grade.changed", False, ("title", "grade", "previous_grade", "time"),
            {"thing1": "title", "thing2": "grade", "time3": "time"}, {"thing1": "title", "thing2": "grade",
                                                                      "time3": "time"}, "pages/me/index"),
     Moment("member_bound", "member.bound", False, ("title", "member", "time"),
            {"thing1": "title", "name2": "member", "time3": "time"},
-           {"thing1": "title", "thing2": "member", "time3": "time"}, "pages/team/index"),
+           {"thing1": "title", "thing2": "member", "time3": "time"}, "pages/team/index", digest=True),
 )}
 
 # Why a withdrawal did not arrive, in plain words (WeChat Pay's fail_reason codes and our own states).
@@ -71,6 +82,18 @@ FAIL_REASONS = {
     "FAIL": "微信支付未能完成转账",
 }
 STATE_WORDS = {"FAIL": "提现失败", "CANCELLED": "提现已关闭", "REJECTED": "提现未通过"}
+
+
+# Moments that only make sense while a withdrawal still awaits the member's confirmation.
+WHILE_AWAITING_CONFIRMATION = frozenset({"withdrawal_confirm", "withdrawal_confirm_reminder"})
+CONFIRM_WINDOW = timedelta(hours=24)  # WeChat closes an unconfirmed transfer bill after 24 hours
+
+
+def page_for(page: str, values: dict) -> str:
+    """The page with {value} placeholders filled from the message's values (ids only)."""
+    for key, value in values.items():
+        page = page.replace("{" + key + "}", str(value))
+    return page
 
 
 def plain_reason(state: str, reason: str | None) -> str:
@@ -99,3 +122,22 @@ def quiet_until(now: datetime, start: int, end: int) -> datetime | None:
     if ends <= local:
         ends += timedelta(days=1)
     return ends.astimezone(now.tzinfo)
+
+
+DIGEST_TITLES = {"commission_accrued": "{n}笔新佣金，共{yuan}元", "commission_matured": "{n}笔佣金可提现，共{yuan}元",
+                 "member_bound": "{n}位新成员加入你的团队"}
+
+
+def digest_values(moment: str, values: list[dict]) -> dict:
+    """One message for several of a moment's (oldest first): counts and sums in integer fen, the newest time."""
+    first, last = values[0], values[-1]
+    amount = sum(int(v.get("amount_fen") or 0) for v in values)
+    out = {**last, "amount_fen": amount, "count": len(values),
+           "title": DIGEST_TITLES[moment].format(n=len(values), yuan=yuan(amount))}
+    if "order_fen" in first:
+        out["order_fen"] = sum(int(v.get("order_fen") or 0) for v in values)
+    if "buyer" in first:
+        out["buyer"] = f"{first['buyer']}等{len(values)}人" if len(values) > 1 else first["buyer"]
+    if "member" in first:
+        out["member"] = f"{first['member']}等{len(values)}人"
+    return out

@@ -4,7 +4,7 @@ own unit of work (see jobs.py)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlalchemy import func, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
@@ -84,11 +84,13 @@ class MomentConfig:
     template_template_id: str
     template_fields: dict
     page: str
+    digest_seconds: int = 0
 
     def as_dict(self) -> dict:
         m = MOMENTS[self.moment]
         return {"moment": self.moment, "event": m.event, "urgent": m.urgent, "values": list(m.values),
                 "enabled": self.enabled, "channels": list(self.channels), "page": self.page,
+                "digest": m.digest, "digest_seconds": self.digest_seconds,
                 "subscribe": {"template_id": self.subscribe_template_id, "fields": dict(self.subscribe_fields)},
                 "template": {"template_id": self.template_template_id, "fields": dict(self.template_fields)}}
 
@@ -100,7 +102,7 @@ def moment_config(session: Session, moment: str) -> MomentConfig:
         return MomentConfig(moment, True, list(CHANNELS), "", dict(m.subscribe_fields), "", dict(m.template_fields),
                             m.page)
     return MomentConfig(moment, row.enabled, list(row.channels), row.subscribe_template_id, dict(row.subscribe_fields),
-                        row.template_template_id, dict(row.template_fields), row.page)
+                        row.template_template_id, dict(row.template_fields), row.page, row.digest_seconds or 0)
 
 
 def all_moment_configs(session: Session) -> list[dict]:
@@ -129,7 +131,12 @@ def save_moment_config(session: Session, moment: str, changes: dict) -> dict:
             raise ValidationFailed(f"{moment} has no value {unknown[0]!r}; it has {', '.join(m.values)}",
                                    code="moment_value_unknown")
         out[channel] = (given.get("template_id", out[channel][0]), dict(fields))
+    digest = int(changes.get("digest_seconds", cur.digest_seconds))
+    if digest < 0 or digest > 86400 or (digest and not m.digest):
+        raise ValidationFailed(f"{moment} takes a digest window of 0 to 86400 s" if m.digest else
+                               f"{moment} is never merged into digests", code="digest_invalid")
     row = session.get(NotificationMoment, moment) or NotificationMoment(moment=moment)
+    row.digest_seconds = digest
     row.enabled = bool(changes.get("enabled", cur.enabled))
     row.channels = list(channels)
     row.page = changes.get("page", cur.page)
@@ -165,7 +172,7 @@ def _insert(session: Session):
 
 
 def plan_message(session: Session, settings, moment: str, event_id: int, member_id: int, values: dict,
-                 now: datetime | None = None) -> int | None:
+                 now: datetime | None = None, at: datetime | None = None) -> int | None:
     """The one message of (moment, member, event): written once (a replay finds it and does nothing), then
     skipped (moment off, muted) or queued for `notifications.send`, after quiet hours for non-urgent moments.
     Returns the new message id, or None for a replay."""
@@ -182,13 +189,23 @@ def plan_message(session: Session, settings, moment: str, event_id: int, member_
     if reason:
         _skip(session, new_id, reason)
         return new_id
-    delay = 0.0
+    not_before = max(now, at) if at is not None else now
+    if cfg.digest_seconds:
+        # A digest window opens with the first message waiting; later ones join it (the first job to run takes
+        # every message of the window: jobs.send).
+        opened = session.scalar(select(func.min(NotificationMessage.not_before)).where(
+            NotificationMessage.moment == moment, NotificationMessage.member_id == member_id,
+            NotificationMessage.status == "pending", NotificationMessage.id != new_id))
+        not_before = opened if opened is not None and opened > now else \
+            now + timedelta(seconds=cfg.digest_seconds)
     if not MOMENTS[moment].urgent:
-        ends = quiet_until(now, settings.notify.quiet_start, settings.notify.quiet_end)
+        ends = quiet_until(not_before, settings.notify.quiet_start, settings.notify.quiet_end)
         if ends is not None:
-            delay = (ends - now).total_seconds()
-            session.execute(update(NotificationMessage).where(NotificationMessage.id == new_id)
-                            .values(not_before=ends))
+            not_before = ends
+    delay = (not_before - now).total_seconds()
+    if delay > 0:
+        session.execute(update(NotificationMessage).where(NotificationMessage.id == new_id)
+                        .values(not_before=not_before))
     emit(session, SEND_JOB, new_id, key=f"notify:{new_id}", delay=delay)
     return new_id
 

@@ -2,13 +2,15 @@
 plans it (`service.plan_message`), never sending anything itself; `notifications.send` does, after commit."""
 from __future__ import annotations
 
+from datetime import timedelta
+
 from sqlalchemy import select
 
 from app.crypto import mask_name
 from app.events import Event, subscriber
 from app.grades.models import Grade
 from app.members.models import Member
-from app.notifications.moments import STATE_WORDS, plain_reason
+from app.notifications.moments import CONFIRM_WINDOW, STATE_WORDS, plain_reason
 from app.notifications.service import plan_message
 from app.orders.models import Order
 from app.runtime import Runtime
@@ -16,12 +18,12 @@ from app.runtime import Runtime
 QUEUE = "notifications"
 
 
-def _plan(rt: Runtime, moment: str, event: Event, member_id: int | None, values: dict) -> int | None:
+def _plan(rt: Runtime, moment: str, event: Event, member_id: int | None, values: dict, at=None) -> int | None:
     if not member_id:
         return None
     with rt.session() as s:
         values = {**values, "time": event.occurred_at.isoformat()}
-        out = plan_message(s, rt.settings, moment, event.id, int(member_id), values)
+        out = plan_message(s, rt.settings, moment, event.id, int(member_id), values, at=at)
         s.commit()
         return out
 
@@ -66,6 +68,30 @@ def withdrawal_failed(rt: Runtime, event: Event):
                  {"title": f"{status}，金额已退回余额", "amount_fen": int(d["amount_fen"]),
                   "withdrawal_no": f"W{d['withdrawal_id']}", "status": status,
                   "reason": plain_reason(d.get("state", ""), d.get("reason"))})
+
+
+def _awaiting_values(event: Event, title: str) -> dict:
+    d = event.data
+    return {"title": title, "amount_fen": int(d["net_fen"]), "withdrawal_no": f"W{d['withdrawal_id']}",
+            "withdrawal_id": int(d["withdrawal_id"]), "status": "待确认",
+            "deadline": (event.occurred_at + CONFIRM_WINDOW).isoformat()}
+
+
+@subscriber("withdrawal.awaiting_confirmation", name="notifications.withdrawal_confirm", queue=QUEUE)
+def withdrawal_confirm(rt: Runtime, event: Event):
+    return _plan(rt, "withdrawal_confirm", event, event.data["member_id"],
+                 _awaiting_values(event, "提现待确认收款，请在24小时内确认"))
+
+
+@subscriber("withdrawal.awaiting_confirmation", name="notifications.withdrawal_confirm_reminder", queue=QUEUE)
+def withdrawal_confirm_reminder(rt: Runtime, event: Event):
+    """The reminder before WeChat's 24-hour expiry, planned now for later; the send job drops it once the
+    withdrawal no longer awaits confirmation (the member confirmed or cancelled, or it expired)."""
+    at = event.occurred_at + timedelta(seconds=rt.settings.notify.confirm_remind_after)
+    if at >= event.occurred_at + CONFIRM_WINDOW:
+        return "too late to remind"
+    return _plan(rt, "withdrawal_confirm_reminder", event, event.data["member_id"],
+                 _awaiting_values(event, "提现即将过期，请尽快确认收款"), at=at)
 
 
 @subscriber("grade.changed", name="notifications.grade_upgraded", queue=QUEUE)

@@ -28,6 +28,7 @@ from app.crypto import decrypt
 from app.db import utcnow
 from app.config import PayoutSettings
 from app.errors import IllegalTransition
+from app.events import record as record_event
 from app.runtime import Runtime, unit_of_work
 from app.withdrawals import breaker
 from app.withdrawals import states as S
@@ -244,6 +245,9 @@ def apply_report(session: Session, w: Withdrawal, wechat_state: str, *, source: 
     w.state, w.updated_at = wechat_state, now
     if wechat_state == S.WAIT_USER_CONFIRM and package_info:
         w.package_info = package_info
+    if wechat_state == S.WAIT_USER_CONFIRM:
+        record_event(session, "withdrawal.awaiting_confirmation", withdrawal_id=w.id, member_id=w.member_id,
+                     net_fen=w.net_fen)
     if S.is_final(wechat_state):
         w.finished_at, w.package_info = now, None
         if wechat_state == S.SUCCESS:

@@ -25,6 +25,7 @@ def upgrade():
     sa.Column('template_template_id', sa.String(length=64), nullable=False),
     sa.Column('template_fields', sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), 'postgresql'), nullable=False),
     sa.Column('page', sa.String(length=256), nullable=False),
+    sa.Column('digest_seconds', sa.Integer(), nullable=False),
     sa.Column('updated_at', app.db.UTCDateTime(timezone=True), nullable=False),
     sa.PrimaryKeyConstraint('moment', name=op.f('pk_notification_moments'))
     )
