@@ -99,6 +99,21 @@ class TouchSettings:
 
 
 @dataclass(frozen=True)
+class NotifySettings:
+    # NOTIFY_QUIET_START / NOTIFY_QUIET_END: quiet hours, whole hours of China time (UTC+8); non-urgent messages
+    # planned inside them wait until the end. Equal values: no quiet hours.
+    quiet_start: int = 22
+    quiet_end: int = 8
+    rate_per_s: float = 20.0  # NOTIFY_RATE_LIMIT: message sends per second, all workers together
+    rate_burst: int = 5  # NOTIFY_RATE_BURST
+    retry_base: float = 5.0  # NOTIFY_RETRY_BASE: seconds before the first retry of a transient error (doubling)
+    retry_max: float = 600.0  # NOTIFY_RETRY_MAX
+    # NOTIFY_CONFIRM_REMIND_AFTER: seconds after a transfer starts awaiting the member's confirmation that the
+    # reminder goes (WeChat closes the bill after 24 hours), unless the member confirmed or cancelled
+    confirm_remind_after: float = 72000.0
+
+
+@dataclass(frozen=True)
 class PosterSettings:
     store_dir: str  # POSTER_STORE_DIR: where rendered posters and backgrounds are kept
     font_text: str | None = None  # POSTER_FONT_TEXT: a CJK font file instead of the bundled Noto Sans CJK
@@ -138,6 +153,7 @@ class Settings:
     payout: PayoutSettings = field(default_factory=PayoutSettings)
     outbox: OutboxSettings = field(default_factory=OutboxSettings)
     touch: TouchSettings = field(default_factory=TouchSettings)
+    notify: NotifySettings = field(default_factory=NotifySettings)
     scheduler: SchedulerSettings = field(default_factory=SchedulerSettings)
     health: HealthSettings = field(default_factory=HealthSettings)
     posters: PosterSettings = field(default_factory=lambda: PosterSettings(str(INSTANCE_DIR / "posters")))
@@ -201,6 +217,12 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
             batch=max(1, _env.int("OUTBOX_BATCH", 8)), sweep_every=_env.float("OUTBOX_SWEEP_SECONDS", 2.0)),
         touch=TouchSettings(mode=_touch_mode(_env("REFERRAL_TOUCH_MODE", "inline")),
                             batch=_env.int("TOUCH_BATCH", 500), linger_ms=_env.int("TOUCH_LINGER_MS", 100)),
+        notify=NotifySettings(
+            quiet_start=_hour(_env.int("NOTIFY_QUIET_START", 22), "NOTIFY_QUIET_START"),
+            quiet_end=_hour(_env.int("NOTIFY_QUIET_END", 8), "NOTIFY_QUIET_END"),
+            rate_per_s=_env.float("NOTIFY_RATE_LIMIT", 20.0), rate_burst=max(1, _env.int("NOTIFY_RATE_BURST", 5)),
+            retry_base=_env.float("NOTIFY_RETRY_BASE", 5.0), retry_max=_env.float("NOTIFY_RETRY_MAX", 600.0),
+            confirm_remind_after=_env.float("NOTIFY_CONFIRM_REMIND_AFTER", 72000.0)),
         scheduler=SchedulerSettings(in_process=_env.bool("EMBEDDED_SCHEDULER", True),
                                     mature_every=_env.float("COMMISSION_MATURE_SECONDS", 600.0)),
         health=HealthSettings(
@@ -213,6 +235,12 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
                                font_text=_env("POSTER_FONT_TEXT"),
                                font_emoji=_env.environ.get("POSTER_FONT_EMOJI")),  # "" is meaningful: no emoji
     )
+
+
+def _hour(value: int, name: str) -> int:
+    if not 0 <= value <= 23:
+        raise ConfigError(f"{name} is an hour, 0 to 23, got {value}")
+    return value
 
 
 def _touch_mode(value: str) -> str:

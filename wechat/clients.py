@@ -181,8 +181,19 @@ class OfficialAccount:
             raise WeChatError(-1, f"showqrcode answered HTTP {res.status_code}")
         return res.content
 
-    def send_template(self, openid: str, template_id: str, data: dict, url: str | None = None) -> dict:
-        return self.client.message.send_template(openid, template_id, data, url=url)
+    def send_template(self, openid: str, template_id: str, data: dict, url: str | None = None,
+                      miniprogram: dict | None = None) -> dict:
+        """cgi-bin/message/template/send to a follower: {"msgid"}. `data` is {key: {"value": str}};
+        `miniprogram` {"appid", "pagepath"} opens the mini-program instead of `url`. Raises WeChatError (43004
+        not a follower, 40037 invalid template id, 47003 invalid argument, ...); the delivery result arrives
+        later as a TEMPLATESENDJOBFINISH push."""
+        body: dict = {"touser": openid, "template_id": template_id, "data": data}
+        if url:
+            body["url"] = url
+        if miniprogram:
+            body["miniprogram"] = miniprogram
+        data_out = self.client.post(f"{self.settings.wechat_api_base}/cgi-bin/message/template/send", data=body)
+        return {"msgid": int(data_out["msgid"])}
 
 
 class MiniProgram:
@@ -219,8 +230,16 @@ class MiniProgram:
             return res.content
         raise WeChatError(int(res.get("errcode", -1)) or -1, res.get("errmsg", "no image in the answer"))
 
-    def send_subscribe_message(self, openid: str, template_id: str, data: dict, page: str | None = None) -> dict:
-        return self.client.wxa.send_subscribe_message(openid, template_id, data, page=page)
+    def send_subscribe_message(self, openid: str, template_id: str, data: dict, page: str | None = None,
+                               state: str = "formal") -> dict:
+        """cgi-bin/message/subscribe/send, using one of the user's one-time grants: {"msgid"}. Raises
+        WeChatError (43101 no grant left or refused, 40037 invalid template id, 47003 invalid argument, ...)."""
+        body: dict = {"touser": openid, "template_id": template_id, "data": data, "miniprogram_state": state,
+                      "lang": "zh_CN"}
+        if page:
+            body["page"] = page
+        out = self.client.post(f"{self.api_base}/cgi-bin/message/subscribe/send", data=body)
+        return {"msgid": int(out["msgid"])}
 
 
 _cache: dict = {}

@@ -19,6 +19,7 @@ EVENT_NAMES = frozenset({
     "commission.accrued",    # {commission_id, order_id, earner_id, level, amount_fen}
     "commission.matured",    # {member_id, amount_fen, batch_id}  (one per earner and maturation batch)
     "commission.reversed",   # {order_id, refund_id, reversals: [{commission_id, earner_id, amount_fen}]}
+    "withdrawal.awaiting_confirmation",  # {withdrawal_id, member_id, net_fen}: WeChat waits for the member
     "withdrawal.paid",       # {withdrawal_id, member_id, net_fen}
     "withdrawal.failed",     # {withdrawal_id, member_id, state, reason, amount_fen}: FAIL, CANCELLED or REJECTED
     "grade.changed",         # {member_id, from, to, actor}

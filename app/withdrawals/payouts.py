@@ -28,6 +28,8 @@ from app.crypto import decrypt
 from app.db import utcnow
 from app.config import PayoutSettings
 from app.errors import IllegalTransition
+from app.events import record as record_event
+from app.outbox.after_commit import HANDOFF
 from app.runtime import Runtime, unit_of_work
 from app.withdrawals import breaker
 from app.withdrawals import states as S
@@ -84,7 +86,9 @@ class _Units:
             with self.rt.session() as s:
                 yield s
             return
-        with unit_of_work(lambda: Session(bind=_payout_engine(self.rt), expire_on_commit=False)) as s:
+        # With the runtime's handoff, so outbox rows written here (events' deliveries) go to RQ at commit.
+        with unit_of_work(lambda: Session(bind=_payout_engine(self.rt), expire_on_commit=False,
+                                          info={HANDOFF: self.rt.handoff})) as s:
             yield s
 
 
@@ -200,7 +204,8 @@ def _submit_fast(units: _Units, withdrawal_id: int):
 
 def _apply_fast(units: _Units, withdrawal_id: int, expected: str, bill: dict, source: str) -> str | None:
     new = bill.get("state")
-    if units.fast is None or new not in S.WECHAT_STATES or S.is_final(new):
+    # WAIT_USER_CONFIRM records withdrawal.awaiting_confirmation (the member is told, then reminded): the ORM path.
+    if units.fast is None or new not in S.WECHAT_STATES or S.is_final(new) or new == S.WAIT_USER_CONFIRM:
         return None
     try:
         if S.reported(expected, new) is not S.Move.APPLY:
@@ -244,6 +249,9 @@ def apply_report(session: Session, w: Withdrawal, wechat_state: str, *, source: 
     w.state, w.updated_at = wechat_state, now
     if wechat_state == S.WAIT_USER_CONFIRM and package_info:
         w.package_info = package_info
+    if wechat_state == S.WAIT_USER_CONFIRM:
+        record_event(session, "withdrawal.awaiting_confirmation", withdrawal_id=w.id, member_id=w.member_id,
+                     net_fen=w.net_fen)
     if S.is_final(wechat_state):
         w.finished_at, w.package_info = now, None
         if wechat_state == S.SUCCESS:

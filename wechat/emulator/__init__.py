@@ -6,6 +6,7 @@ One Flask app serves every WeChat host's paths (they do not collide). Run it alo
 its world (people, QR tickets, bills) in the instance folder, so people survive a restart (`persist.py`)."""
 from __future__ import annotations
 
+import threading
 import time
 from urllib.parse import urlencode
 
@@ -22,7 +23,8 @@ from wechat.emulator.state import World
 STATE_FILE = "wechat-emulator.json"  # in the instance folder, embedded default only
 
 DEFAULTS = {"token_ttl": 7200, "permanent_qr_quota": 100000, "jscode_rate_limit": 100, "published_pages": None,
-            "notify_retry_delays": [0.2, 0.5, 1.0, 2.0]}
+            "notify_retry_delays": [0.2, 0.5, 1.0, 2.0],
+            "template_report_delay": None}  # seconds before TEMPLATESENDJOBFINISH is pushed; None: on request
 
 
 class Emulator:
@@ -89,6 +91,35 @@ class Emulator:
 
     def grant_consent(self, ref: str, template_id: str, count: int = 1) -> None:
         self.world.grant_consent(self.world.person(ref), template_id, count)
+
+    def request_subscribe(self, ref: str, choices: dict) -> dict:
+        out = self.world.request_subscribe(self.world.person(ref), choices)
+        self.save()
+        return out
+
+    def push_template_reports(self) -> list[dict]:
+        """Deliver the TEMPLATESENDJOBFINISH event of every template message sent since the last call, as
+        WeChat does a moment after the send (the embedded default and tests call this; see _sim)."""
+        results = []
+        for report in self.world.take_template_reports():
+            p = self.world.person(report["openid"])
+            results.append(self._push(self._event(p, "TEMPLATESENDJOBFINISH", MsgID=report["msgid"],
+                                                  Status=report["status"])))
+        return results
+
+    def _schedule_template_reports(self) -> None:
+        delay = self.config.get("template_report_delay")
+        if delay is None:
+            return
+        timer = threading.Timer(float(delay), self._push_reports_quietly)
+        timer.daemon = True
+        timer.start()
+
+    def _push_reports_quietly(self) -> None:
+        try:
+            self.push_template_reports()
+        except Exception:  # a push that cannot be delivered is recorded in world.pushes already
+            pass
 
     # --- message push ---
     def _create_time(self, openid: str) -> int:

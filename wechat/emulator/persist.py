@@ -35,6 +35,7 @@ class WorldFile:
             return {"version": VERSION,
                     "persons": [asdict(x) for x in w.persons.values()],
                     "tickets": w.tickets, "permanent_scenes": w.permanent_scenes, "messages": w.messages,
+                    "templates": w.templates,
                     "pay": {"bills": p.bills, "balance": p.balance, "payouts": p.payouts}}
 
     def restore(self, data: dict) -> None:
@@ -49,6 +50,7 @@ class WorldFile:
             w.tickets = dict(data.get("tickets", {}))
             w.permanent_scenes = dict(data.get("permanent_scenes", {}))
             w.messages = list(data.get("messages", []))
+            w.templates = dict(data.get("templates", {}))
             pay = data.get("pay", {})
             p.bills = dict(pay.get("bills", {}))
             p.balance = int(pay.get("balance", p.balance))

@@ -79,6 +79,34 @@ def consent(ref):
     return jsonify(emu().person(ref))
 
 
+@bp.post("/persons/<ref>/subscribe_request")
+def subscribe_request(ref):
+    """The person answers wx.requestSubscribeMessage: {"choices": {template_id: "accept"|"reject"|"ban"}}.
+    Returns what the mini-program's success callback receives (report it to POST /api/mp/subscriptions)."""
+    return jsonify(emu().request_subscribe(ref, body_json(request).get("choices") or {}))
+
+
+@bp.post("/persons/<ref>/block_templates")
+def block_templates(ref):
+    """The person refuses the account's template messages: sends succeed, delivery reports say failed."""
+    emu().world.person(ref).blocks_templates = bool(body_json(request).get("block", True))
+    return jsonify(emu().person(ref))
+
+
+@bp.post("/templates")
+def add_template():
+    """Pick a template: {"template_id", "kind": "subscribe"|"template", "fields": ["thing1", "amount2", ...]}.
+    Once any template is registered, sends with another id answer 40037."""
+    b = body_json(request)
+    return jsonify(emu().world.add_template(b["template_id"], b["kind"], b.get("fields") or []))
+
+
+@bp.post("/messages/reports")
+def template_reports():
+    """Push the TEMPLATESENDJOBFINISH events of template messages sent so far."""
+    return jsonify(emu().push_template_reports())
+
+
 @bp.post("/persons/<ref>/scan")
 def scan(ref):
     """Scan a service-account QR code: {"ticket": ...} or {"scene": ...} (the scene the code carries)."""
@@ -113,7 +141,10 @@ def text(ref):
 
 @bp.get("/messages")
 def messages():
-    return jsonify(emu().world.messages)
+    """Messages sent (subscribe and template), oldest first; ?pid= or ?kind= narrow them."""
+    pid, kind = request.args.get("pid"), request.args.get("kind")
+    return jsonify([m for m in emu().world.messages
+                    if (not pid or m["pid"] == pid) and (not kind or m["kind"] == kind)])
 
 
 @bp.get("/pushes")

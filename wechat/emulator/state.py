@@ -45,6 +45,8 @@ class Person:
     qr_scene_str: str = ""
     openids: dict = field(default_factory=dict)  # appid -> openid
     consents: dict = field(default_factory=dict)  # template_id -> remaining subscribe-message consents
+    banned: list = field(default_factory=list)  # subscribe templates the person always refuses
+    blocks_templates: bool = False  # refuses the account's template messages (TEMPLATESENDJOBFINISH failed)
 
     def openid(self, appid: str) -> str:
         if appid not in self.openids:
@@ -56,7 +58,7 @@ class Person:
                 "unionid": self.unionid, "phone": self.phone, "snapshot": self.snapshot,
                 "following": self.following, "real_name": self.real_name,
                 "openids": {a: self.openid(a) for a in apps},
-                "consents": dict(self.consents)}
+                "consents": dict(self.consents), "banned": sorted(self.banned)}
 
 
 class World:
@@ -80,6 +82,8 @@ class World:
             self.tickets: dict[str, dict] = {}
             self.permanent_scenes: dict[str, str] = {}  # scene -> ticket
             self.messages: list[dict] = []
+            self.templates: dict[str, dict] = {}  # template_id -> {kind, fields}; empty: any id is accepted
+            self.template_reports: list[dict] = []  # TEMPLATESENDJOBFINISH pushes not delivered yet
             self.pushes: list[dict] = []
             self.current_person: str | None = None
             self.token_fetches = 0
@@ -369,18 +373,79 @@ class World:
         with self.lock:
             person.consents[template_id] = person.consents.get(template_id, 0) + count
 
+    def add_template(self, template_id: str, kind: str, fields: list[str]) -> dict:
+        """Register a template the account has picked: kind "subscribe" (mini-program) or "template" (service
+        account); `fields` are its keys ("thing1", "amount2", ...), whose type is the key without its digits."""
+        if kind not in ("subscribe", "template"):
+            raise ValueError("kind is subscribe or template")
+        with self.lock:
+            self.templates[template_id] = {"kind": kind, "fields": list(fields)}
+            return {"template_id": template_id, **self.templates[template_id]}
+
+    def request_subscribe(self, person: Person, choices: dict) -> dict:
+        """wx.requestSubscribeMessage: {template_id: "accept" | "reject" | "ban"} chosen by the person; each
+        accept is one more one-time grant, a ban (\u603b\u662f\u62d2\u7edd) voids the ones left. Returns
+        what the mini-program receives: {"errMsg": "requestSubscribeMessage:ok", template_id: choice, ...}."""
+        if not choices or len(choices) > 3:
+            raise ValueError("one to three template ids at a time")
+        out = {"errMsg": "requestSubscribeMessage:ok"}
+        with self.lock:
+            for tpl, choice in choices.items():
+                known = self.templates.get(tpl)
+                if known is None or known["kind"] != "subscribe":
+                    out[tpl] = "filter"  # WeChat filters ids that are not this mini-program's templates
+                    continue
+                if choice not in ("accept", "reject", "ban"):
+                    raise ValueError("a choice is accept, reject or ban")
+                if tpl in person.banned and choice != "ban":
+                    choice = "ban"  # a banned template is refused without asking
+                if choice == "accept":
+                    person.consents[tpl] = person.consents.get(tpl, 0) + 1
+                elif choice == "ban":
+                    if tpl not in person.banned:
+                        person.banned.append(tpl)
+                    person.consents[tpl] = 0
+                out[tpl] = choice
+        return out
+
+    def _check_data(self, tpl: dict | None, data) -> dict:
+        """47003 for data WeChat would refuse: not an object of {"value": str}, unknown keys, values over a
+        type's limit or of the wrong form."""
+        if not isinstance(data, dict):
+            raise Err(47003, "argument invalid! data is not a json")
+        clean = {}
+        for key, item in data.items():
+            if not isinstance(item, dict) or not isinstance(item.get("value"), str):
+                raise Err(47003, f"argument invalid! data.{key}.value invalid")
+            if tpl is not None and key not in tpl["fields"]:
+                raise Err(47003, f"argument invalid! data.{key} not exist")
+            problem = field_problem(key, item["value"])
+            if problem:
+                raise Err(47003, f"argument invalid! data.{key}.value {problem}")
+            clean[key] = item["value"]
+        return clean
+
     def subscribe_send(self, body: dict) -> dict:
         with self.lock:
             p = self.person_for_openid(self.mini["appid"], body.get("touser", ""))
             if p is None:
                 raise Err(40003, "invalid openid")
             tpl = body.get("template_id") or ""
-            if p.consents.get(tpl, 0) <= 0:
+            known = self.templates.get(tpl)
+            if self.templates and (known is None or known["kind"] != "subscribe"):
+                raise Err(40037, "invalid template id")
+            page = body.get("page")
+            if page is not None and (not isinstance(page, str) or len(page) > 1024):
+                raise Err(47003, "argument invalid! page invalid")
+            if body.get("miniprogram_state", "formal") not in ("developer", "trial", "formal"):
+                raise Err(47003, "argument invalid! miniprogram_state invalid")
+            self._check_data(known, body.get("data"))
+            if tpl in p.banned or p.consents.get(tpl, 0) <= 0:
                 raise Err(43101, "user refuse to accept the msg")
             p.consents[tpl] -= 1
             msgid = secrets.randbits(60)
             self.messages.append({"kind": "subscribe", "msgid": msgid, "openid": body["touser"], "pid": p.pid,
-                                  "template_id": tpl, "data": body.get("data"), "page": body.get("page")})
+                                  "template_id": tpl, "data": body["data"], "page": page, "at": time.time()})
             return {"msgid": msgid}
 
     def template_send(self, body: dict) -> dict:
@@ -388,10 +453,61 @@ class World:
             p = self.person_for_openid(self.oa["appid"], body.get("touser", ""))
             if p is None:
                 raise Err(40003, "invalid openid")
+            tpl = body.get("template_id") or ""
+            known = self.templates.get(tpl)
+            if self.templates and (known is None or known["kind"] != "template"):
+                raise Err(40037, "invalid template_id")
+            url = body.get("url")
+            if url is not None and (not isinstance(url, str) or not url.startswith(("http://", "https://"))):
+                raise Err(47003, "argument invalid! url invalid")
+            mp = body.get("miniprogram")
+            if mp is not None and (not isinstance(mp, dict) or mp.get("appid") != self.mini["appid"]):
+                raise Err(40165, "invalid weapp pagepath")
+            self._check_data(known, body.get("data"))
             if not p.following:
                 raise Err(43004, "require subscribe")
             msgid = secrets.randbits(60)
             self.messages.append({"kind": "template", "msgid": msgid, "openid": body["touser"], "pid": p.pid,
-                                  "template_id": body.get("template_id"), "data": body.get("data"),
-                                  "url": body.get("url")})
+                                  "template_id": tpl, "data": body["data"], "url": url, "miniprogram": mp,
+                                  "at": time.time()})
+            self.template_reports.append({"msgid": msgid, "openid": body["touser"],
+                                          "status": "success" if not p.blocks_templates else "failed:user block"})
             return {"msgid": msgid}
+
+    def take_template_reports(self) -> list[dict]:
+        with self.lock:
+            out, self.template_reports = self.template_reports, []
+            return out
+
+
+# WeChat's value rules per field type (the key without its digits): the limits of subscribe messages, which
+# service-account template messages with typed keys share.
+_TIME = re.compile(r"^\d{4}[-/\u5e74]\d{1,2}[-/\u6708]\d{1,2}\u65e5?( \d{1,2}:\d{2}(:\d{2})?)?$|^\d{1,2}:\d{2}$")
+_AMOUNT = re.compile(r"^[\u00a5\uffe5]?-?\d{1,9}(\.\d{1,2})?\u5143?$")
+_NUMBER = re.compile(r"^-?\d{1,32}(\.\d+)?$")
+_CHARS = re.compile(r"^[0-9A-Za-z_\-.:@#/+ ]{1,32}$")
+_PHONE = re.compile(r"^[0-9+\-() ]{1,17}$")
+LIMITS = {"thing": 20, "phrase": 5, "name": 10, "character_string": 32, "number": 32, "letter": 32,
+          "symbol": 5, "amount": 16, "time": 32, "date": 32, "phone_number": 17, "car_number": 8, "const": 20}
+
+
+def field_type(key: str) -> str:
+    return key.rstrip("0123456789")
+
+
+def field_problem(key: str, value: str) -> str | None:
+    """Why WeChat would refuse `value` for `key`, or None. Untyped keys (first, keyword1, remark) allow 200."""
+    kind = field_type(key)
+    limit = LIMITS.get(kind)
+    if limit is None:
+        return "too long" if len(value) > 200 else None
+    if not value or len(value) > limit:
+        return f"length invalid for {kind} (1-{limit})"
+    checks = {"time": _TIME, "date": _TIME, "amount": _AMOUNT, "number": _NUMBER, "character_string": _CHARS,
+              "letter": re.compile(r"^[A-Za-z]+$"), "phone_number": _PHONE}
+    rule = checks.get(kind)
+    if rule is not None and not rule.match(value):
+        return f"format invalid for {kind}"
+    if kind == "phrase" and any(c.isdigit() or c.isascii() and not c.isalpha() for c in value):
+        return "phrase takes words only"
+    return None

@@ -167,4 +167,6 @@ def subscribe_send():
 def template_send():
     w = emu().world
     _token(w.oa["appid"])
-    return wx_json({"errcode": 0, "errmsg": "ok", **w.template_send(body_json(request))})
+    out = w.template_send(body_json(request))
+    emu()._schedule_template_reports()
+    return wx_json({"errcode": 0, "errmsg": "ok", **out})

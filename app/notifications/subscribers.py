@@ -1,0 +1,115 @@
+"""The moments, as subscribers of domain events (queue `notifications`): each reads what the message says and
+plans it (`service.plan_message`), never sending anything itself; `notifications.send` does, after commit."""
+from __future__ import annotations
+
+from datetime import timedelta
+
+from sqlalchemy import select
+
+from app.crypto import mask_name
+from app.events import Event, subscriber
+from app.grades.models import Grade
+from app.members.models import Member
+from app.notifications.moments import CONFIRM_WINDOW, STATE_WORDS, plain_reason
+from app.notifications.service import plan_message
+from app.orders.models import Order
+from app.runtime import Runtime
+
+QUEUE = "notifications"
+
+
+def _plan(rt: Runtime, moment: str, event: Event, member_id: int | None, values: dict, at=None) -> int | None:
+    if not member_id:
+        return None
+    with rt.session() as s:
+        values = {**values, "time": event.occurred_at.isoformat()}
+        out = plan_message(s, rt.settings, moment, event.id, int(member_id), values, at=at)
+        s.commit()
+        return out
+
+
+def _masked_nickname(session, member_id: int | None) -> str:
+    nickname = session.scalar(select(Member.nickname).where(Member.id == member_id)) if member_id else None
+    return mask_name(nickname) if nickname else "微信用户"
+
+
+@subscriber("commission.accrued", name="notifications.commission_accrued", queue=QUEUE)
+def commission_accrued(rt: Runtime, event: Event):
+    d = event.data
+    with rt.session() as s:
+        order = s.get(Order, d["order_id"])
+        values = {"title": "新佣金到账（待结算）", "amount_fen": int(d["amount_fen"]),
+                  "order_fen": int(order.paid_fen) if order else 0,
+                  "buyer": _masked_nickname(s, order.buyer_id if order else None), "status": "待结算",
+                  "level": int(d.get("level") or 1)}
+    return _plan(rt, "commission_accrued", event, d["earner_id"], values)
+
+
+@subscriber("commission.matured", name="notifications.commission_matured", queue=QUEUE)
+def commission_matured(rt: Runtime, event: Event):
+    d = event.data
+    return _plan(rt, "commission_matured", event, d["member_id"],
+                 {"title": "佣金已可提现", "amount_fen": int(d["amount_fen"]), "status": "可提现"})
+
+
+@subscriber("withdrawal.paid", name="notifications.withdrawal_paid", queue=QUEUE)
+def withdrawal_paid(rt: Runtime, event: Event):
+    d = event.data
+    return _plan(rt, "withdrawal_paid", event, d["member_id"],
+                 {"title": "提现已到账", "amount_fen": int(d["net_fen"]), "withdrawal_no": f"W{d['withdrawal_id']}",
+                  "status": "已到账"})
+
+
+@subscriber("withdrawal.failed", name="notifications.withdrawal_failed", queue=QUEUE)
+def withdrawal_failed(rt: Runtime, event: Event):
+    d = event.data
+    status = STATE_WORDS.get(d.get("state"), "提现失败")
+    return _plan(rt, "withdrawal_failed", event, d["member_id"],
+                 {"title": f"{status}，金额已退回余额", "amount_fen": int(d["amount_fen"]),
+                  "withdrawal_no": f"W{d['withdrawal_id']}", "status": status,
+                  "reason": plain_reason(d.get("state", ""), d.get("reason"))})
+
+
+def _awaiting_values(event: Event, title: str) -> dict:
+    d = event.data
+    return {"title": title, "amount_fen": int(d["net_fen"]), "withdrawal_no": f"W{d['withdrawal_id']}",
+            "withdrawal_id": int(d["withdrawal_id"]), "status": "待确认",
+            "deadline": (event.occurred_at + CONFIRM_WINDOW).isoformat()}
+
+
+@subscriber("withdrawal.awaiting_confirmation", name="notifications.withdrawal_confirm", queue=QUEUE)
+def withdrawal_confirm(rt: Runtime, event: Event):
+    return _plan(rt, "withdrawal_confirm", event, event.data["member_id"],
+                 _awaiting_values(event, "提现待确认收款，请在24小时内确认"))
+
+
+@subscriber("withdrawal.awaiting_confirmation", name="notifications.withdrawal_confirm_reminder", queue=QUEUE)
+def withdrawal_confirm_reminder(rt: Runtime, event: Event):
+    """The reminder before WeChat's 24-hour expiry, planned now for later; the send job drops it once the
+    withdrawal no longer awaits confirmation (the member confirmed or cancelled, or it expired)."""
+    at = event.occurred_at + timedelta(seconds=rt.settings.notify.confirm_remind_after)
+    if at >= event.occurred_at + CONFIRM_WINDOW:
+        return "too late to remind"
+    return _plan(rt, "withdrawal_confirm_reminder", event, event.data["member_id"],
+                 _awaiting_values(event, "提现即将过期，请尽快确认收款"), at=at)
+
+
+@subscriber("grade.changed", name="notifications.grade_upgraded", queue=QUEUE)
+def grade_upgraded(rt: Runtime, event: Event):
+    d = event.data
+    with rt.session() as s:
+        grades = {g.code: g for g in s.scalars(select(Grade).where(Grade.code.in_([d.get("from"), d.get("to")])))}
+    to, before = grades.get(d.get("to")), grades.get(d.get("from"))
+    if to is None or (before is not None and before.rank >= to.rank):
+        return "not an upgrade"
+    return _plan(rt, "grade_upgraded", event, d["member_id"],
+                 {"title": "恭喜升级", "grade": to.name or to.code,
+                  "previous_grade": (before.name or before.code) if before else ""})
+
+
+@subscriber("member.bound", name="notifications.member_bound", queue=QUEUE)
+def member_bound(rt: Runtime, event: Event):
+    d = event.data
+    with rt.session() as s:
+        who = _masked_nickname(s, d["member_id"])
+    return _plan(rt, "member_bound", event, d.get("referrer_id"), {"title": "新成员加入你的团队", "member": who})
