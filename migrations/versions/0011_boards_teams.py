@@ -50,7 +50,53 @@ def upgrade() -> None:
     op.create_index("ix_team_membership_changes_to_team_id", "team_membership_changes", ["to_team_id"])
 
 
+    op.create_table(
+        "board_credits",
+        sa.Column("id", BIG, nullable=False),
+        sa.Column("event_id", BIG, nullable=False),
+        sa.Column("ref", sa.String(length=40), nullable=False),
+        sa.Column("subject_kind", sa.String(length=8), nullable=False),
+        sa.Column("subject_id", BIG, nullable=False),
+        sa.Column("metric", sa.String(length=16), nullable=False),
+        sa.Column("amount", sa.BigInteger(), nullable=False),
+        sa.Column("league", sa.String(length=32), nullable=False),
+        sa.Column("at", app.db.UTCDateTime(), nullable=False),
+        sa.Column("created_at", app.db.UTCDateTime(), nullable=False),
+        sa.PrimaryKeyConstraint("id", name="pk_board_credits"),
+        sa.UniqueConstraint("event_id", "ref", "subject_kind", "subject_id", "metric",
+                            name="uq_board_credits_event_id_ref_subject_kind_subject_id_metric"),
+    )
+    op.create_index("ix_board_credits_ref", "board_credits", ["ref"])
+    op.create_table(
+        "board_sources",
+        sa.Column("ref", sa.String(length=40), nullable=False),
+        sa.Column("at", app.db.UTCDateTime(), nullable=False),
+        sa.PrimaryKeyConstraint("ref", name="pk_board_sources"),
+    )
+    op.create_table(
+        "board_configs",
+        sa.Column("board", sa.String(length=32), nullable=False),
+        sa.Column("hide_amounts", sa.Boolean(), nullable=False),
+        sa.Column("anonymise", sa.Boolean(), nullable=False),
+        sa.Column("updated_at", app.db.UTCDateTime(), nullable=False),
+        sa.Column("updated_by", BIG, nullable=True),
+        sa.ForeignKeyConstraint(["updated_by"], ["operators.id"], name="fk_board_configs_updated_by_operators"),
+        sa.PrimaryKeyConstraint("board", name="pk_board_configs"),
+    )
+    op.create_table(
+        "board_opt_outs",
+        sa.Column("member_id", BIG, nullable=False),
+        sa.Column("at", app.db.UTCDateTime(), nullable=False),
+        sa.ForeignKeyConstraint(["member_id"], ["members.id"], name="fk_board_opt_outs_member_id_members"),
+        sa.PrimaryKeyConstraint("member_id", name="pk_board_opt_outs"),
+    )
+
+
 def downgrade() -> None:
+    op.drop_table("board_opt_outs")
+    op.drop_table("board_configs")
+    op.drop_table("board_sources")
+    op.drop_table("board_credits")
     op.drop_table("team_membership_changes")
     op.drop_table("team_members")
     with op.batch_alter_table("teams", schema=None) as batch_op:
