@@ -133,13 +133,13 @@ def standings(session: Session, r: Redis, cfg: BoardSettings, *, kind: str, metr
     items = []
     for row in rows:
         row = dict(row)
-        hidden = kind == "member" and (settings["anonymise"] or row.pop("opted_out")) and row["id"] != viewer
-        row.pop("opted_out", None)
+        opted = row.pop("opted_out", False)
+        hidden = private and kind == "member" and (settings["anonymise"] or opted) and row["id"] != viewer
         if hidden:
             row.update(name=pseudonym(secret, row["id"]), avatar_url="")
         if settings["hide_amounts"] and row["id"] != me:
             row["score"] = None
-        if kind == "member" and private and hidden:
+        if hidden:
             row["id"] = None  # an anonymised member is not identified by id either
         items.append(row)
     mine = None

@@ -32,3 +32,13 @@ def operator_headers(rt, session):
     op = create_operator(session, "boards-ops", "correct horse battery")
     session.commit()
     return {"Authorization": "Bearer " + tokens.issue(rt.settings.secret_key, "operator", op.id)}
+
+
+@pytest.fixture(autouse=True)
+def fresh_top_cache():
+    """The shared top-N cache lives in the process; a test must not see the previous test's board."""
+    from app.boards.store import clear_cache
+
+    clear_cache()
+    yield
+    clear_cache()
