@@ -105,6 +105,7 @@ class BoardSettings:
     keep_months: int = 13  # BOARDS_KEEP_MONTHS: a closed month's board, this many months (of 31 days) past its end
     top_cache_seconds: float = 2.0  # BOARDS_TOP_CACHE_SECONDS: a board's top N is shared this long between reads
     dedupe_days: int = 14  # BOARDS_DEDUPE_DAYS: how long an applied credit's dedupe key guards against replays
+    freeze_every: float = 60.0  # CONTEST_FREEZE_SECONDS: how often the scheduler freezes contests past their deadline
 
 
 @dataclass(frozen=True)
@@ -210,7 +211,8 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
             keep_days=_env.int("BOARDS_KEEP_DAYS", 40), keep_weeks=_env.int("BOARDS_KEEP_WEEKS", 10),
             keep_months=_env.int("BOARDS_KEEP_MONTHS", 13),
             top_cache_seconds=_env.float("BOARDS_TOP_CACHE_SECONDS", 2.0),
-            dedupe_days=_env.int("BOARDS_DEDUPE_DAYS", 14)),
+            dedupe_days=_env.int("BOARDS_DEDUPE_DAYS", 14),
+            freeze_every=_env.float("CONTEST_FREEZE_SECONDS", 60.0)),
         outbox=OutboxSettings(
             lease_seconds=_env.float("OUTBOX_LEASE_SECONDS", 60.0), max_failures=_env.int("OUTBOX_MAX_FAILURES", 25),
             batch=max(1, _env.int("OUTBOX_BATCH", 8)), sweep_every=_env.float("OUTBOX_SWEEP_SECONDS", 2.0)),

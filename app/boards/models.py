@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import BigInteger, Boolean, ForeignKey, Index, String, UniqueConstraint
+from sqlalchemy import BigInteger, Boolean, ForeignKey, Index, Integer, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.db import Base, BigInt, UTCDateTime, utcnow
@@ -60,3 +60,33 @@ class BoardOptOut(Base):
 
     member_id: Mapped[int] = mapped_column(BigInt, ForeignKey("members.id"), primary_key=True)
     at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class Contest(Base):
+    """A contest (PK) between members or teams over a fixed window, by a metric, with a published tie rule.
+    At the deadline a scheduled job freezes its results into contest_results, once."""
+
+    __tablename__ = "contests"
+
+    id: Mapped[int] = mapped_column(BigInt, primary_key=True)
+    name: Mapped[str] = mapped_column(String(64))
+    kind: Mapped[str] = mapped_column(String(8))  # member | team
+    metric: Mapped[str] = mapped_column(String(16))
+    starts_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    ends_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
+    tie_rule: Mapped[str] = mapped_column(String(16))  # shared | earlier
+    status: Mapped[str] = mapped_column(String(16), default="open")  # open | frozen
+    frozen_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    created_by: Mapped[int | None] = mapped_column(BigInt, ForeignKey("operators.id"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class ContestResult(Base):
+    __tablename__ = "contest_results"
+    __table_args__ = (UniqueConstraint("contest_id", "subject_id"),)
+
+    id: Mapped[int] = mapped_column(BigInt, primary_key=True)
+    contest_id: Mapped[int] = mapped_column(BigInt, ForeignKey("contests.id"), index=True)
+    rank: Mapped[int] = mapped_column(Integer)
+    subject_id: Mapped[int] = mapped_column(BigInt)
+    score: Mapped[int] = mapped_column(BigInteger)

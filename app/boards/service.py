@@ -216,3 +216,17 @@ def credit_count(session: Session) -> int:
 def board_members(r: Redis, key: str) -> dict[int, int]:
     """Every member of a board with their score (tests, checks)."""
     return {int(m): int(float(s)) for m, s in r.zrange(key, 0, -1, withscores=True)}
+
+
+def named_rows(session: Session, kind: str, rows: list[dict], *, secret: str = "", viewer: int | None = None,
+               private: bool = True) -> list[dict]:
+    """Contest standings with names: members who opted out appear by pseudonym to others."""
+    names = _names(session, kind, [r["subject_id"] for r in rows])
+    out = []
+    for r in rows:
+        n = names.get(r["subject_id"], {"name": None, "avatar_url": "", "opted_out": False})
+        hidden = private and kind == "member" and n["opted_out"] and r["subject_id"] != viewer
+        out.append({"rank": r["rank"], "id": None if hidden else r["subject_id"], "score": r["score"],
+                    "name": pseudonym(secret, r["subject_id"]) if hidden else n["name"],
+                    "avatar_url": "" if hidden else n["avatar_url"]})
+    return out

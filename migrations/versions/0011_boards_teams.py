@@ -1,5 +1,6 @@
 """teams have members (one team per member, with a history of joins, leaves, moves and removals) and an invite
-code; boards keep the ledger of what each event counted, from which `flask boards rebuild` restores Redis
+code; boards keep the ledger of what each event counted, from which `flask boards rebuild` restores Redis;
+contests and their frozen results
 
 Revision ID: 0011_boards_teams
 Revises: 0010_codes_exclusive
@@ -90,9 +91,40 @@ def upgrade() -> None:
         sa.ForeignKeyConstraint(["member_id"], ["members.id"], name="fk_board_opt_outs_member_id_members"),
         sa.PrimaryKeyConstraint("member_id", name="pk_board_opt_outs"),
     )
+    op.create_table(
+        "contests",
+        sa.Column("id", BIG, nullable=False),
+        sa.Column("name", sa.String(length=64), nullable=False),
+        sa.Column("kind", sa.String(length=8), nullable=False),
+        sa.Column("metric", sa.String(length=16), nullable=False),
+        sa.Column("starts_at", app.db.UTCDateTime(), nullable=False),
+        sa.Column("ends_at", app.db.UTCDateTime(), nullable=False),
+        sa.Column("tie_rule", sa.String(length=16), nullable=False),
+        sa.Column("status", sa.String(length=16), nullable=False),
+        sa.Column("frozen_at", app.db.UTCDateTime(), nullable=True),
+        sa.Column("created_by", BIG, nullable=True),
+        sa.Column("created_at", app.db.UTCDateTime(), nullable=False),
+        sa.ForeignKeyConstraint(["created_by"], ["operators.id"], name="fk_contests_created_by_operators"),
+        sa.PrimaryKeyConstraint("id", name="pk_contests"),
+    )
+    op.create_index("ix_contests_ends_at", "contests", ["ends_at"])
+    op.create_table(
+        "contest_results",
+        sa.Column("id", BIG, nullable=False),
+        sa.Column("contest_id", BIG, nullable=False),
+        sa.Column("rank", sa.Integer(), nullable=False),
+        sa.Column("subject_id", BIG, nullable=False),
+        sa.Column("score", sa.BigInteger(), nullable=False),
+        sa.ForeignKeyConstraint(["contest_id"], ["contests.id"], name="fk_contest_results_contest_id_contests"),
+        sa.PrimaryKeyConstraint("id", name="pk_contest_results"),
+        sa.UniqueConstraint("contest_id", "subject_id", name="uq_contest_results_contest_id_subject_id"),
+    )
+    op.create_index("ix_contest_results_contest_id", "contest_results", ["contest_id"])
 
 
 def downgrade() -> None:
+    op.drop_table("contest_results")
+    op.drop_table("contests")
     op.drop_table("board_opt_outs")
     op.drop_table("board_configs")
     op.drop_table("board_sources")
