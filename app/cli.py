@@ -16,6 +16,7 @@ from flask.cli import AppGroup
 from flask_migrate import Migrate
 from sqlalchemy.exc import OperationalError, ProgrammingError
 
+from app.boards import service as boards
 from app.db import Base
 from app.demo import DEMO_OPERATOR, seed, serving_while_seeding
 from app.errors import DomainError
@@ -186,11 +187,29 @@ def _jobs_group() -> AppGroup:
     return jobs
 
 
+def _boards_group() -> AppGroup:
+    group = AppGroup("boards", help="Leaderboards in Redis.")
+
+    @group.command("rebuild", help="Restore every leaderboard in Redis from the database (after Redis lost them, "
+                                   "or to check them). Live updates wait while it runs.")
+    def rebuild():
+        rt = _runtime()
+        with rt.session() as s:
+            total = boards.credit_count(s)
+            with click.progressbar(length=total, label="board credits", file=click.get_text_stream("stderr"),
+                                   show_pos=True) as bar:
+                report = boards.rebuild(s, rt.redis, rt.settings.boards, progress=bar.update)
+        click.echo(f"{report['boards']} boards rebuilt from {total} credits")
+
+    return group
+
+
 def register_cli(app) -> None:
     Migrate(app, _MetadataOnly(), directory=str(MIGRATIONS), render_as_batch=True)
 
     app.cli.add_command(_operators_group())
     app.cli.add_command(_jobs_group())
+    app.cli.add_command(_boards_group())
     register_ledger_cli(app)
 
     @app.cli.command("seed-demo", help=f"Create demo members, an operator ({DEMO_OPERATOR[0]}/{DEMO_OPERATOR[1]}) "

@@ -114,6 +114,16 @@ class NotifySettings:
 
 
 @dataclass(frozen=True)
+class BoardSettings:
+    keep_days: int = 40  # BOARDS_KEEP_DAYS: a closed day's board lives this many days past its end
+    keep_weeks: int = 10  # BOARDS_KEEP_WEEKS: a closed ISO week's board, this many weeks past its end
+    keep_months: int = 13  # BOARDS_KEEP_MONTHS: a closed month's board, this many months (of 31 days) past its end
+    top_cache_seconds: float = 2.0  # BOARDS_TOP_CACHE_SECONDS: a board's top N is shared this long between reads
+    dedupe_days: int = 14  # BOARDS_DEDUPE_DAYS: how long an applied credit's dedupe key guards against replays
+    freeze_every: float = 60.0  # CONTEST_FREEZE_SECONDS: how often the scheduler freezes contests past their deadline
+
+
+@dataclass(frozen=True)
 class PosterSettings:
     store_dir: str  # POSTER_STORE_DIR: where rendered posters and backgrounds are kept
     font_text: str | None = None  # POSTER_FONT_TEXT: a CJK font file instead of the bundled Noto Sans CJK
@@ -157,6 +167,7 @@ class Settings:
     scheduler: SchedulerSettings = field(default_factory=SchedulerSettings)
     health: HealthSettings = field(default_factory=HealthSettings)
     posters: PosterSettings = field(default_factory=lambda: PosterSettings(str(INSTANCE_DIR / "posters")))
+    boards: BoardSettings = field(default_factory=BoardSettings)
 
     def with_(self, **changes) -> "Settings":
         return replace(self, **changes)
@@ -212,6 +223,12 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
             confirm_recheck=_env.float("PAYOUT_CONFIRM_RECHECK", 1800.0),
             cancel_followup=_env.float("PAYOUT_CANCEL_FOLLOWUP", 10.0),
             reconcile_every=_env.float("PAYOUT_RECONCILE_SECONDS", 300.0)),
+        boards=BoardSettings(
+            keep_days=_env.int("BOARDS_KEEP_DAYS", 40), keep_weeks=_env.int("BOARDS_KEEP_WEEKS", 10),
+            keep_months=_env.int("BOARDS_KEEP_MONTHS", 13),
+            top_cache_seconds=_env.float("BOARDS_TOP_CACHE_SECONDS", 2.0),
+            dedupe_days=_env.int("BOARDS_DEDUPE_DAYS", 14),
+            freeze_every=_env.float("CONTEST_FREEZE_SECONDS", 60.0)),
         outbox=OutboxSettings(
             lease_seconds=_env.float("OUTBOX_LEASE_SECONDS", 60.0), max_failures=_env.int("OUTBOX_MAX_FAILURES", 25),
             batch=max(1, _env.int("OUTBOX_BATCH", 8)), sweep_every=_env.float("OUTBOX_SWEEP_SECONDS", 2.0)),

@@ -10,8 +10,8 @@ KERNEL = ("app.layers", "app.config", "app.errors", "app.types", "app.crypto", "
           "app.outbox", "app.events", "app.audit", "app.runtime", "app.health")
 ADAPTERS = ("wechat", "posters")  # WeChat protocols and the poster renderer: no domain knowledge
 DOMAINS = ("app.fraud", "app.members", "app.identity", "app.grades", "app.ledger", "app.commissions",
-           "app.referrals", "app.orders", "app.reports", "app.teams", "app.posters", "app.withdrawals",
-           "app.notifications")
+           "app.referrals", "app.orders", "app.reports", "app.teams", "app.boards", "app.posters",
+           "app.withdrawals", "app.notifications")
 ENTRY_POINTS = ("app.demo", "app.api", "app.cli", "app", "workers")  # HTTP, CLI, the app factory, RQ workers
 LAYERS = KERNEL + ADAPTERS + DOMAINS + ENTRY_POINTS
 

@@ -18,8 +18,8 @@ from app.identity.operators import create_operator
 from app.members.models import Operator
 from app.runtime import Runtime
 
-PERIODIC = ["commissions.mature_due", "grades.evaluate_all", "referrals.renew_temporary_qr_codes",
-            "withdrawals.reconcile"]
+PERIODIC = ["boards.freeze_contests", "commissions.mature_due", "grades.evaluate_all",
+            "referrals.renew_temporary_qr_codes", "withdrawals.reconcile"]
 
 
 @pytest.fixture

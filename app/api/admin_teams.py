@@ -7,11 +7,12 @@ from apiflask.validators import Length, OneOf, Range
 
 from app.api.admin_referrals import CodeOut, _code
 from app.api.auth import OPERATOR_AUTH, current_operator_id, operator_actor, operator_required
-from app.api.fields import Int, Text
-from app.api.responses import list_of, ok
+from app.api.fields import Fen, Int, Text
+from app.api.responses import OkOut, list_of, ok
 from app.api.web import db
 from app.audit.service import record
-from app.errors import ValidationFailed
+from app.errors import NotFound, ValidationFailed
+from app.teams import membership
 from app.teams import service as teams
 from app.teams.models import Team
 
@@ -127,9 +128,81 @@ def patch_team(team_id: int, body):
     if not body:
         raise ValidationFailed("Send a new name, a new captain or status=archived.", code="nothing_to_change")
     team, changes = teams.update_team(db(), team_id, name=body.get("name"), captain_id=body.get("captain_id"),
-                                      archive=body.get("status") == "archived")
+                                      archive=body.get("status") == "archived", operator_id=current_operator_id())
     for field, (before, after) in changes.items():
         record(db(), operator_actor(), _ACTIONS[field], "team", team.id, before=before, after=after)
     out = _one(team)
     db().commit()
     return out
+
+
+class AdminTeamMemberOut(Schema):
+    member_id = Integer()
+    nickname = String(allow_none=True)
+    avatar_url = String()
+    joined_at = String()
+    via = String(metadata={"description": "invite, code or operator"})
+    sales_fen = Fen(metadata={"description": "sales of the orders they referred since joining, net of refunds"})
+    new_members = Integer(metadata={"description": "members they bound since joining"})
+    commission_fen = Fen(metadata={"description": "commission earned since joining, net of reversals"})
+
+
+class MembershipChangeOut(Schema):
+    id = Integer()
+    member_id = Integer()
+    action = String(metadata={"description": "joined, left, moved or removed"})
+    from_team_id = Integer(allow_none=True)
+    to_team_id = Integer(allow_none=True)
+    actor_kind = String(metadata={"description": "member, captain, operator or system (a team code)"})
+    actor_id = Integer(allow_none=True)
+    at = String()
+
+
+@bp.get("/api/admin/teams/<int:team_id>/members")
+@operator_required
+@bp.input(TeamQuery, location="query", arg_name="query")
+@bp.doc(summary="A team's members with each one's figures over `days` days, counted from joining",
+        security=OPERATOR_AUTH, responses=ok("the members, best sellers first", list_of(AdminTeamMemberOut)))
+def team_members(team_id: int, query):
+    teams.get_team(db(), team_id)
+    rows = membership.members_with_figures(db(), team_id, query["days"])
+    return {"items": [{**m, "joined_at": m["joined_at"].isoformat()} for m in rows]}
+
+
+@bp.put("/api/admin/teams/<int:team_id>/members/<int:member_id>")
+@operator_required
+@bp.doc(summary="Put a member into this team (moving them out of the one they are in)", security=OPERATOR_AUTH,
+        responses=ok("the member's seat", OkOut))
+def move_member(team_id: int, member_id: int):
+    before = membership.membership(db(), member_id)
+    before_team = before.team_id if before else None
+    seat = membership.move_member(db(), member_id, team_id, current_operator_id())
+    if before_team != seat.team_id:
+        record(db(), operator_actor(), "team.member_moved", "member", seat.member_id,
+               before=before_team, after=seat.team_id)
+    db().commit()
+    return {"ok": True}
+
+
+@bp.delete("/api/admin/teams/<int:team_id>/members/<int:member_id>")
+@operator_required
+@bp.doc(summary="Remove a member from this team", security=OPERATOR_AUTH, responses=ok("removed", OkOut))
+def remove_member(team_id: int, member_id: int):
+    seat = membership.membership(db(), member_id)
+    if seat is None or seat.team_id != team_id:
+        raise NotFound("This member is not in this team.", code="not_in_team")
+    membership.remove_member(db(), member_id, operator_id=current_operator_id())
+    record(db(), operator_actor(), "team.member_removed", "member", member_id, team_id=team_id)
+    db().commit()
+    return {"ok": True}
+
+
+@bp.get("/api/admin/teams/<int:team_id>/history")
+@operator_required
+@bp.doc(summary="Who joined, left, moved or was removed, by whom and when, newest first", security=OPERATOR_AUTH,
+        responses=ok("the team's membership history", list_of(MembershipChangeOut)))
+def team_history(team_id: int):
+    teams.get_team(db(), team_id)
+    return {"items": [{"id": c.id, "member_id": c.member_id, "action": c.action, "from_team_id": c.from_team_id,
+                       "to_team_id": c.to_team_id, "actor_kind": c.actor_kind, "actor_id": c.actor_id,
+                       "at": c.at.isoformat()} for c in membership.history(db(), team_id=team_id)]}

@@ -17,6 +17,7 @@ from app.referrals.models import Partner, ReferralCode
 from app.referrals.codes import create_campaign_code
 from app.referrals.partners import partner_status
 from app.referrals.views import code_stats
+from app.teams import membership
 from app.teams.models import Team
 
 NAME_MAX = 64
@@ -90,6 +91,7 @@ def create_team(session: Session, *, name: str, captain_id: int, created_by: int
     name = _clean_name(name)
     team = Team(captain_id=_captain(session, captain_id), status="active", created_by=created_by)
     _save_name(session, team, name)
+    membership.seat_captain(session, team, created_by)
     return team
 
 
@@ -109,7 +111,7 @@ def archive_team(session: Session, team_id: int) -> Team:
 
 
 def update_team(session: Session, team_id: int, *, name: str | None = None, captain_id: int | None = None,
-                archive: bool = False) -> tuple[Team, dict[str, list]]:
+                archive: bool = False, operator_id: int | None = None) -> tuple[Team, dict[str, list]]:
     """Rename, change captain and/or archive, in that order. Returns the team and what changed
     ({field: [before, after]}); archiving an archived team changes nothing, any other change to it is a 409."""
     if name is not None or captain_id is not None:
@@ -126,10 +128,16 @@ def update_team(session: Session, team_id: int, *, name: str | None = None, capt
         captain_id = _captain(session, captain_id)
         if captain_id != team.captain_id:
             changes["captain_id"] = [team.captain_id, captain_id]
-            team.captain_id = captain_id
+            previous, team.captain_id = team.captain_id, captain_id
+            session.flush()
+            membership.seat_captain(session, team, operator_id)  # the new captain joins (moves into) the team
+            membership.unseat_captain(session, previous)  # the old one stays a member, without the role
     if archive and team.status != "archived":
         changes["status"] = [team.status, "archived"]
         team.status, team.archived_at = "archived", utcnow()
+        session.flush()
+        membership.release_all(session, team.id, operator_id)
+        membership.unseat_captain(session, team.captain_id)
     session.flush()
     return team, changes
 

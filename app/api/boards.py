@@ -1,0 +1,223 @@
+"""Leaderboards: members see boards with their own standing; captains see their team's; operators see every
+board (any league, no privacy) and set each board's privacy."""
+from __future__ import annotations
+
+from apiflask import APIBlueprint, Schema
+from apiflask.fields import Boolean, Date, DateTime, Integer, List, Nested, String
+from apiflask.validators import Length, OneOf, Range
+
+from app.api.auth import (MEMBER_AUTH, OPERATOR_AUTH, current_member_id, current_operator_id, member_required,
+                          operator_actor, operator_required)
+from app.api.fields import Text
+from app.api.responses import ok
+from app.api.web import db, runtime
+from app.audit.service import record
+from app.boards import contests
+from app.boards import service as boards
+from app.boards.credits import KINDS, METRICS
+from app.boards.periods import PERIODS
+from app.errors import NotFound
+from app.grades.service import grade_of
+from app.teams import membership
+
+bp = APIBlueprint("boards", __name__, tag="boards")
+
+
+class BoardQuery(Schema):
+    metric = String(load_default="sales_fen", validate=OneOf(METRICS))
+    period = String(load_default="week", validate=OneOf(PERIODS),
+                    metadata={"description": "calendar day, ISO week or calendar month in Asia/Shanghai, or all"})
+    date = Date(load_default=None, metadata={"description": "a Shanghai date in the period wanted (default today)"})
+    limit = Integer(load_default=50, validate=Range(1, boards.TOP_MAX))
+
+
+class MemberBoardQuery(BoardQuery):
+    board = String(load_default="member", validate=OneOf(("member", "store")))
+    league = Boolean(load_default=False, metadata={"description": "true: only members of my grade"})
+
+
+class AdminBoardQuery(BoardQuery):
+    board = String(load_default="member", validate=OneOf(KINDS))
+    league = String(load_default="", metadata={"description": "a grade code: that league's board"})
+    member_id = Integer(load_default=None, metadata={"description": "also show this subject's standing"})
+
+
+class BoardRowOut(Schema):
+    rank = Integer(metadata={"description": "equal scores share a rank"})
+    id = Integer(allow_none=True, metadata={"description": "null for an anonymised member"})
+    name = String(allow_none=True, metadata={"description": "a stable pseudonym when anonymised or opted out"})
+    avatar_url = String()
+    score = Integer(allow_none=True, metadata={"description": "fen for sales and commission, a count for new "
+                                                              "members; null when the board hides amounts"})
+
+
+class StandingOut(Schema):
+    id = Integer()
+    rank = Integer(allow_none=True, metadata={"description": "null when not on the board yet"})
+    score = Integer()
+    top_percent = Integer(allow_none=True, metadata={"description": "outside the top N: in the top X%"})
+
+
+class BoardOut(Schema):
+    board = String()
+    period = String(metadata={"description": "d2026-12-01, w2026-W49, m2026-12 or all"})
+    league = String(allow_none=True)
+    size = Integer(metadata={"description": "how many are on the board"})
+    hide_amounts = Boolean()
+    items = List(Nested(BoardRowOut))
+    me = Nested(StandingOut, allow_none=True)
+
+
+class OptOutIn(Schema):
+    opt_out = Boolean(required=True, metadata={"description": "true: others see me by a pseudonym"})
+
+
+class OptOutOut(Schema):
+    opt_out = Boolean()
+
+
+class BoardConfigIn(Schema):
+    hide_amounts = Boolean()
+    anonymise = Boolean()
+
+
+class BoardConfigOut(Schema):
+    board = String()
+    hide_amounts = Boolean()
+    anonymise = Boolean()
+
+
+def _read(q: dict, kind: str, me: int | None, viewer: int | None, league: str, private: bool) -> dict:
+    rt = runtime()
+    return boards.standings(db(), rt.redis, rt.settings.boards, kind=kind, metric=q["metric"], period=q["period"],
+                            day=q["date"], league=league, limit=q["limit"], me=me, viewer=viewer,
+                            private=private, secret=rt.settings.secret_key)
+
+
+@bp.get("/api/mp/leaderboard")
+@member_required
+@bp.input(MemberBoardQuery, location="query", arg_name="query")
+@bp.doc(summary="A leaderboard's top N with my own rank and score (or top X%)", security=MEMBER_AUTH,
+        responses=ok("the board and my standing", BoardOut))
+def member_board(query):
+    me = current_member_id()
+    league = grade_of(db(), me) if query["league"] and query["board"] == "member" else ""
+    return _read(query, query["board"], me if query["board"] == "member" else None, me, league, True)
+
+
+@bp.get("/api/mp/team/leaderboard")
+@member_required
+@bp.input(BoardQuery, location="query", arg_name="query")
+@bp.doc(summary="The team board with my team's rank and score", security=MEMBER_AUTH,
+        responses=ok("the team board and my team's standing", BoardOut))
+def team_board(query):
+    seat = membership.membership(db(), current_member_id())
+    if seat is None:
+        raise NotFound("You are not in a team.", code="not_in_team")
+    return _read(query, "team", seat.team_id, None, "", True)
+
+
+@bp.put("/api/mp/leaderboard/opt-out")
+@member_required
+@bp.input(OptOutIn, arg_name="body")
+@bp.doc(summary="Appear on boards by a pseudonym (or by name again)", security=MEMBER_AUTH,
+        responses=ok("my choice", OptOutOut))
+def opt_out(body):
+    value = boards.set_opt_out(db(), current_member_id(), body["opt_out"])
+    db().commit()
+    return {"opt_out": value}
+
+
+@bp.get("/api/admin/leaderboard")
+@operator_required
+@bp.input(AdminBoardQuery, location="query", arg_name="query")
+@bp.doc(summary="Any board, period or league, with names and amounts", security=OPERATOR_AUTH,
+        responses=ok("the board", BoardOut))
+def admin_board(query):
+    return _read(query, query["board"], query["member_id"], None, query["league"], False)
+
+
+@bp.get("/api/admin/leaderboard/config/<kind>/<metric>")
+@operator_required
+@bp.doc(summary="A board's privacy", security=OPERATOR_AUTH, responses=ok("the board's privacy", BoardConfigOut))
+def get_config(kind: str, metric: str):
+    return boards.config(db(), kind, metric)
+
+
+@bp.patch("/api/admin/leaderboard/config/<kind>/<metric>")
+@operator_required
+@bp.input(BoardConfigIn, arg_name="body")
+@bp.doc(summary="Hide a board's amounts or anonymise its members' names", security=OPERATOR_AUTH,
+        responses=ok("the board's privacy", BoardConfigOut))
+def patch_config(kind: str, metric: str, body):
+    out, changes = boards.set_config(db(), kind, metric, hide_amounts=body.get("hide_amounts"),
+                                     anonymise=body.get("anonymise"), operator_id=current_operator_id())
+    for field, (before, after) in changes.items():
+        record(db(), operator_actor(), f"board.{field}", "board", out["board"], before=before, after=after)
+    db().commit()
+    return out
+
+
+class ContestIn(Schema):
+    name = Text(required=True, validate=Length(1, 64))
+    kind = String(required=True, validate=OneOf(("member", "team")))
+    metric = String(required=True, validate=OneOf(METRICS))
+    starts_at = DateTime(required=True, metadata={"description": "ISO 8601 with offset"})
+    ends_at = DateTime(required=True, metadata={"description": "the deadline: results freeze after it"})
+    tie_rule = String(load_default="shared", validate=OneOf(contests.TIE_RULES),
+                      metadata={"description": "shared: equal scores share a rank; earlier: of equal scores, the "
+                                               "one who got there first ranks higher"})
+
+
+class ContestOut(Schema):
+    id = Integer()
+    name = String()
+    kind = String()
+    metric = String()
+    starts_at = String()
+    ends_at = String()
+    tie_rule = String()
+    status = String(metadata={"description": "open (live standings) or frozen (final results)"})
+    frozen_at = String(allow_none=True)
+    standings = List(Nested(BoardRowOut))
+
+
+def _contest(contest, private: bool, viewer: int | None) -> dict:
+    rows = contests.standings(db(), contest)
+    return {"id": contest.id, "name": contest.name, "kind": contest.kind, "metric": contest.metric,
+            "starts_at": contest.starts_at.isoformat(), "ends_at": contest.ends_at.isoformat(),
+            "tie_rule": contest.tie_rule, "status": contest.status,
+            "frozen_at": contest.frozen_at.isoformat() if contest.frozen_at else None,
+            "standings": boards.named_rows(db(), contest.kind, rows, secret=runtime().settings.secret_key,
+                                           viewer=viewer, private=private)}
+
+
+@bp.post("/api/admin/contests")
+@operator_required
+@bp.input(ContestIn, arg_name="body")
+@bp.doc(summary="Create a contest between members or teams over a fixed window", security=OPERATOR_AUTH,
+        responses=ok("the contest", ContestOut, 201))
+def create_contest(body):
+    contest = contests.create_contest(db(), **body, created_by=current_operator_id())
+    record(db(), operator_actor(), "contest.created", "contest", contest.id, name=contest.name, kind=contest.kind,
+           metric=contest.metric, starts_at=contest.starts_at.isoformat(), ends_at=contest.ends_at.isoformat(),
+           tie_rule=contest.tie_rule)
+    out = _contest(contest, False, None)
+    db().commit()
+    return out, 201
+
+
+@bp.get("/api/admin/contests/<int:contest_id>")
+@operator_required
+@bp.doc(summary="A contest with its live standings or frozen results", security=OPERATOR_AUTH,
+        responses=ok("the contest", ContestOut))
+def admin_contest(contest_id: int):
+    return _contest(contests.get_contest(db(), contest_id), False, None)
+
+
+@bp.get("/api/mp/contests/<int:contest_id>")
+@member_required
+@bp.doc(summary="A contest with its live standings or frozen results", security=MEMBER_AUTH,
+        responses=ok("the contest", ContestOut))
+def member_contest(contest_id: int):
+    return _contest(contests.get_contest(db(), contest_id), True, current_member_id())

@@ -1,0 +1,92 @@
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import BigInteger, Boolean, ForeignKey, Index, Integer, String, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column
+
+from app.db import Base, BigInt, UTCDateTime, utcnow
+
+
+class BoardCredit(Base):
+    """What one event counted on one subject's boards: +sales for an order's referrer, their team and store,
+    -sales for a refund of it (at the order's paid time, so in the periods the order counted in), and so on.
+    The boards in Redis are the sums of these rows; `flask boards rebuild` restores them from here."""
+
+    __tablename__ = "board_credits"
+    __table_args__ = (
+        UniqueConstraint("event_id", "ref", "subject_kind", "subject_id", "metric"),
+        Index("ix_board_credits_ref", "ref"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInt, primary_key=True)
+    event_id: Mapped[int] = mapped_column(BigInt)
+    ref: Mapped[str] = mapped_column(String(40))  # order:<id> | commission:<id> | bind:<member id>
+    subject_kind: Mapped[str] = mapped_column(String(8))  # member | team | store
+    subject_id: Mapped[int] = mapped_column(BigInt)
+    metric: Mapped[str] = mapped_column(String(16))  # sales_fen | new_members | commission_fen
+    amount: Mapped[int] = mapped_column(BigInteger)
+    league: Mapped[str] = mapped_column(String(32), default="")  # the member's grade when it counted
+    at: Mapped[datetime] = mapped_column(UTCDateTime())  # the moment whose periods it counts in
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class BoardSource(Base):
+    """An order or a commission the boards have counted, and when (a refund or a reversal that arrives first
+    waits for it)."""
+
+    __tablename__ = "board_sources"
+
+    ref: Mapped[str] = mapped_column(String(40), primary_key=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class BoardConfig(Base):
+    """Privacy of one board (kind:metric): hide amounts from members, anonymise members' names."""
+
+    __tablename__ = "board_configs"
+
+    board: Mapped[str] = mapped_column(String(32), primary_key=True)
+    hide_amounts: Mapped[bool] = mapped_column(Boolean, default=False)
+    anonymise: Mapped[bool] = mapped_column(Boolean, default=False)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    updated_by: Mapped[int | None] = mapped_column(BigInt, ForeignKey("operators.id"))
+
+
+class BoardOptOut(Base):
+    """A member who does not want to appear by name: others see a stable pseudonym and no avatar."""
+
+    __tablename__ = "board_opt_outs"
+
+    member_id: Mapped[int] = mapped_column(BigInt, ForeignKey("members.id"), primary_key=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class Contest(Base):
+    """A contest (PK) between members or teams over a fixed window, by a metric, with a published tie rule.
+    At the deadline a scheduled job freezes its results into contest_results, once."""
+
+    __tablename__ = "contests"
+
+    id: Mapped[int] = mapped_column(BigInt, primary_key=True)
+    name: Mapped[str] = mapped_column(String(64))
+    kind: Mapped[str] = mapped_column(String(8))  # member | team
+    metric: Mapped[str] = mapped_column(String(16))
+    starts_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    ends_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
+    tie_rule: Mapped[str] = mapped_column(String(16))  # shared | earlier
+    status: Mapped[str] = mapped_column(String(16), default="open")  # open | frozen
+    frozen_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    created_by: Mapped[int | None] = mapped_column(BigInt, ForeignKey("operators.id"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class ContestResult(Base):
+    __tablename__ = "contest_results"
+    __table_args__ = (UniqueConstraint("contest_id", "subject_id"),)
+
+    id: Mapped[int] = mapped_column(BigInt, primary_key=True)
+    contest_id: Mapped[int] = mapped_column(BigInt, ForeignKey("contests.id"), index=True)
+    rank: Mapped[int] = mapped_column(Integer)
+    subject_id: Mapped[int] = mapped_column(BigInt)
+    score: Mapped[int] = mapped_column(BigInteger)

@@ -1,0 +1,232 @@
+"""Reading boards (with names, avatars and each board's privacy), board privacy, opting out, and rebuilding
+every board in Redis from the credits in the database."""
+from __future__ import annotations
+
+import hashlib
+import hmac
+import math
+from collections import defaultdict
+from collections.abc import Callable
+from datetime import datetime, timedelta
+
+from redis import Redis
+from sqlalchemy import delete, func, select
+from sqlalchemy.orm import Session
+
+from app.boards.credits import KINDS, METRICS
+from app.boards.models import BoardConfig, BoardCredit, BoardOptOut
+from app.boards.periods import PERIODS, period_id, shanghai_today
+from app.boards.store import PREFIX, REBUILDING, board_key, clear_cache, dedupe_key, read, targets
+from app.config import BoardSettings
+from app.db import utcnow
+from app.errors import ValidationFailed
+from app.members.models import Member
+from app.referrals.models import Store
+from app.teams.models import Team
+
+TOP_MAX = 100
+
+
+def board_name(kind: str, metric: str) -> str:
+    if kind not in KINDS:
+        raise ValidationFailed("Unknown board.", code="board_invalid", details={"kinds": list(KINDS)})
+    if metric not in METRICS:
+        raise ValidationFailed("Unknown metric.", code="board_invalid", details={"metrics": list(METRICS)})
+    return f"{kind}:{metric}"
+
+
+def config(session: Session, kind: str, metric: str) -> dict:
+    row = session.get(BoardConfig, board_name(kind, metric))
+    return {"board": board_name(kind, metric), "hide_amounts": bool(row and row.hide_amounts),
+            "anonymise": bool(row and row.anonymise)}
+
+
+def set_config(session: Session, kind: str, metric: str, *, hide_amounts: bool | None = None,
+               anonymise: bool | None = None, operator_id: int | None = None) -> tuple[dict, dict]:
+    """Change a board's privacy; returns the config and what changed ({field: [before, after]})."""
+    name = board_name(kind, metric)
+    row = session.get(BoardConfig, name, with_for_update=True)
+    if row is None:
+        row = BoardConfig(board=name, hide_amounts=False, anonymise=False)
+        session.add(row)
+    changes = {}
+    for field, value in (("hide_amounts", hide_amounts), ("anonymise", anonymise)):
+        if value is not None and getattr(row, field) != value:
+            changes[field] = [getattr(row, field), value]
+            setattr(row, field, value)
+    row.updated_at, row.updated_by = utcnow(), operator_id
+    session.flush()
+    clear_cache()
+    return config(session, kind, metric), changes
+
+
+def set_opt_out(session: Session, member_id: int, opt_out: bool) -> bool:
+    if opt_out:
+        if session.get(BoardOptOut, member_id) is None:
+            session.add(BoardOptOut(member_id=member_id, at=utcnow()))
+    else:
+        session.execute(delete(BoardOptOut).where(BoardOptOut.member_id == member_id))
+    session.flush()
+    clear_cache()
+    return opt_out
+
+
+def opted_out(session: Session, member_id: int) -> bool:
+    return session.get(BoardOptOut, member_id) is not None
+
+
+def pseudonym(secret: str, member_id: int) -> str:
+    """The same member gets the same pseudonym on every board, and it does not reveal the id."""
+    digest = hmac.new(secret.encode(), f"board-member:{member_id}".encode(), hashlib.sha256).hexdigest()
+    return f"会员{int(digest[:8], 16) % 1000000:06d}"
+
+
+def _names(session: Session, kind: str, ids: list[int]) -> dict[int, dict]:
+    if not ids:
+        return {}
+    if kind == "member":
+        rows = session.execute(select(Member.id, Member.nickname, Member.avatar_url, BoardOptOut.member_id)
+                               .outerjoin(BoardOptOut, BoardOptOut.member_id == Member.id)
+                               .where(Member.id.in_(ids))).all()
+        return {r[0]: {"name": r[1], "avatar_url": r[2] or "", "opted_out": r[3] is not None} for r in rows}
+    model = Team if kind == "team" else Store
+    return {r[0]: {"name": r[1], "avatar_url": "", "opted_out": False}
+            for r in session.execute(select(model.id, model.name).where(model.id.in_(ids))).all()}
+
+
+def _ranked(top: list[tuple[int, int]]) -> list[tuple[int, int, int]]:
+    """(rank, id, score): equal scores share a rank (1, 2, 2, 4)."""
+    out, rank = [], 0
+    for i, (subject, score) in enumerate(top):
+        if i == 0 or score != top[i - 1][1]:
+            rank = i + 1
+        out.append((rank, subject, score))
+    return out
+
+
+def resolve_period(period: str, day=None, now: datetime | None = None) -> str:
+    if period not in PERIODS:
+        raise ValidationFailed("Unknown period.", code="board_invalid", details={"periods": list(PERIODS)})
+    return period_id(period, day or shanghai_today(now or utcnow()))
+
+
+def standings(session: Session, r: Redis, cfg: BoardSettings, *, kind: str, metric: str, period: str,
+              day=None, league: str = "", limit: int = 50, me: int | None = None, viewer: int | None = None,
+              private: bool = True, secret: str = "") -> dict:
+    """The board's top `limit` with names and avatars, plus `me`'s own standing (rank, score, top X%).
+
+    `private` applies the board's privacy for a member `viewer`: amounts hidden and names anonymised if the
+    board says so, and members who opted out shown by pseudonym without avatar; the viewer always sees
+    themself. Operators read with private=False."""
+    settings = config(session, kind, metric) if private else {"hide_amounts": False, "anonymise": False}
+    pid = resolve_period(period, day)
+    limit = max(1, min(limit, TOP_MAX))
+    key = board_key(kind, metric, pid, league)
+
+    def decorate(top):
+        names = _names(session, kind, [s for s, _ in top])
+        return [{"rank": rank, "id": subject, "score": score, **names.get(subject, {"name": None, "avatar_url": "",
+                                                                               "opted_out": False})}
+                for rank, subject, score in _ranked(top)]
+
+    standing, rows = read(r, key, limit, me, cache_seconds=cfg.top_cache_seconds, decorate=decorate)
+    items = []
+    for row in rows:
+        row = dict(row)
+        opted = row.pop("opted_out", False)
+        hidden = private and kind == "member" and (settings["anonymise"] or opted) and row["id"] != viewer
+        if hidden:
+            row.update(name=pseudonym(secret, row["id"]), avatar_url="")
+        if settings["hide_amounts"] and row["id"] != me:
+            row["score"] = None
+        if hidden:
+            row["id"] = None  # an anonymised member is not identified by id either
+        items.append(row)
+    mine = None
+    if me is not None:
+        mine = {"id": me, "rank": standing.rank, "score": standing.score or 0, "top_percent": None}
+        if standing.rank is not None and standing.rank > limit and standing.size:
+            mine["top_percent"] = max(1, math.ceil(100 * standing.rank / standing.size))
+    return {"board": f"{kind}:{metric}", "period": pid, "league": league or None, "size": standing.size,
+            "hide_amounts": settings["hide_amounts"], "items": items, "me": mine}
+
+
+def rebuild(session: Session, r: Redis, cfg: BoardSettings, *, progress: Callable[[int], None] | None = None,
+            now: datetime | None = None, chunk: int = 10000) -> dict:
+    """Restore every board in Redis from board_credits. Live credits wait (retry) while it runs; each board is
+    written to a scratch key and renamed over the live one, boards with no credits left are removed, and the
+    dedupe keys of recent credits are set again so that a replay after the rebuild still counts once."""
+    now = now or utcnow()
+    r.set(REBUILDING, "1", ex=3600)
+    try:
+        boards: dict[str, dict[int, int]] = defaultdict(lambda: defaultdict(int))
+        expiry: dict[str, int] = {}
+        recent_ids: list[int] = []
+        recent = now - timedelta(days=cfg.dedupe_days)
+        stamp = int(now.timestamp())
+        query = select(BoardCredit.id, BoardCredit.subject_kind, BoardCredit.subject_id, BoardCredit.metric,
+                       BoardCredit.amount, BoardCredit.league, BoardCredit.at, BoardCredit.created_at)
+        for rows in session.execute(query.execution_options(yield_per=chunk)).partitions():
+            for row in rows:
+                for key, exp in targets(row, cfg):
+                    if exp and exp <= stamp:
+                        continue
+                    boards[key][row.subject_id] += row.amount
+                    expiry[key] = exp
+                if row.created_at >= recent:
+                    recent_ids.append(row.id)
+            if progress:
+                progress(len(rows))
+        live = {k.decode() if isinstance(k, bytes) else k for k in r.scan_iter(match=f"{PREFIX}:*:*:*", count=1000)}
+        live = {k for k in live if not k.startswith((f"{PREFIX}:applied:",)) and k != REBUILDING}
+        for key, scores in boards.items():
+            scores = {str(s): v for s, v in scores.items() if v != 0}
+            tmp = f"{key}:rebuild"
+            pipe = r.pipeline(transaction=False)
+            pipe.delete(tmp)
+            items = list(scores.items())
+            for i in range(0, len(items), 5000):
+                pipe.zadd(tmp, dict(items[i:i + 5000]))
+            if scores:
+                if expiry[key]:
+                    pipe.expireat(tmp, expiry[key])
+                pipe.rename(tmp, key)
+            else:
+                pipe.delete(key)
+            pipe.execute()
+            live.discard(key)
+        for key in live:  # boards whose credits are gone
+            r.delete(key)
+        pipe = r.pipeline(transaction=False)
+        for i, credit_id in enumerate(recent_ids):
+            pipe.set(dedupe_key(credit_id), "1", ex=cfg.dedupe_days * 86400)
+            if i % 5000 == 4999:
+                pipe.execute()
+        pipe.execute()
+    finally:
+        r.delete(REBUILDING)
+        clear_cache()
+    return {"boards": len(boards), "credits_recent": len(recent_ids)}
+
+
+def credit_count(session: Session) -> int:
+    return session.scalar(select(func.count()).select_from(BoardCredit)) or 0
+
+
+def board_members(r: Redis, key: str) -> dict[int, int]:
+    """Every member of a board with their score (tests, checks)."""
+    return {int(m): int(float(s)) for m, s in r.zrange(key, 0, -1, withscores=True)}
+
+
+def named_rows(session: Session, kind: str, rows: list[dict], *, secret: str = "", viewer: int | None = None,
+               private: bool = True) -> list[dict]:
+    """Contest standings with names: members who opted out appear by pseudonym to others."""
+    names = _names(session, kind, [r["subject_id"] for r in rows])
+    out = []
+    for r in rows:
+        n = names.get(r["subject_id"], {"name": None, "avatar_url": "", "opted_out": False})
+        hidden = private and kind == "member" and n["opted_out"] and r["subject_id"] != viewer
+        out.append({"rank": r["rank"], "id": None if hidden else r["subject_id"], "score": r["score"],
+                    "name": pseudonym(secret, r["subject_id"]) if hidden else n["name"],
+                    "avatar_url": "" if hidden else n["avatar_url"]})
+    return out

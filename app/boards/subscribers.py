@@ -1,0 +1,83 @@
+"""Boards react to sales, refunds, bindings and commissions. Each event's credits are written once (the
+receipt) and then applied to Redis, each credit claiming its own dedupe key, so a replay, a retry after a crash
+between the two, or two deliveries at once count once. A refund or reversal that overtakes its sale waits."""
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Callable
+
+from sqlalchemy.orm import Session
+
+from app.boards import credits as board_credits
+from app.boards.store import Credit, apply_credits
+from app.db import utcnow
+from app.events import Event, first_receipt, subscriber
+from app.orders.models import Order
+from app.outbox import RetryLater
+from app.runtime import Runtime
+
+WAIT_FOR_SALE = timedelta(days=1)  # a refund whose sale the boards never counted waits this long for it
+
+
+def _run(rt: Runtime, event: Event, name: str, write: Callable[[Session], None]) -> str:
+    cfg = rt.settings.boards
+    with rt.session() as s:
+        fresh = first_receipt(s, name, event.id)
+        if fresh:
+            write(s)
+            s.flush()
+        rows = board_credits.credits_of(s, event.id)
+        recent = utcnow() - timedelta(days=cfg.dedupe_days / 2)
+        todo = [Credit(c.id, c.subject_kind, c.subject_id, c.metric, c.amount, c.league, c.at)
+                for c in rows if fresh or c.created_at >= recent]  # an old replay's dedupe keys may be gone
+    results = apply_credits(rt.redis, todo, cfg)  # after the commit: the credits are durable
+    if -1 in results:
+        raise RetryLater(5.0, "the boards are being rebuilt")
+    return f"{results.count(1)} applied"
+
+
+def _source_or_wait(s: Session, ref: str, order_id: int):
+    at = board_credits.source_time(s, ref)
+    if at is None:
+        order = s.get(Order, order_id)
+        if order is not None and order.paid_at > utcnow() - WAIT_FOR_SALE:
+            raise RetryLater(5.0, f"{ref} is not counted yet")
+    return at
+
+
+@subscriber("order.paid", name="boards.on_order_paid")
+def on_order_paid(rt: Runtime, event: Event) -> str:
+    return _run(rt, event, "boards.on_order_paid", lambda s: board_credits.order_paid(s, event.id, event.data))
+
+
+@subscriber("order.refunded", name="boards.on_order_refunded")
+def on_order_refunded(rt: Runtime, event: Event) -> str:
+    def write(s: Session) -> None:
+        at = _source_or_wait(s, f"order:{event.data['order_id']}", event.data["order_id"])
+        if at is not None:
+            board_credits.order_refunded(s, event.id, event.data, at)
+
+    return _run(rt, event, "boards.on_order_refunded", write)
+
+
+@subscriber("commission.accrued", name="boards.on_commission_accrued")
+def on_commission_accrued(rt: Runtime, event: Event) -> str:
+    return _run(rt, event, "boards.on_commission_accrued",
+                lambda s: board_credits.commission_accrued(s, event.id, event.data))
+
+
+@subscriber("commission.reversed", name="boards.on_commission_reversed")
+def on_commission_reversed(rt: Runtime, event: Event) -> str:
+    def write(s: Session) -> None:
+        for reversal in event.data.get("reversals", []):
+            at = _source_or_wait(s, f"commission:{reversal['commission_id']}", event.data["order_id"])
+            if at is not None:
+                board_credits.commission_reversed(s, event.id, reversal, at)
+
+    return _run(rt, event, "boards.on_commission_reversed", write)
+
+
+@subscriber("member.bound", name="boards.on_member_bound")
+def on_member_bound(rt: Runtime, event: Event) -> str:
+    return _run(rt, event, "boards.on_member_bound",
+                lambda s: board_credits.member_bound(s, event.id, event.data, event.occurred_at))
