@@ -11,6 +11,7 @@ from types import SimpleNamespace
 import pytest
 import redis as redis_lib
 from sqlalchemy import create_engine, text
+from sqlalchemy.engine import Engine
 
 from app import create_app
 from app.config import load_settings
@@ -159,6 +160,9 @@ def rt(settings, engine, redis) -> Runtime:
     runtime = Runtime(settings, engine, make_session_factory(engine), redis)
     set_runtime(runtime)
     yield runtime
+    for handle in runtime.cache.values():  # pools the code opened for itself (payout and outbox engines)
+        if isinstance(handle, Engine):
+            handle.dispose()
     tables = ", ".join(f'"{t.name}"' for t in Base.metadata.sorted_tables)
     with engine.begin() as conn:
         conn.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))

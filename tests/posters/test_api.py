@@ -28,8 +28,10 @@ def png_header_only(width: int, height: int) -> bytes:
 
 
 def upload(client, headers, data: bytes, name="bg.png"):
-    return client.post("/api/admin/poster-backgrounds", headers=headers,
+    resp = client.post("/api/admin/poster-backgrounds", headers=headers,
                        data={"file": (io.BytesIO(data), name)}, content_type="multipart/form-data")
+    resp.request.input_stream.close()  # the test client spools a large body to a temporary file it never closes
+    return resp
 
 
 def create_reference_template(client, headers, name="春季海报", **spec_changes) -> dict:
