@@ -177,6 +177,14 @@ def session(rt):
 
 
 @pytest.fixture
+def world(session):
+    """tests.factories.World on this test's session: members, partners, chains, plans."""
+    from tests.factories import World
+
+    return World(session)
+
+
+@pytest.fixture
 def app(rt):
     application = create_app(runtime=rt)
     application.config["TESTING"] = True

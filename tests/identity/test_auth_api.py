@@ -2,14 +2,10 @@
 from sqlalchemy import select
 
 from app.audit.models import AuditEntry
-from app.identity import miniapp, tokens
+from app.identity import miniapp
 from app.identity.operators import create_operator
 from app.members.models import ApiSession
-from tests.factories import make_member
-
-
-def member_headers(rt, member_id):
-    return {"Authorization": "Bearer " + tokens.issue(rt.settings.secret_key, "member", member_id)}
+from tests.factories import make_member, member_headers
 
 
 def operator_headers(client, session):

@@ -8,7 +8,7 @@ from app.errors import DomainError
 from app.ledger.service import check_ledger, member_balances
 from app.orders.models import Order
 from app.orders.service import ingest_order_event
-from tests.ledger.conftest import completed, paid, refunded
+from tests.factories import completed, paid, refunded
 
 
 def race(rt, events):

@@ -4,7 +4,7 @@ from sqlalchemy import text
 
 from app.grades.service import create_grade, evaluate_member_grade, figures, grade_history, grade_of, grant_grade
 from app.orders.service import ingest_order_event
-from tests.ledger.conftest import paid, refunded
+from tests.factories import paid, refunded
 
 
 def test_figures_measure_personal_sales_referrals_team_size_and_team_sales_net_of_refunds(session, world):

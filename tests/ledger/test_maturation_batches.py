@@ -6,7 +6,7 @@ from app.commissions.service import mature_due_commissions
 from app.ledger.models import JournalEntry, JournalLine
 from app.ledger.service import check_ledger, member_balances
 from app.orders.service import ingest_order_event
-from tests.ledger.conftest import completed, days_ago, paid, refunded
+from tests.factories import completed, days_ago, paid, refunded
 
 
 def test_one_entry_per_earner_and_batch_linked_from_each_commission_and_never_twice(session, world):

@@ -7,7 +7,7 @@ from app.commissions.service import mature_due_commissions
 from app.ledger.models import JournalEntry
 from app.ledger.service import check_ledger, member_balances
 from app.orders.service import ingest_order_event
-from tests.ledger.conftest import completed, days_ago, paid
+from tests.factories import completed, days_ago, paid
 
 
 def _matured_orders(session, world, n=3, l2=500):

@@ -13,9 +13,9 @@ from app.members.models import Identity, Member
 from app.orders.models import Order
 from app.orders.service import ingest_order_event, ingest_order_events
 from app.orders.signing import sign
-from app.referrals import binding, codes, partners
+from app.referrals import binding, codes
 from app.referrals.settings import update_rules
-from tests.ledger.conftest import completed, days_ago, paid, refunded
+from tests.factories import completed, days_ago, paid, refunded
 
 SETTLEMENT_TABLES = ("journal_lines", "journal_entries", "ledger_accounts", "commissions", "order_refunds",
                      "order_lines", "parked_order_events", "orders")
@@ -148,7 +148,6 @@ def test_new_buyers_and_remembered_touches_in_a_batch(session, world):
     world.plan()
     update_rules(session, {"when": "first_purchase"})
     partner = world.member("P", partner=True)
-    partners.make_partner(session, partner.id, "designated")
     code = codes.ensure_personal_code(session, partner.id)
     remembered = world.member("B", unionid="u-remembered")
     assert binding.touch(session, scene=code.scene, member_id=remembered.id, channel="oa_scan").outcome == "pending"

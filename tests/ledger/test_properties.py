@@ -18,7 +18,7 @@ from app.ledger.service import check_ledger
 from app.members.models import Member
 from app.orders.models import Order
 from app.orders.service import ingest_order_event
-from tests.ledger.conftest import completed, paid, refunded
+from tests.factories import completed, paid, refunded
 
 ORDERS = st.sampled_from(["A", "B", "C", "D"])
 STEP = st.one_of(

@@ -7,9 +7,9 @@ from app.commissions.models import Commission
 from app.db import utcnow
 from app.members.models import Member
 from app.orders.service import ingest_order_event
-from app.referrals import binding, codes, partners, stores, views
+from app.referrals import binding, codes, stores
 from app.referrals.settings import update_rules
-from tests.ledger.conftest import paid
+from tests.factories import paid
 from app.reports import stores as stores_report
 
 
@@ -17,7 +17,6 @@ def test_with_bind_at_first_purchase_the_first_order_binds_and_pays_the_referrer
     world.plan()
     update_rules(session, {"when": "first_purchase"})
     partner = world.member("P", partner=True)
-    partners.make_partner(session, partner.id, "designated")
     code = codes.ensure_personal_code(session, partner.id)
     buyer = world.member("B", unionid="u-buyer")
     assert binding.touch(session, scene=code.scene, member_id=buyer.id, channel="oa_scan").outcome == "pending"

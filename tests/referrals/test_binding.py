@@ -9,12 +9,11 @@ from app.members.models import Member
 from app.referrals import binding, codes, partners, stores
 from app.referrals.models import Binding, Touch
 from app.referrals.settings import update_rules
-from tests.factories import make_member
+from tests.factories import make_member, make_partner
 
 
 def partner_with_code(session, name="P"):
-    p = make_member(session, name)
-    partners.make_partner(session, p.id, "designated")
+    p = make_partner(session, name)
     return p, codes.ensure_personal_code(session, p.id)
 
 
@@ -79,8 +78,7 @@ def test_revoked_code_and_frozen_partner_bind_nobody_but_are_logged(session):
 
 
 def test_a_campaign_code_stops_binding_while_its_partner_is_frozen_and_after_its_clerk_leaves(session):
-    p = make_member(session, "P")
-    partners.make_partner(session, p.id, "designated")
+    p = make_partner(session, "P")
     flyer = codes.create_campaign_code(session, label="flyer", referrer_id=p.id)
     shop = stores.create_store(session, "S")
     clerk = make_member(session, "C")

@@ -8,7 +8,8 @@ from app.ledger.models import JournalEntry
 from app.ledger.service import check_ledger, member_balances, platform_account
 from app.withdrawals.models import Withdrawal
 from app.withdrawals.service import request_withdrawal
-from tests.withdrawals.conftest import member_headers, set_rule
+from tests.factories import member_headers
+from tests.withdrawals.conftest import set_rule
 from app.withdrawals.jobs import reconcile_payouts
 from tests.conftest import tune_payouts
 

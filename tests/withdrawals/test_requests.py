@@ -7,7 +7,8 @@ from sqlalchemy import func, select
 
 from app.ledger.service import check_ledger, member_balances
 from app.withdrawals.models import Withdrawal
-from tests.withdrawals.conftest import member_headers, set_rule
+from tests.factories import member_headers
+from tests.withdrawals.conftest import set_rule
 
 
 def test_request_moves_money_to_withdrawing_and_waits_for_review(client, rt, session, partner):
