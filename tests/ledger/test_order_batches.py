@@ -2,7 +2,6 @@
 settle exactly as the one-event path does, and each refused event must change nothing while the others apply."""
 import json
 import random
-import threading
 import time
 
 from sqlalchemy import select, text
@@ -16,6 +15,7 @@ from app.orders.signing import sign
 from app.referrals import binding, codes
 from app.referrals.settings import update_rules
 from tests.factories import completed, days_ago, paid, refunded
+from tests.racing import errors, race
 
 SETTLEMENT_TABLES = ("journal_lines", "journal_entries", "ledger_accounts", "commissions", "order_refunds",
                      "order_lines", "parked_order_events", "orders")
@@ -174,33 +174,20 @@ def test_concurrent_batches_sharing_buyers_settle_each_order_once(rt, session, w
     rng = random.Random(9)
     orders = [paid(f"SO{n}", rng.choice(ids), 1000) for n in range(120)]
     batches = [rng.sample(orders, 40) for _ in range(6)]  # every order delivered by several racing batches
-    barrier = threading.Barrier(len(batches))
-    errors = []
 
-    def deliver(batch):
-        s = rt.sessions()
-        try:
-            barrier.wait()
+    def deliver(i):
+        with rt.sessions() as s:
             for _attempt in range(5):
                 try:
-                    ingest_order_events(s, batch)
+                    ingest_order_events(s, batches[i])
                     s.commit()
                     return
                 except Exception as err:  # noqa: BLE001 - a deadlock aborts one side; the webhook retries it
                     s.rollback()
                     if "deadlock" not in str(err):
                         raise
-        except Exception as err:  # noqa: BLE001
-            errors.append(err)
-        finally:
-            s.close()
 
-    threads = [threading.Thread(target=deliver, args=(b,)) for b in batches]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(60)
-    assert not errors
+    assert not errors(race(len(batches), deliver))
     session.expire_all()
     delivered = {e["order_id"] for b in batches for e in b}
     assert session.execute(text("SELECT COUNT(*) FROM orders")).scalar() == len(delivered)

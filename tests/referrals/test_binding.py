@@ -1,5 +1,4 @@
 """Binding through touches, against real PostgreSQL."""
-import threading
 from datetime import timedelta
 
 from sqlalchemy import func, select
@@ -10,6 +9,7 @@ from app.referrals import binding, codes, partners, stores
 from app.referrals.models import Binding, Touch
 from app.referrals.settings import update_rules
 from tests.factories import make_member, make_partner
+from tests.racing import errors, in_transaction, race
 
 
 def partner_with_code(session, name="P"):
@@ -186,29 +186,12 @@ def test_moving_a_clerk_keeps_where_past_customers_were_won(session):
     assert by_member == {first.id: old.id, second.id: new.id}
 
 
-def _race(rt, fn, args_list):
-    barrier = threading.Barrier(len(args_list))
-    results, errors = [None] * len(args_list), []
-
-    def run(i, args):
-        s = rt.sessions()
-        try:
-            barrier.wait()
-            results[i] = fn(s, *args)
-            s.commit()
-        except Exception as exc:  # surfaced below
-            errors.append(exc)
-            s.rollback()
-        finally:
-            s.close()
-
-    threads = [threading.Thread(target=run, args=(i, a)) for i, a in enumerate(args_list)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert not errors, errors
-    return results
+def touch_at_once(rt, touches: list[tuple[str, int]]) -> list[str]:
+    """(scene, member id) touches at the same instant, each in its own transaction: their outcomes."""
+    outcomes = race(len(touches), in_transaction(rt, lambda s, i: binding.touch(
+        s, scene=touches[i][0], member_id=touches[i][1], channel="oa_scan").outcome))
+    assert not errors(outcomes), outcomes
+    return outcomes
 
 
 def test_two_codes_scanned_at_once_bind_exactly_one_referrer(rt, session):
@@ -217,8 +200,7 @@ def test_two_codes_scanned_at_once_bind_exactly_one_referrer(rt, session):
         p2, c2 = partner_with_code(session, "P2")
         fan = make_member(session)
         session.commit()
-        touch = lambda s, scene: binding.touch(s, scene=scene, member_id=fan.id, channel="oa_scan").outcome  # noqa: E731
-        outcomes = _race(rt, touch, [(c1.scene,), (c2.scene,)])
+        outcomes = touch_at_once(rt, [(c1.scene, fan.id), (c2.scene, fan.id)])
         assert sorted(outcomes) == ["already_bound", "bound"]
         assert session.scalar(select(func.count()).select_from(Binding).where(Binding.member_id == fan.id)) == 1
         assert referrer_of(session, fan.id) in (p1.id, p2.id)
@@ -229,8 +211,7 @@ def test_two_partners_scanning_each_other_at_once_never_make_a_cycle(rt, session
         a, ca = partner_with_code(session, "A")
         b, cb = partner_with_code(session, "B")
         session.commit()
-        touch = lambda s, scene, mid: binding.touch(s, scene=scene, member_id=mid, channel="oa_scan").outcome  # noqa: E731
-        outcomes = _race(rt, touch, [(cb.scene, a.id), (ca.scene, b.id)])
+        outcomes = touch_at_once(rt, [(cb.scene, a.id), (ca.scene, b.id)])
         assert sorted(outcomes) == ["bound", "cycle"]
         session.expire_all()
         assert not (referrer_of(session, a.id) == b.id and referrer_of(session, b.id) == a.id)

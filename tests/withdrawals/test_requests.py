@@ -1,13 +1,13 @@
 """Requests and review: rules, atomic moves available -> withdrawing, idempotency, access, concurrency."""
 from __future__ import annotations
 
-import threading
 
 from sqlalchemy import func, select
 
 from app.ledger.service import check_ledger, member_balances
 from app.withdrawals.models import Withdrawal
 from tests.factories import member_headers
+from tests.racing import in_transaction, race
 from tests.withdrawals.conftest import set_rule
 
 
@@ -100,26 +100,13 @@ def test_parallel_requests_never_overdraw(rt, session, partner_factory):
 
     set_rule(session, daily_count=100, daily_max_fen=10**9)
     member = partner_factory(available_fen=100_000)
-    barrier, outcomes = threading.Barrier(20), []
 
-    def ask(i):
-        s = rt.sessions()
-        try:
-            barrier.wait()
-            request_withdrawal(s, member.id, 30_000, f"t{i}", appid="wx")
-            s.commit()
-            outcomes.append("ok")
-        except Exception as exc:
-            s.rollback()
-            outcomes.append(getattr(exc, "code", repr(exc)))
-        finally:
-            s.close()
+    def ask(s, i):
+        request_withdrawal(s, member.id, 30_000, f"t{i}", appid="wx")
+        return "ok"
 
-    threads = [threading.Thread(target=ask, args=(i,)) for i in range(20)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    outcomes = [getattr(o, "code", repr(o)) if isinstance(o, BaseException) else o
+                for o in race(20, in_transaction(rt, ask))]
     session.expire_all()
     assert outcomes.count("ok") == 3 and outcomes.count("insufficient_balance") == 17, outcomes
     balances = member_balances(session, member.id)
