@@ -4,7 +4,7 @@ BIN := $(VENV)/bin
 HOST ?= 127.0.0.1
 PORT ?= 5000
 
-.PHONY: run test install services bench worker
+.PHONY: run test lint install services bench worker
 
 $(BIN)/.installed: requirements.txt
 	@# Colour emoji for posters come from Debian's Noto Color Emoji (CJK text comes from a PyPI font package).
@@ -22,9 +22,14 @@ run: install
 	$(BIN)/flask --app wsgi seed-demo
 	PUBLIC_BASE_URL=$${PUBLIC_BASE_URL:-http://$(HOST):$(PORT)} $(BIN)/flask --app wsgi run --host $(HOST) --port $(PORT) --with-threads
 
-# The whole suite against real PostgreSQL and Redis on localhost.
+# The whole suite against real PostgreSQL and Redis on localhost, then the tests marked `sqlite` again on a SQLite
+# file (the embedded mode's database, see tests/conftest.py). Both passes must pass.
 test: install services
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
+	LIEBIAN_TEST_DB=sqlite $(BIN)/python -m pytest -q $(PYTEST_ARGS)
+
+lint: install
+	$(BIN)/ruff check .
 
 services:
 	./scripts/services-up

@@ -14,7 +14,10 @@ from app.grades.service import create_grade, grade_history, grade_of
 from app.orders.service import ingest_order_events
 from app.outbox import emit, job
 from app.outbox.models import OutboxMessage
+from tests.conftest import outbox_due_now
 from tests.factories import make_member, paid, refunded
+
+pytestmark = pytest.mark.sqlite  # also runs on SQLite (embedded mode): LIEBIAN_TEST_DB=sqlite
 
 ran: list[tuple] = []
 
@@ -106,7 +109,7 @@ def test_a_crashing_subscriber_is_redriven_and_applies_once(rt, session, work, f
     session.commit()
     work(rounds=1)
     assert flaky_subscriber["applied"] == []  # crashed; the outbox keeps the delivery with a backoff
-    session.execute(text("UPDATE outbox_messages SET available_at = now() WHERE done_at IS NULL"))
+    outbox_due_now(session)
     session.commit()
     work()
     assert flaky_subscriber["applied"] == [event_id]

@@ -12,6 +12,8 @@ from app.identity.operators import create_operator
 from app.orders.signing import sign
 from tests.factories import completed, days_ago, member_headers, paid, refunded
 
+pytestmark = pytest.mark.sqlite  # also runs on SQLite (embedded mode): LIEBIAN_TEST_DB=sqlite
+
 
 def post_event(client, rt, event, *, ts=None, signature=None, raw=None):
     body = raw if raw is not None else json.dumps(event).encode()

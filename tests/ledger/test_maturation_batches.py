@@ -1,4 +1,5 @@
 """Maturation posts one entry per earner and batch; every commission points at the entry that matured it."""
+import pytest
 from sqlalchemy import func, select
 
 from app.commissions.models import Commission
@@ -7,6 +8,8 @@ from app.ledger.models import JournalEntry, JournalLine
 from app.ledger.service import check_ledger, member_balances
 from app.orders.service import ingest_order_event
 from tests.factories import completed, days_ago, paid, refunded
+
+pytestmark = pytest.mark.sqlite  # also runs on SQLite (embedded mode): LIEBIAN_TEST_DB=sqlite
 
 
 def test_one_entry_per_earner_and_batch_linked_from_each_commission_and_never_twice(session, world):

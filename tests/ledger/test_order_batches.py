@@ -4,9 +4,11 @@ import json
 import random
 import time
 
+import pytest
 from sqlalchemy import select, text
 
 from app.commissions.models import Commission
+from app.db import Base
 from app.ledger.service import check_ledger, member_balances
 from app.members.models import Identity, Member
 from app.orders.models import Order
@@ -14,6 +16,7 @@ from app.orders.service import ingest_order_event, ingest_order_events
 from app.orders.signing import sign
 from app.referrals import binding, codes
 from app.referrals.settings import update_rules
+from tests.conftest import empty_tables
 from tests.factories import completed, days_ago, paid, refunded
 from tests.racing import errors, race
 
@@ -35,7 +38,8 @@ def outcome(session):
     return orders, by_order, balances
 
 
-def test_a_batch_settles_exactly_like_the_same_events_one_by_one(session, world):
+@pytest.mark.sqlite
+def test_a_batch_settles_exactly_like_the_same_events_one_by_one(rt, session, world):
     rng = random.Random(5)
     world.plan(rates=[{"level": 1, "bps": 1000}, {"level": 2, "bps": 300},
                       {"level": 1, "bps": 1500, "category": "wine"}, {"level": 1, "bps": 1200, "order_kind": "first"}],
@@ -74,9 +78,9 @@ def test_a_batch_settles_exactly_like_the_same_events_one_by_one(session, world)
     one_by_one = outcome(session)
     assert check_ledger(session).ok
 
-    session.execute(text(f"TRUNCATE {', '.join(SETTLEMENT_TABLES)} RESTART IDENTITY CASCADE"))
-    session.commit()
-    session.info.clear()  # forgets the account ids this session cached: the accounts were just truncated
+    session.commit()  # ends the reads above: emptying the tables waits for no lock of ours
+    empty_tables(rt.engine, [Base.metadata.tables[t] for t in SETTLEMENT_TABLES])
+    session.info.clear()  # forgets the account ids this session cached: the accounts were just deleted
     batched = []
     for start in range(0, len(events), 17):
         batched += [r["status"] if r["status"] != "rejected" else r["error"]["code"]
@@ -88,6 +92,7 @@ def test_a_batch_settles_exactly_like_the_same_events_one_by_one(session, world)
     assert sum(1 for o in one_by_one[0].values() if o[1]) >= 5  # the data did exercise first orders
 
 
+@pytest.mark.sqlite
 def test_only_the_first_of_one_buyers_orders_in_a_batch_is_a_first_order(session, world):
     _, parent, buyer = world.chain()
     world.plan(rates=[{"level": 1, "bps": 1000}, {"level": 1, "bps": 2000, "order_kind": "first"}])
@@ -99,6 +104,7 @@ def test_only_the_first_of_one_buyers_orders_in_a_batch_is_a_first_order(session
     assert member_balances(session, parent.id)["pending"] == 4000
 
 
+@pytest.mark.sqlite
 def test_a_whole_order_life_in_one_batch_applies_paid_first(session, world):
     _, parent, buyer = world.chain()
     world.plan(hold_days=0)
@@ -114,6 +120,7 @@ def test_a_whole_order_life_in_one_batch_applies_paid_first(session, world):
     assert check_ledger(session).ok
 
 
+@pytest.mark.sqlite
 def test_refused_events_change_nothing_and_the_rest_of_the_batch_applies(session, world):
     _, parent, buyer = world.chain()
     world.plan()
@@ -144,6 +151,7 @@ def test_refused_events_change_nothing_and_the_rest_of_the_batch_applies(session
     assert check_ledger(session).ok
 
 
+@pytest.mark.sqlite
 def test_new_buyers_and_remembered_touches_in_a_batch(session, world):
     world.plan()
     update_rules(session, {"when": "first_purchase"})
@@ -207,6 +215,7 @@ def _post(client, rt, body):
                                 "X-Liebian-Signature": sign(rt.settings.shop_webhook_secret, ts, raw)})
 
 
+@pytest.mark.sqlite
 def test_the_webhook_takes_a_signed_batch_and_answers_per_event(client, rt, session, world):
     _, parent, buyer = world.chain()
     world.plan()

@@ -15,6 +15,8 @@ from app.orders.models import Order
 from app.orders.service import ingest_order_event
 from tests.factories import completed, days_ago, paid, refunded
 
+pytestmark = pytest.mark.sqlite  # also runs on SQLite (embedded mode): LIEBIAN_TEST_DB=sqlite
+
 LATER = datetime.now(timezone.utc) + timedelta(days=30)
 
 

@@ -6,6 +6,7 @@ balanced, every cached balance equal to its derived sum, reversals exactly propo
 beyond the buyer's second-level referrer."""
 from datetime import datetime, timedelta, timezone
 
+import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 from sqlalchemy import select, text
 
@@ -19,6 +20,8 @@ from app.members.models import Member
 from app.orders.models import Order
 from app.orders.service import ingest_order_event
 from tests.factories import completed, paid, refunded
+
+pytestmark = pytest.mark.sqlite  # also runs on SQLite (embedded mode): LIEBIAN_TEST_DB=sqlite
 
 ORDERS = st.sampled_from(["A", "B", "C", "D"])
 STEP = st.one_of(

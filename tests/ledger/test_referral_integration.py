@@ -1,6 +1,7 @@
 """Referrals and orders together: bind-at-first-purchase, and the store's first-order figures."""
 from datetime import timedelta
 
+import pytest
 from sqlalchemy import select
 
 from app.commissions.models import Commission
@@ -11,6 +12,8 @@ from app.referrals import binding, codes, stores
 from app.referrals.settings import update_rules
 from tests.factories import paid
 from app.reports import stores as stores_report
+
+pytestmark = pytest.mark.sqlite  # also runs on SQLite (embedded mode): LIEBIAN_TEST_DB=sqlite
 
 
 def test_with_bind_at_first_purchase_the_first_order_binds_and_pays_the_referrer(session, world):

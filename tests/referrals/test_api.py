@@ -1,4 +1,5 @@
 """Referral endpoints as partners, clerks, managers and operators use them."""
+import pytest
 from sqlalchemy import select
 
 from app.audit.models import AuditEntry
@@ -6,6 +7,8 @@ from app.identity import tokens
 from app.identity.operators import create_operator
 from app.referrals import binding, codes, partners, stores
 from tests.factories import make_member, make_partner, member_headers
+
+pytestmark = pytest.mark.sqlite  # also runs on SQLite (embedded mode): LIEBIAN_TEST_DB=sqlite
 
 
 def as_operator(rt, session):

@@ -1,6 +1,7 @@
-"""Binding through touches, against real PostgreSQL."""
+"""Binding through touches, on PostgreSQL and (all but the races) on SQLite."""
 from datetime import timedelta
 
+import pytest
 from sqlalchemy import func, select
 
 from app.db import utcnow
@@ -21,6 +22,7 @@ def referrer_of(session, member_id):
     return session.scalar(select(Member.referrer_id).where(Member.id == member_id))
 
 
+@pytest.mark.sqlite
 def test_a_scan_binds_the_scanner_to_the_code_owner_and_logs_it(session):
     p, code = partner_with_code(session)
     fan = make_member(session)
@@ -33,17 +35,20 @@ def test_a_scan_binds_the_scanner_to_the_code_owner_and_logs_it(session):
     assert (b.member_id, b.referrer_id, b.kind, b.channel) == (fan.id, p.id, "bind", "oa_subscribe")
 
 
+@pytest.mark.sqlite
 def test_scene_is_opaque_and_never_the_member_id(session):
     p, code = partner_with_code(session)
     assert str(p.id) not in code.scene and len(code.scene) <= 32 and code.scene.isalnum()
 
 
+@pytest.mark.sqlite
 def test_no_self_referral(session):
     p, code = partner_with_code(session)
     assert binding.touch(session, scene=code.scene, member_id=p.id, channel="oa_scan").outcome == "self"
     assert referrer_of(session, p.id) is None
 
 
+@pytest.mark.sqlite
 def test_no_cycle(session):
     a, code_a = partner_with_code(session, "A")
     b, code_b = partner_with_code(session, "B")
@@ -55,6 +60,7 @@ def test_no_cycle(session):
     assert session.scalar(select(Touch.outcome).where(Touch.member_id == a.id)) == "cycle"
 
 
+@pytest.mark.sqlite
 def test_longer_cycles_are_refused_too(session):
     a, code_a = partner_with_code(session, "A")
     b, code_b = partner_with_code(session, "B")
@@ -64,6 +70,7 @@ def test_longer_cycles_are_refused_too(session):
     assert binding.touch(session, scene=code_c.scene, member_id=a.id, channel="oa_scan").outcome == "cycle"
 
 
+@pytest.mark.sqlite
 def test_revoked_code_and_frozen_partner_bind_nobody_but_are_logged(session):
     p, code = partner_with_code(session)
     fan1, fan2 = make_member(session), make_member(session)
@@ -77,6 +84,7 @@ def test_revoked_code_and_frozen_partner_bind_nobody_but_are_logged(session):
     assert session.scalar(select(func.count()).select_from(Touch)) == 2
 
 
+@pytest.mark.sqlite
 def test_a_campaign_code_stops_binding_while_its_partner_is_frozen_and_after_its_clerk_leaves(session):
     p = make_partner(session, "P")
     flyer = codes.create_campaign_code(session, label="flyer", referrer_id=p.id)
@@ -97,12 +105,14 @@ def test_a_campaign_code_stops_binding_while_its_partner_is_frozen_and_after_its
     assert [referrer_of(session, f.id) for f in fans] == [None, p.id, clerk.id, None]
 
 
+@pytest.mark.sqlite
 def test_unknown_scene_is_logged_and_binds_nobody(session):
     fan = make_member(session)
     assert binding.touch(session, scene="nope", member_id=fan.id, channel="mini_launch").outcome == "unknown_code"
     assert session.scalar(select(Touch.scene)) == "nope"
 
 
+@pytest.mark.sqlite
 def test_permanent_first_touch_keeps_the_first_referrer(session):
     p1, c1 = partner_with_code(session, "P1")
     p2, c2 = partner_with_code(session, "P2")
@@ -113,6 +123,7 @@ def test_permanent_first_touch_keeps_the_first_referrer(session):
     assert referrer_of(session, fan.id) == p1.id
 
 
+@pytest.mark.sqlite
 def test_protection_period_then_rebind_recorded_as_history(session):
     update_rules(session, {"duration": "protection", "protection_days": 30})
     p1, c1 = partner_with_code(session, "P1")
@@ -129,6 +140,7 @@ def test_protection_period_then_rebind_recorded_as_history(session):
     assert history == [("bind", p1.id, None), ("rebind", p2.id, p1.id)]
 
 
+@pytest.mark.sqlite
 def test_last_touch_always_moves_to_the_latest_referrer(session):
     update_rules(session, {"duration": "last_touch"})
     p1, c1 = partner_with_code(session, "P1")
@@ -139,6 +151,7 @@ def test_last_touch_always_moves_to_the_latest_referrer(session):
     assert referrer_of(session, fan.id) == p2.id
 
 
+@pytest.mark.sqlite
 def test_new_members_only(session):
     update_rules(session, {"who": "new_only", "new_member_hours": 24})
     p, code = partner_with_code(session)
@@ -149,6 +162,7 @@ def test_new_members_only(session):
     assert binding.touch(session, scene=code.scene, member_id=old_timer.id, channel="oa_scan").outcome == "not_new"
 
 
+@pytest.mark.sqlite
 def test_bind_at_first_purchase_waits_for_the_order(session):
     update_rules(session, {"when": "first_purchase"})
     p, code = partner_with_code(session)
@@ -160,6 +174,7 @@ def test_bind_at_first_purchase_waits_for_the_order(session):
     assert binding.confirm_pending_referral(session, fan.id) is None  # only once
 
 
+@pytest.mark.sqlite
 def test_clerk_code_binds_to_the_clerk_and_records_the_store(session):
     shop = stores.create_store(session, "五道口店")
     clerk = make_member(session, "Clerk")
@@ -171,6 +186,7 @@ def test_clerk_code_binds_to_the_clerk_and_records_the_store(session):
     assert (b.referrer_id, b.store_id) == (clerk.id, shop.id)
 
 
+@pytest.mark.sqlite
 def test_moving_a_clerk_keeps_where_past_customers_were_won(session):
     old, new = stores.create_store(session, "Old"), stores.create_store(session, "New")
     clerk = make_member(session, "Clerk")

@@ -8,6 +8,8 @@ from app.referrals.binding import TouchEvent
 from app.referrals.models import Binding, Touch
 from tests.factories import make_partner
 
+pytestmark = pytest.mark.sqlite  # also runs on SQLite (embedded mode): LIEBIAN_TEST_DB=sqlite
+
 
 def test_queued_scans_are_bound_by_the_consumer_once(rt, session, partner_scene):
     p, scene = partner_scene

@@ -12,6 +12,8 @@ from app.teams import service as teams
 from tests.factories import make_member, make_partner
 from tests.referrals.test_api import as_operator
 
+pytestmark = pytest.mark.sqlite  # also runs on SQLite (embedded mode): LIEBIAN_TEST_DB=sqlite
+
 
 def scan(session, code, person):
     return binding.touch(session, scene=code.scene, member_id=person.id, channel="oa_subscribe", new_follower=True)
