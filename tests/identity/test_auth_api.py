@@ -27,7 +27,8 @@ def test_member_token_cannot_call_the_admin_api(client, session, rt):
     session.commit()
     r = client.get(f"/api/admin/members/{bob.id}", headers=member_headers(rt, alice.id))
     assert r.status_code == 401 and r.get_json()["code"] == "token_invalid"
-    r = client.post(f"/api/admin/members/{alice.id}/roles", json={"role": "partner"}, headers=member_headers(rt, alice.id))
+    r = client.post(f"/api/admin/members/{alice.id}/roles", json={"role": "partner"},
+                    headers=member_headers(rt, alice.id))
     assert r.status_code == 401
 
 
@@ -67,7 +68,8 @@ def test_refresh_token_rotates_and_a_reused_one_revokes_the_login(client, sessio
     assert first.status_code == 200
     new_refresh = first.get_json()["refresh_token"]
     assert new_refresh != refresh
-    assert client.get("/api/mp/me", headers={"Authorization": "Bearer " + first.get_json()["access_token"]}).status_code == 200
+    headers = {"Authorization": "Bearer " + first.get_json()["access_token"]}
+    assert client.get("/api/mp/me", headers=headers).status_code == 200
 
     replay = client.post("/api/mp/token/refresh", json={"refresh_token": refresh})
     assert replay.status_code == 401 and replay.get_json()["code"] == "refresh_reused"

@@ -33,7 +33,8 @@ def test_two_identical_paid_deliveries_racing_commit_once(rt, session, world):
 def test_a_new_buyers_first_orders_racing_create_one_member(rt, session, world):
     world.plan()
     session.commit()
-    results = deliver_at_once(rt, [paid("SO1", None, 100, mini_openid="o-racer"), paid("SO2", None, 100, mini_openid="o-racer")])
+    results = deliver_at_once(rt, [paid("SO1", None, 100, mini_openid="o-racer"),
+                                   paid("SO2", None, 100, mini_openid="o-racer")])
     assert results == ["applied", "applied"]
     buyers = session.scalars(select(Order.buyer_id)).all()
     assert len(set(buyers)) == 1
@@ -75,7 +76,8 @@ def test_many_orders_under_the_same_partners_in_parallel_never_deadlock(rt, sess
     world.plan()
     session.commit()
     for round_ in range(4):
-        results = deliver_at_once(rt, [paid(f"SO{round_}-{i}", world.unionid(b), 1000 + i) for i, b in enumerate(buyers)])
+        results = deliver_at_once(rt, [paid(f"SO{round_}-{i}", world.unionid(b), 1000 + i)
+                                       for i, b in enumerate(buyers)])
         assert results == ["applied"] * len(buyers)
     session.expire_all()
     assert check_ledger(session).ok

@@ -102,9 +102,9 @@ def test_a_fresh_posting_moves_money_in_one_go_and_refuses_an_existing_key(sessi
 
     m = world.member()
     pending, expense = member_account(session, m.id, "pending"), platform_account(session, "commission_expense")
-    posted = post_entries(session, [EntrySpec("order:1:paid:L1", [(pending, 70), (expense, -70)], "commission_accrued"),
-                                    EntrySpec("order:1:paid:L2", [(pending, 30), (expense, -30)], "commission_accrued")],
-                          fresh=True)
+    posted = post_entries(session, [
+        EntrySpec("order:1:paid:L1", [(pending, 70), (expense, -70)], "commission_accrued"),
+        EntrySpec("order:1:paid:L2", [(pending, 30), (expense, -30)], "commission_accrued")], fresh=True)
     assert [p.created for p in posted] == [True, True]
     assert member_balances(session, m.id)["pending"] == 100
     with pytest.raises(IntegrityError):

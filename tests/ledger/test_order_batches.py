@@ -175,7 +175,8 @@ def test_new_buyers_and_remembered_touches_in_a_batch(session, world):
 
 def test_concurrent_batches_sharing_buyers_settle_each_order_once(rt, session, world):
     grand, parent, _ = world.chain()
-    world.plan(rates=[{"level": 1, "bps": 1000}, {"level": 2, "bps": 500}, {"level": 1, "bps": 2000, "order_kind": "first"}])
+    world.plan(rates=[{"level": 1, "bps": 1000}, {"level": 2, "bps": 500},
+                      {"level": 1, "bps": 2000, "order_kind": "first"}])
     buyers = [world.member(f"b{i}", referrer=parent) for i in range(8)]
     session.commit()
     ids = [world.unionid(b) for b in buyers]

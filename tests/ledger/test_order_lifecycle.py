@@ -329,8 +329,9 @@ def test_a_whole_order_life_settles_to_the_fen(session, world):
     grand, parent, buyer = world.chain()
     world.plan(l1=1000, l2=500, hold_days=0)
     session.commit()
-    ingest_order_event(session, paid("SO1", world.unionid(buyer), 10000, at=days_ago(2)))
-    assert ingest_order_event(session, paid("SO1", world.unionid(buyer), 10000, at=days_ago(2)))["status"] == "duplicate"
+    event = paid("SO1", world.unionid(buyer), 10000, at=days_ago(2))
+    ingest_order_event(session, event)
+    assert ingest_order_event(session, event)["status"] == "duplicate"
     ingest_order_event(session, completed("SO1", at=days_ago(1)))
     ingest_order_event(session, refunded("SO1", "R1", 2500))
     session.commit()

@@ -118,7 +118,8 @@ def test_random_event_sequences_keep_the_books_exact(rt, world, steps):
             if c.state != "canceled":
                 expected = c.amount_fen - remaining_after_refunds(c.amount_fen, order.paid_fen, order.refunded_fen)
                 assert c.reversed_fen == expected
-        assert session.execute(text("SELECT COUNT(*) FROM commissions GROUP BY order_id HAVING COUNT(*) > 2")).first() is None
+        assert session.execute(text(
+            "SELECT COUNT(*) FROM commissions GROUP BY order_id HAVING COUNT(*) > 2")).first() is None
         assert all(o.refunded_fen <= o.paid_fen for o in orders.values())
     finally:
         session.rollback()

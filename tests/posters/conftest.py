@@ -23,7 +23,7 @@ def smooth_background(width: int = 750, height: int = 1334) -> bytes:
     d = ImageDraw.Draw(img)
     for y in range(height):
         t = y / (height - 1)
-        d.line([(0, y), (width, y)], fill=tuple(round(a + (b - a) * t) for a, b in zip(top, bottom)))
+        d.line([(0, y), (width, y)], fill=tuple(round(a + (b - a) * t) for a, b in zip(top, bottom, strict=True)))
     d.ellipse((175, 300, 575, 700), fill=(255, 240, 220))
     out = io.BytesIO()
     img.save(out, "PNG")

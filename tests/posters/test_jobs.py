@@ -14,7 +14,8 @@ from tests.factories import make_partner
 
 def _template(session, store, background):
     bg = templates.upload_background(session, store, background, "operator:1")
-    return templates.create_template(session, "operator:1", "春季", {**REFERENCE_SPEC, "background": {"sha256": bg.sha256}})
+    return templates.create_template(session, "operator:1", "春季",
+                                     {**REFERENCE_SPEC, "background": {"sha256": bg.sha256}})
 
 
 def _jobs(session, name: str) -> list:

@@ -30,7 +30,8 @@ def test_a_scan_binds_the_scanner_to_the_code_owner_and_logs_it(session):
     session.commit()
     assert result.outcome == "bound" and referrer_of(session, fan.id) == p.id
     t = session.scalar(select(Touch))
-    assert (t.code_id, t.member_id, t.channel, t.new_follower, t.outcome) == (code.id, fan.id, "oa_subscribe", True, "bound")
+    assert (t.code_id, t.member_id, t.channel, t.new_follower, t.outcome) == (
+        code.id, fan.id, "oa_subscribe", True, "bound")
     b = session.scalar(select(Binding))
     assert (b.member_id, b.referrer_id, b.kind, b.channel) == (fan.id, p.id, "bind", "oa_subscribe")
 
@@ -119,7 +120,8 @@ def test_permanent_first_touch_keeps_the_first_referrer(session):
     fan = make_member(session)
     binding.touch(session, scene=c1.scene, member_id=fan.id, channel="oa_scan")
     later = utcnow() + timedelta(days=400)
-    assert binding.touch(session, scene=c2.scene, member_id=fan.id, channel="oa_scan", now=later).outcome == "already_bound"
+    second = binding.touch(session, scene=c2.scene, member_id=fan.id, channel="oa_scan", now=later)
+    assert second.outcome == "already_bound"
     assert referrer_of(session, fan.id) == p1.id
 
 

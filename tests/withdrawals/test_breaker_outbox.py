@@ -101,7 +101,8 @@ def test_outbox_retries_a_failing_job_until_it_succeeds(rt, session, redis, work
         with rt.session() as s:
             outbox_due_now(s)
     with rt.sessions() as s:
-        failures, done = s.execute(text(f"SELECT failures, done_at IS NOT NULL FROM outbox_messages WHERE id={row}")).one()
+        failures, done = s.execute(text("SELECT failures, done_at IS NOT NULL FROM outbox_messages WHERE id = :id"),
+                                   {"id": row}).one()
     assert (failures, done) == (2, True)
     assert redis.get("test:flaky_ok") == b"1"
 

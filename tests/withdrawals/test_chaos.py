@@ -77,7 +77,8 @@ def test_chaos_every_withdrawal_final_none_paid_twice(rt, session, emulator, liv
         deadline = time.monotonic() + 180
         while time.monotonic() < deadline:
             with rt.sessions() as s:
-                by_state = Counter(dict(s.execute(select(Withdrawal.state, func.count()).group_by(Withdrawal.state)).all()))
+                by_state = Counter(dict(s.execute(select(Withdrawal.state, func.count())
+                                                  .group_by(Withdrawal.state)).all()))
             final = sum(by_state[k] for k in ("SUCCESS", "FAIL", "CANCELLED", "REJECTED"))
             if not killed and final >= len(amounts) // 4:
                 kill(workers[0])  # mid-run: it holds jobs (and maybe a bill whose answer it never records)

@@ -65,7 +65,8 @@ def test_user_confirms_and_the_money_lands_in_payout_clearing(rt, session, clien
     assert check_ledger(session).ok
 
 
-def test_unconfirmed_bill_closes_after_24_hours_and_money_returns(rt, session, client, emulator, live_app, partner, work):
+def test_unconfirmed_bill_closes_after_24_hours_and_money_returns(rt, session, client, emulator, live_app, partner,
+                                                                   work):
     wid = withdraw(rt, partner)
     work()
     emulator.pay.settle(state_of(rt, wid).out_bill_no, "ignore")

@@ -62,10 +62,12 @@ def test_real_name_required_from_wechats_threshold(client, rt, session, partner_
 
 def test_partner_sees_rejection_reason_and_gets_money_back(client, rt, session, partner, operator_headers):
     h = member_headers(rt, partner.id)
-    wid = client.post("/api/mp/withdrawals", json={"amount_fen": 8_000, "idempotency_key": "k"}, headers=h).get_json()["id"]
+    wid = client.post("/api/mp/withdrawals", json={"amount_fen": 8_000, "idempotency_key": "k"},
+                      headers=h).get_json()["id"]
     listed = client.get("/api/admin/withdrawals?state=REVIEWING", headers=operator_headers).get_json()["withdrawals"]
     assert [w["id"] for w in listed] == [wid]
-    r = client.post(f"/api/admin/withdrawals/{wid}/reject", json={"reason": "核实中发现异常订单"}, headers=operator_headers)
+    r = client.post(f"/api/admin/withdrawals/{wid}/reject", json={"reason": "核实中发现异常订单"},
+                    headers=operator_headers)
     assert r.status_code == 200 and r.get_json()["state"] == "REJECTED"
     mine = client.get("/api/mp/withdrawals", headers=h).get_json()["withdrawals"]
     assert (mine[0]["state"], mine[0]["reason"]) == ("REJECTED", "核实中发现异常订单")
@@ -88,7 +90,8 @@ def test_a_member_only_sees_their_own_withdrawals(client, rt, session, partner_f
 
 def test_member_cancels_before_any_bill(client, rt, session, partner):
     h = member_headers(rt, partner.id)
-    wid = client.post("/api/mp/withdrawals", json={"amount_fen": 2_000, "idempotency_key": "c"}, headers=h).get_json()["id"]
+    wid = client.post("/api/mp/withdrawals", json={"amount_fen": 2_000, "idempotency_key": "c"},
+                      headers=h).get_json()["id"]
     r = client.post(f"/api/mp/withdrawals/{wid}/cancel", headers=h)
     assert r.get_json()["state"] == "CANCELLED"
     assert member_balances(session, partner.id) == {"pending": 0, "available": 100_000, "withdrawing": 0}
@@ -121,10 +124,12 @@ def test_operator_sets_rules_per_grade(client, session, operator_headers):
 
     create_grade(session, code="gold", rank=2)
     session.commit()
-    r = client.put("/api/admin/withdrawal-rules/gold", json={"min_fen": 500, "fee_bps": 30, "auto_approve_below_fen": 20_000},
+    r = client.put("/api/admin/withdrawal-rules/gold",
+                   json={"min_fen": 500, "fee_bps": 30, "auto_approve_below_fen": 20_000},
                    headers=operator_headers)
     assert r.status_code == 200, r.get_json()
-    rules = {x["grade_code"]: x for x in client.get("/api/admin/withdrawal-rules", headers=operator_headers).get_json()["rules"]}
+    listed = client.get("/api/admin/withdrawal-rules", headers=operator_headers).get_json()["rules"]
+    rules = {x["grade_code"]: x for x in listed}
     assert rules["gold"]["fee_bps"] == 30 and rules["gold"]["min_fen"] == 500
     bad = client.put("/api/admin/withdrawal-rules/gold", json={"real_name_from_fen": 250_000}, headers=operator_headers)
     assert bad.status_code == 422
