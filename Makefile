@@ -4,7 +4,7 @@ BIN := $(VENV)/bin
 HOST ?= 127.0.0.1
 PORT ?= 5000
 
-.PHONY: run test install services bench worker
+.PHONY: run test lint install services bench worker
 
 $(BIN)/.installed: requirements.txt
 	@# Colour emoji for posters come from Debian's Noto Color Emoji (CJK text comes from a PyPI font package).
@@ -24,9 +24,14 @@ run: install
 	$(RUN_URL) $(BIN)/flask --app wsgi seed-demo
 	$(RUN_URL) $(BIN)/flask --app wsgi run --host $(HOST) --port $(PORT) --with-threads
 
-# The whole suite against real PostgreSQL and Redis on localhost.
+# The whole suite against real PostgreSQL and Redis on localhost, then the tests marked `sqlite` again on a SQLite
+# file (the embedded mode's database, see tests/conftest.py). Both passes must pass.
 test: install services
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
+	LIEBIAN_TEST_DB=sqlite $(BIN)/python -m pytest -q $(PYTEST_ARGS)
+
+lint: install
+	$(BIN)/ruff check .
 
 services:
 	./scripts/services-up

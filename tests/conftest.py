@@ -1,7 +1,12 @@
-"""Test world: real PostgreSQL and real Redis.
+"""Test world: real PostgreSQL and real Redis; or, with LIEBIAN_TEST_DB=sqlite, the embedded mode's SQLite.
 
-Each test starts from empty tables (truncated after every test) and an empty dedicated Redis database.
-LIEBIAN_TEST_SLOT lets several suites run side by side on one machine (own database, own Redis db)."""
+Each test starts from empty tables (emptied after every test) and an empty dedicated Redis database.
+LIEBIAN_TEST_SLOT lets several suites run side by side on one machine (own database, own Redis db).
+
+LIEBIAN_TEST_DB=sqlite runs the tests marked `sqlite`, and only those, on a SQLite file in a temporary directory
+migrated with the project's migrations (the database `make run` uses); Redis stays the real test Redis, so jobs
+go through real RQ as in the PostgreSQL pass. Mark `sqlite` the tests that drive a SQLite code path of a domain
+(the `dialect.name` branches); a marked test must pass on both databases."""
 from __future__ import annotations
 
 import os
@@ -10,7 +15,8 @@ from types import SimpleNamespace
 
 import pytest
 import redis as redis_lib
-from sqlalchemy import create_engine, text
+from sqlalchemy import bindparam, create_engine, text
+from sqlalchemy.engine import Engine
 
 from app import create_app
 from app.config import load_settings
@@ -19,10 +25,28 @@ from app.migrate import upgrade_database
 from app.runtime import Runtime, set_runtime
 
 SLOT = int(os.environ.get("LIEBIAN_TEST_SLOT", "0"))
+TEST_DB = os.environ.get("LIEBIAN_TEST_DB", "postgresql")
+if TEST_DB not in ("postgresql", "sqlite"):
+    raise RuntimeError(f"LIEBIAN_TEST_DB must be postgresql or sqlite, not {TEST_DB!r}")
+SQLITE = TEST_DB == "sqlite"
 PG_ADMIN_URL = os.environ.get("TEST_PG_ADMIN_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
 DB_NAME = os.environ.get("TEST_DATABASE_NAME", f"liebian_test_{SLOT}")
 DATABASE_URL = PG_ADMIN_URL.rsplit("/", 1)[0] + "/" + DB_NAME
 REDIS_URL = os.environ.get("TEST_REDIS_URL", f"redis://127.0.0.1:6379/{15 - SLOT}")
+
+
+def pytest_collection_modifyitems(config, items):
+    """The SQLite pass runs the tests marked `sqlite` only; the others are deselected, not skipped."""
+    if not SQLITE:
+        return
+    dropped = [item for item in items if not item.get_closest_marker("sqlite")]
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+        items[:] = [item for item in items if item.get_closest_marker("sqlite")]
+
+
+def pytest_report_header(config):
+    return f"database: {'SQLite file (embedded mode), tests marked sqlite' if SQLITE else DB_NAME}; redis: {REDIS_URL}"
 
 
 def _recreate_database() -> None:
@@ -90,8 +114,15 @@ def _wechat_world():
 
 
 @pytest.fixture(scope="session")
-def test_env(_wechat_world, tmp_path_factory) -> dict[str, str]:
-    return {"DATABASE_URL": DATABASE_URL, "REDIS_URL": REDIS_URL, "SECRET_KEY": "test-secret-key",
+def database_url(tmp_path_factory) -> str:
+    if SQLITE:
+        return f"sqlite:///{tmp_path_factory.mktemp('sqlite') / 'liebian.db'}"
+    return DATABASE_URL
+
+
+@pytest.fixture(scope="session")
+def test_env(_wechat_world, tmp_path_factory, database_url) -> dict[str, str]:
+    return {"DATABASE_URL": database_url, "REDIS_URL": REDIS_URL, "SECRET_KEY": "test-secret-key",
             "POSTER_STORE_DIR": str(tmp_path_factory.mktemp("posters")), **_wechat_world.env}
 
 
@@ -127,11 +158,12 @@ def live_app(app, _wechat_world):
 
 
 @pytest.fixture(scope="session")
-def _database(test_env):
-    _recreate_database()
-    upgrade_database(DATABASE_URL)
+def _database(test_env, database_url):
+    if not SQLITE:
+        _recreate_database()
+    upgrade_database(database_url)
     import_all_models()
-    yield DATABASE_URL
+    yield database_url
 
 
 @pytest.fixture(scope="session")
@@ -141,7 +173,7 @@ def settings(test_env, _database):
 
 @pytest.fixture(scope="session")
 def engine(_database):
-    eng = make_engine(DATABASE_URL)
+    eng = make_engine(_database)
     yield eng
     eng.dispose()
 
@@ -159,9 +191,34 @@ def rt(settings, engine, redis) -> Runtime:
     runtime = Runtime(settings, engine, make_session_factory(engine), redis)
     set_runtime(runtime)
     yield runtime
-    tables = ", ".join(f'"{t.name}"' for t in Base.metadata.sorted_tables)
-    with engine.begin() as conn:
-        conn.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
+    for handle in runtime.cache.values():  # pools the code opened for itself (payout and outbox engines)
+        if isinstance(handle, Engine):
+            handle.dispose()
+    empty_tables(engine)
+
+
+def empty_tables(engine: Engine, tables=None) -> None:
+    """Delete every row of `tables` (default: all) and restart their ids at 1, on either database."""
+    tables = list(tables or Base.metadata.sorted_tables)
+    if engine.dialect.name == "postgresql":
+        names = ", ".join(f'"{t.name}"' for t in tables)
+        with engine.begin() as conn:
+            conn.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
+        return
+    with engine.connect() as conn:
+        conn.exec_driver_sql("PRAGMA foreign_keys=OFF")  # SQLite ignores it inside a transaction: commit first
+        conn.commit()
+        try:
+            for t in reversed(tables):
+                conn.execute(t.delete())
+            if conn.exec_driver_sql("SELECT 1 FROM sqlite_master WHERE name = 'sqlite_sequence'").first():
+                conn.execute(text("DELETE FROM sqlite_sequence WHERE name IN :names").bindparams(
+                    bindparam("names", expanding=True)), {"names": [t.name for t in tables]})
+            conn.commit()
+        finally:
+            conn.rollback()
+            conn.exec_driver_sql("PRAGMA foreign_keys=ON")
+            conn.commit()
 
 
 @pytest.fixture
@@ -170,6 +227,14 @@ def session(rt):
     yield s
     s.rollback()
     s.close()
+
+
+@pytest.fixture
+def world(session):
+    """tests.factories.World on this test's session: members, partners, chains, plans."""
+    from tests.factories import World
+
+    return World(session)
 
 
 @pytest.fixture
@@ -200,6 +265,16 @@ def work(rt, redis):
             if not sweep(rt, lease=lease if lease is not None else 3600):
                 return
     return run
+
+
+def outbox_due_now(session) -> None:
+    """Every live outbox row falls due now: the retries the outbox delayed with a backoff (either database)."""
+    from sqlalchemy import update
+
+    from app.db import utcnow
+    from app.outbox.models import OutboxMessage
+
+    session.execute(update(OutboxMessage).where(OutboxMessage.done_at.is_(None)).values(available_at=utcnow()))
 
 
 def tune_payouts(rt: Runtime, **changes) -> None:

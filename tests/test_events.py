@@ -14,9 +14,10 @@ from app.grades.service import create_grade, grade_history, grade_of
 from app.orders.service import ingest_order_events
 from app.outbox import emit, job
 from app.outbox.models import OutboxMessage
-from app.referrals import partners
-from tests.factories import make_member
-from tests.ledger.conftest import World, paid, refunded
+from tests.conftest import outbox_due_now
+from tests.factories import make_member, paid, refunded
+
+pytestmark = pytest.mark.sqlite  # also runs on SQLite (embedded mode): LIEBIAN_TEST_DB=sqlite
 
 ran: list[tuple] = []
 
@@ -72,8 +73,7 @@ def test_a_rolled_back_transaction_hands_nothing_to_rq(rt, session, work):
     assert ran == []
 
 
-def test_a_batch_with_a_rejected_event_still_evaluates_the_grades_of_its_applied_events(rt, session, work):
-    world = World(session)
+def test_a_batch_with_a_rejected_event_still_evaluates_the_grades_of_its_applied_events(rt, session, work, world):
     world.plan()
     create_grade(session, code="member", rank=0)
     create_grade(session, code="gold", rank=1, min_personal_sales_fen=100)
@@ -109,7 +109,7 @@ def test_a_crashing_subscriber_is_redriven_and_applies_once(rt, session, work, f
     session.commit()
     work(rounds=1)
     assert flaky_subscriber["applied"] == []  # crashed; the outbox keeps the delivery with a backoff
-    session.execute(text("UPDATE outbox_messages SET available_at = now() WHERE done_at IS NULL"))
+    outbox_due_now(session)
     session.commit()
     work()
     assert flaky_subscriber["applied"] == [event_id]
@@ -125,13 +125,12 @@ def _state(session) -> dict:
         "grades": sorted(session.execute(text("SELECT member_id, grade_code FROM member_grades")).all())}
 
 
-def test_a_replayed_event_is_a_no_op_for_every_subscriber(rt, session, work):
-    world = World(session)
+def test_a_replayed_event_is_a_no_op_for_every_subscriber(rt, session, work, world):
     world.plan()
     create_grade(session, code="member", rank=0)
     create_grade(session, code="gold", rank=1, min_personal_sales_fen=100)
     _partner, _referrer, buyer = world.chain()
-    partners.make_partner(session, world.member("new").id, "designated")
+    world.member("new", partner=True)
     ingest_order_events(session, [paid("SO1", world.unionid(buyer), 500), refunded("SO1", "R1", 100)])
     session.commit()
     work()

@@ -1,6 +1,3 @@
-import ast
-from pathlib import Path
-
 from alembic.script import ScriptDirectory
 from sqlalchemy import create_engine, inspect, text
 

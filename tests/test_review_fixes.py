@@ -9,16 +9,14 @@ from app.identity import tokens
 from app.identity.operators import create_operator
 from app.members.models import Member
 from app.orders.signing import sign
-from app.referrals import binding, codes, partners
+from app.referrals import binding, codes
 from app.referrals.saved_rules import update_rules
-from tests.factories import make_member
-from tests.ledger.conftest import paid
+from tests.factories import make_member, make_partner, paid
 
 
 def test_bind_at_first_purchase_with_new_members_only_binds_the_newcomer(session):
     update_rules(session, {"when": "first_purchase", "who": "new_only"})
-    p = make_member(session)
-    partners.make_partner(session, p.id, "designated")
+    p = make_partner(session)
     code = codes.ensure_personal_code(session, p.id)
     newcomer = make_member(session)
     assert binding.touch(session, scene=code.scene, member_id=newcomer.id, channel="oa_scan").outcome == "pending"

@@ -18,7 +18,7 @@ from datetime import datetime, timedelta, timezone
 
 from sqlalchemy import bindparam, create_engine, text
 
-from app.db import utcnow
+from app.db import UTCDateTime, utcnow
 from app.health import record_periodic
 from app.modules import load_plugins
 from app.outbox import RetryLater, outbox_stats, resolve_job
@@ -199,8 +199,8 @@ def sweep(rt: Runtime | None = None, limit: int = 1000, lease: float | None = No
             f" ORDER BY available_at LIMIT :lim{lock}"), {"now": now, "lim": limit}).scalars().all()
         handed = s.execute(text(
             "SELECT id, queue, attempts, enqueued_at FROM outbox_messages WHERE done_at IS NULL"
-            f" AND enqueued_at < :old ORDER BY enqueued_at LIMIT :lim{lock}"),
-            {"old": now - timedelta(seconds=min(grace, lease)), "lim": limit}).all()
+            f" AND enqueued_at < :old ORDER BY enqueued_at LIMIT :lim{lock}").columns(enqueued_at=UTCDateTime()),
+            {"old": now - timedelta(seconds=min(grace, lease)), "lim": limit}).all()  # typed: SQLite gives text
         ids = list(due) + _lost(rt, handed, now, lease)
         rows = s.execute(text(
             "UPDATE outbox_messages SET enqueued_at = :now, attempts = attempts + 1 WHERE id IN :ids "

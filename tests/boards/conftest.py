@@ -6,7 +6,7 @@ import pytest
 from app.identity import tokens
 from app.identity.operators import create_operator
 from app.referrals import partners
-from tests.ledger.conftest import World
+from tests.factories import World
 
 
 class BoardWorld(World):

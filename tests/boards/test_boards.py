@@ -18,7 +18,7 @@ from app.referrals import binding
 from app.teams import membership
 from app.teams import service as teams
 from tests.boards.conftest import member_headers
-from tests.ledger.conftest import paid, refunded
+from tests.factories import paid, refunded
 
 
 def sh(*args) -> datetime:

@@ -10,7 +10,7 @@ from app.db import utcnow
 from app.orders.service import ingest_order_event
 from tests.boards.conftest import member_headers
 from tests.boards.test_boards import sell, sh
-from tests.ledger.conftest import refunded
+from tests.factories import refunded
 
 
 def _sellers(world, session, n=3):

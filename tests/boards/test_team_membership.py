@@ -11,7 +11,7 @@ from app.teams import membership
 from app.teams import service as teams
 from app.teams.models import TeamMembershipChange
 from tests.boards.conftest import member_headers
-from tests.ledger.conftest import paid
+from tests.factories import paid
 
 
 def _team(world, name="望京一队"):

@@ -2,14 +2,10 @@
 from sqlalchemy import select
 
 from app.audit.models import AuditEntry
-from app.identity import miniapp, tokens
+from app.identity import miniapp
 from app.identity.operators import create_operator
 from app.members.models import ApiSession
-from tests.factories import make_member
-
-
-def member_headers(rt, member_id):
-    return {"Authorization": "Bearer " + tokens.issue(rt.settings.secret_key, "member", member_id)}
+from tests.factories import make_member, member_headers
 
 
 def operator_headers(client, session):
@@ -31,7 +27,8 @@ def test_member_token_cannot_call_the_admin_api(client, session, rt):
     session.commit()
     r = client.get(f"/api/admin/members/{bob.id}", headers=member_headers(rt, alice.id))
     assert r.status_code == 403 and r.get_json()["code"] == "operator_required"  # signed in, at the wrong door
-    r = client.post(f"/api/admin/members/{alice.id}/roles", json={"role": "partner"}, headers=member_headers(rt, alice.id))
+    r = client.post(f"/api/admin/members/{alice.id}/roles", json={"role": "partner"},
+                    headers=member_headers(rt, alice.id))
     assert r.status_code == 403
 
 
@@ -71,7 +68,8 @@ def test_refresh_token_rotates_and_a_reused_one_revokes_the_login(client, sessio
     assert first.status_code == 200
     new_refresh = first.get_json()["refresh_token"]
     assert new_refresh != refresh
-    assert client.get("/api/mp/me", headers={"Authorization": "Bearer " + first.get_json()["access_token"]}).status_code == 200
+    headers = {"Authorization": "Bearer " + first.get_json()["access_token"]}
+    assert client.get("/api/mp/me", headers=headers).status_code == 200
 
     replay = client.post("/api/mp/token/refresh", json={"refresh_token": refresh})
     assert replay.status_code == 401 and replay.get_json()["code"] == "refresh_reused"

@@ -6,8 +6,8 @@ from sqlalchemy import func, select
 
 from app.crypto import decrypt
 from app.members.models import ApiSession, Identity, Member
-from app.referrals import codes, partners
-from tests.factories import make_member
+from app.referrals import codes
+from tests.factories import make_member, make_partner
 
 
 def mp_login(client, emulator, person):
@@ -106,8 +106,7 @@ def test_web_oauth_signs_in_and_merges_with_the_mini_program_member_by_unionid(c
 
 
 def test_web_oauth_landing_with_a_share_parameter_binds_the_referrer(client, session, rt, emulator, live_app):
-    p = make_member(session, "Partner")
-    partners.make_partner(session, p.id, "designated")
+    p = make_partner(session, "Partner")
     code = codes.ensure_personal_code(session, p.id)
     session.commit()
     person = emulator.sim("persons")

@@ -78,8 +78,7 @@ def test_merging_a_partner_account_keeps_their_code_binding_to_the_person(sessio
     from app.referrals import binding, codes, partners
 
     old = make_member(session, "old web account")
-    partner_side = make_member(session, "mini-program partner")
-    partners.make_partner(session, partner_side.id, "designated")
+    partner_side = make_partner(session, "mini-program partner")
     code = codes.ensure_personal_code(session, partner_side.id)
     kept = merge_members(session, old.id, partner_side.id, "unionid")
     fan = make_member(session)

@@ -10,7 +10,9 @@ from sqlalchemy import text
 from app.identity import tokens
 from app.identity.operators import create_operator
 from app.orders.signing import sign
-from tests.ledger.conftest import completed, days_ago, paid, refunded
+from tests.factories import completed, days_ago, member_headers, paid, refunded
+
+pytestmark = pytest.mark.sqlite  # also runs on SQLite (embedded mode): LIEBIAN_TEST_DB=sqlite
 
 
 def post_event(client, rt, event, *, ts=None, signature=None, raw=None):
@@ -97,10 +99,6 @@ def test_a_failed_event_can_be_retried_verbatim(client, rt, session, world, chai
 def test_completed_before_paid_answers_202_parked(client, rt, world, chain):
     r = post_event(client, rt, completed("SO9"))
     assert r.status_code == 202 and r.get_json()["status"] == "parked"
-
-
-def member_headers(rt, member_id):
-    return {"Authorization": "Bearer " + tokens.issue(rt.settings.secret_key, "member", member_id)}
 
 
 def operator_headers(rt, session):

@@ -1,6 +1,4 @@
 """Races on real PostgreSQL with real threads: duplicated deliveries commit once, nothing is lost or doubled."""
-import threading
-
 from sqlalchemy import select, text
 
 from app.commissions.models import Commission
@@ -8,32 +6,15 @@ from app.errors import DomainError
 from app.ledger.service import check_ledger, member_balances
 from app.orders.models import Order
 from app.orders.service import ingest_order_event
-from tests.ledger.conftest import completed, paid, refunded
+from tests.factories import completed, paid, refunded
+from tests.racing import in_transaction, race
 
 
-def race(rt, events):
-    """Deliver events at the same instant from separate threads, each in its own transaction."""
-    barrier = threading.Barrier(len(events))
-    results = [None] * len(events)
-
-    def deliver(i, event):
-        s = rt.sessions()
-        try:
-            barrier.wait()
-            results[i] = ingest_order_event(s, event)["status"]
-            s.commit()
-        except DomainError as err:
-            s.rollback()
-            results[i] = err.code
-        finally:
-            s.close()
-
-    threads = [threading.Thread(target=deliver, args=(i, e)) for i, e in enumerate(events)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(30)
-    return results
+def deliver_at_once(rt, events):
+    """Deliver events at the same instant from separate threads, each in its own transaction: each one's status,
+    or the code of the domain error that refused it (any other exception is returned as is, failing the test)."""
+    outcomes = race(len(events), in_transaction(rt, lambda s, i: ingest_order_event(s, events[i])["status"]))
+    return [o.code if isinstance(o, DomainError) else o for o in outcomes]
 
 
 def test_two_identical_paid_deliveries_racing_commit_once(rt, session, world):
@@ -41,7 +22,7 @@ def test_two_identical_paid_deliveries_racing_commit_once(rt, session, world):
     world.plan()
     session.commit()
     for n in range(5):
-        results = race(rt, [paid(f"SO{n}", world.unionid(buyer), 10000)] * 2)
+        results = deliver_at_once(rt, [paid(f"SO{n}", world.unionid(buyer), 10000)] * 2)
         assert sorted(results) == ["applied", "duplicate"]
     session.expire_all()
     assert session.execute(text("SELECT COUNT(*) FROM commissions")).scalar() == 10
@@ -52,7 +33,8 @@ def test_two_identical_paid_deliveries_racing_commit_once(rt, session, world):
 def test_a_new_buyers_first_orders_racing_create_one_member(rt, session, world):
     world.plan()
     session.commit()
-    results = race(rt, [paid("SO1", None, 100, mini_openid="o-racer"), paid("SO2", None, 100, mini_openid="o-racer")])
+    results = deliver_at_once(rt, [paid("SO1", None, 100, mini_openid="o-racer"),
+                                   paid("SO2", None, 100, mini_openid="o-racer")])
     assert results == ["applied", "applied"]
     buyers = session.scalars(select(Order.buyer_id)).all()
     assert len(set(buyers)) == 1
@@ -65,7 +47,7 @@ def test_completed_racing_its_paid_is_never_lost(rt, session, world):
     world.plan(hold_days=3)
     session.commit()
     for n in range(8):
-        race(rt, [completed(f"SO{n}"), paid(f"SO{n}", world.unionid(buyer), 10000)])
+        deliver_at_once(rt, [completed(f"SO{n}"), paid(f"SO{n}", world.unionid(buyer), 10000)])
     session.expire_all()
     assert set(session.scalars(select(Order.status)).all()) == {"completed"}
     assert session.scalar(select(Commission.id).where(Commission.mature_at.is_(None))) is None
@@ -78,7 +60,7 @@ def test_racing_refunds_never_exceed_the_paid_amount(rt, session, world):
     session.commit()
     ingest_order_event(session, paid("SO1", world.unionid(buyer), 10000))
     session.commit()
-    results = race(rt, [refunded("SO1", "R1", 6000), refunded("SO1", "R2", 6000)])
+    results = deliver_at_once(rt, [refunded("SO1", "R1", 6000), refunded("SO1", "R2", 6000)])
     assert sorted(results) == ["applied", "refund_exceeds_paid"]
     session.expire_all()
     assert session.scalar(select(Order.refunded_fen)) == 6000
@@ -94,7 +76,8 @@ def test_many_orders_under_the_same_partners_in_parallel_never_deadlock(rt, sess
     world.plan()
     session.commit()
     for round_ in range(4):
-        results = race(rt, [paid(f"SO{round_}-{i}", world.unionid(b), 1000 + i) for i, b in enumerate(buyers)])
+        results = deliver_at_once(rt, [paid(f"SO{round_}-{i}", world.unionid(b), 1000 + i)
+                                       for i, b in enumerate(buyers)])
         assert results == ["applied"] * len(buyers)
     session.expire_all()
     assert check_ledger(session).ok

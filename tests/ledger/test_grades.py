@@ -1,10 +1,13 @@
 """Grades rise automatically when the measured figures meet a rule; operator grants stick; all changes recorded."""
+import pytest
 from click.testing import CliRunner
 from sqlalchemy import text
 
 from app.grades.service import create_grade, evaluate_member_grade, figures, grade_history, grade_of, grant_grade
 from app.orders.service import ingest_order_event
-from tests.ledger.conftest import paid, refunded
+from tests.factories import paid, refunded
+
+pytestmark = pytest.mark.sqlite  # also runs on SQLite (embedded mode): LIEBIAN_TEST_DB=sqlite
 
 
 def test_figures_measure_personal_sales_referrals_downline_size_and_downline_sales_net_of_refunds(session, world):

@@ -6,6 +6,7 @@ from app.errors import Conflict, ValidationFailed
 from app.ledger.service import (check_ledger, member_account, member_balances, platform_account, post_entry)
 
 
+@pytest.mark.sqlite
 def test_a_balanced_entry_moves_money_and_the_books_prove_out(session, world):
     m = world.member()
     available, fees = member_account(session, m.id, "available"), platform_account(session, "fees")
@@ -15,6 +16,7 @@ def test_a_balanced_entry_moves_money_and_the_books_prove_out(session, world):
     assert check_ledger(session).ok
 
 
+@pytest.mark.sqlite
 def test_check_says_when_pending_money_has_no_commission_behind_it(session, world):
     m = world.member()
     pending, expense = member_account(session, m.id, "pending"), platform_account(session, "commission_expense")
@@ -23,6 +25,7 @@ def test_check_says_when_pending_money_has_no_commission_behind_it(session, worl
     assert report.pending_mismatches == [{"member_id": m.id, "pending_fen": 1234, "open_commissions_fen": 0}]
 
 
+@pytest.mark.sqlite
 def test_replaying_a_key_changes_nothing_and_returns_the_same_entry(session, world):
     m = world.member()
     a, b = member_account(session, m.id, "available"), member_account(session, m.id, "withdrawing")
@@ -32,6 +35,7 @@ def test_replaying_a_key_changes_nothing_and_returns_the_same_entry(session, wor
     assert member_balances(session, m.id) == {"pending": 0, "available": -500, "withdrawing": 500}
 
 
+@pytest.mark.sqlite
 def test_replaying_a_key_with_other_amounts_is_refused(session, world):
     m = world.member()
     a, b = member_account(session, m.id, "available"), member_account(session, m.id, "withdrawing")
@@ -48,6 +52,7 @@ def test_replaying_a_key_with_other_amounts_is_refused(session, world):
     ([(1, True), (2, -1)], "ledger_not_integer"),
     ([(1, 0), (2, 0)], "ledger_zero_line"),
 ])
+@pytest.mark.sqlite
 def test_unbalanced_or_non_integer_lines_are_refused(session, world, lines, code):
     m = world.member()
     ids = [member_account(session, m.id, "pending"), platform_account(session, "fees")]
@@ -58,6 +63,7 @@ def test_unbalanced_or_non_integer_lines_are_refused(session, world, lines, code
     assert session.execute(text("SELECT COUNT(*) FROM journal_entries")).scalar() == 0
 
 
+@pytest.mark.sqlite
 def test_check_detects_a_tampered_cached_balance(session, world):
     m = world.member()
     pending, expense = member_account(session, m.id, "pending"), platform_account(session, "commission_expense")
@@ -69,6 +75,7 @@ def test_check_detects_a_tampered_cached_balance(session, world):
     assert report.total_balance_fen == 1
 
 
+@pytest.mark.sqlite
 def test_check_detects_an_unbalanced_entry_written_behind_its_back(session, world):
     m = world.member()
     pending, expense = member_account(session, m.id, "pending"), platform_account(session, "commission_expense")
@@ -79,6 +86,7 @@ def test_check_detects_an_unbalanced_entry_written_behind_its_back(session, worl
     assert [r["key"] for r in report.unbalanced_entries] == ["test:1"]
 
 
+@pytest.mark.sqlite
 def test_accounts_are_created_once_per_member_and_kind(session, world):
     m = world.member()
     assert member_account(session, m.id, "pending") == member_account(session, m.id, "pending")
@@ -94,9 +102,9 @@ def test_a_fresh_posting_moves_money_in_one_go_and_refuses_an_existing_key(sessi
 
     m = world.member()
     pending, expense = member_account(session, m.id, "pending"), platform_account(session, "commission_expense")
-    posted = post_entries(session, [EntrySpec("order:1:paid:L1", [(pending, 70), (expense, -70)], "commission_accrued"),
-                                    EntrySpec("order:1:paid:L2", [(pending, 30), (expense, -30)], "commission_accrued")],
-                          fresh=True)
+    posted = post_entries(session, [
+        EntrySpec("order:1:paid:L1", [(pending, 70), (expense, -70)], "commission_accrued"),
+        EntrySpec("order:1:paid:L2", [(pending, 30), (expense, -30)], "commission_accrued")], fresh=True)
     assert [p.created for p in posted] == [True, True]
     assert member_balances(session, m.id)["pending"] == 100
     with pytest.raises(IntegrityError):

@@ -1,4 +1,5 @@
 """Maturation posts one entry per earner and batch; every commission points at the entry that matured it."""
+import pytest
 from sqlalchemy import func, select
 
 from app.commissions.models import Commission
@@ -6,7 +7,9 @@ from app.commissions.service import mature_due_commissions
 from app.ledger.models import JournalEntry, JournalLine
 from app.ledger.service import check_ledger, member_balances
 from app.orders.service import ingest_order_event
-from tests.ledger.conftest import completed, days_ago, paid, refunded
+from tests.factories import completed, days_ago, paid, refunded
+
+pytestmark = pytest.mark.sqlite  # also runs on SQLite (embedded mode): LIEBIAN_TEST_DB=sqlite
 
 
 def test_one_entry_per_earner_and_batch_linked_from_each_commission_and_never_twice(session, world):
@@ -21,7 +24,8 @@ def test_one_entry_per_earner_and_batch_linked_from_each_commission_and_never_tw
     entries = session.scalars(select(JournalEntry).where(JournalEntry.kind == "commission_matured")
                               .order_by(JournalEntry.key)).all()
     first = session.scalar(select(func.min(Commission.id)))
-    assert sorted(e.key for e in entries) == sorted([f"maturation:{first}:{parent.id}", f"maturation:{first}:{grand.id}"])
+    assert sorted(e.key for e in entries) == sorted([f"maturation:{first}:{parent.id}",
+                                                     f"maturation:{first}:{grand.id}"])
     for member, expected in ((parent, 1000 + 2000 + 1500), (grand, 500 + 1000 + 750)):
         entry = next(e for e in entries if e.key.endswith(f":{member.id}"))
         lines = session.scalars(select(JournalLine.amount_fen).where(JournalLine.entry_id == entry.id)).all()

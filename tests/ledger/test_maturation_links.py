@@ -1,5 +1,6 @@
 """Maturation on PostgreSQL: rows a concurrent refund holds are skipped and matured by the next run; the ledger check
 holds the commission -> maturation entry link (the column has no foreign key)."""
+import pytest
 from sqlalchemy import func, select, text
 
 from app.commissions.models import Commission
@@ -7,7 +8,7 @@ from app.commissions.service import mature_due_commissions
 from app.ledger.models import JournalEntry
 from app.ledger.service import check_ledger, member_balances
 from app.orders.service import ingest_order_event
-from tests.ledger.conftest import completed, days_ago, paid
+from tests.factories import completed, days_ago, paid
 
 
 def _matured_orders(session, world, n=3, l2=500):
@@ -44,6 +45,7 @@ def test_a_commission_locked_by_a_concurrent_refund_is_skipped_then_matured_by_t
     assert report.ok, report.as_dict()
 
 
+@pytest.mark.sqlite
 def test_the_ledger_check_reports_a_matured_commission_whose_entry_link_is_broken(app, session, world):
     grand, parent = _matured_orders(session, world, n=2)
     assert mature_due_commissions(session) == 4

@@ -1,5 +1,4 @@
 """An order paid while its level-2 referrer is being merged pays the survivor, never the merged-away member."""
-import threading
 import time
 from datetime import timedelta
 
@@ -12,6 +11,7 @@ from app.ledger.service import check_ledger, member_balances
 from app.members.merge import merge_members
 from app.orders.service import ingest_order_event
 from tests.factories import make_member, make_partner
+from tests.racing import Background, in_transaction
 
 
 def test_order_racing_a_merge_of_its_referrer_pays_the_survivor(rt, session):
@@ -25,28 +25,14 @@ def test_order_racing_a_merge_of_its_referrer_pays_the_survivor(rt, session):
 
     merging = rt.sessions()
     merge_members(merging, kept.id, merged.id, evidence="unionid")  # holds the members' rows, not committed yet
-    out = {}
-
-    def pay():
-        s = rt.sessions()
-        try:
-            out["result"] = ingest_order_event(s, {"event": "paid", "order_id": "o1",
-                                                   "buyer": {"oa_openid": "buyer-oa"},
-                                                   "lines": [{"product_id": "p", "quantity": 1, "paid_fen": 10000}]})
-            s.commit()
-        except Exception as exc:  # surfaced by the assertion below
-            out["error"] = repr(exc)
-            s.rollback()
-        finally:
-            s.close()
-
-    payer = threading.Thread(target=pay)
-    payer.start()
+    pay = in_transaction(rt, lambda s: ingest_order_event(s, {
+        "event": "paid", "order_id": "o1", "buyer": {"oa_openid": "buyer-oa"},
+        "lines": [{"product_id": "p", "quantity": 1, "paid_fen": 10000}]}))
+    payer = Background(pay)
     time.sleep(1.0)  # the payment has read the old chain and is waiting on the merge's locks
     merging.commit()
     merging.close()
-    payer.join(20)
-    assert "error" not in out, out
+    assert payer.result(timeout=20)["status"] == "applied"
     earners = {c.level: c.earner_id for c in session.scalars(select(Commission))}
     assert earners == {1: r.id, 2: kept.id}
     assert all(v == 0 for v in member_balances(session, merged.id).values())

@@ -2,20 +2,23 @@
 settle exactly as the one-event path does, and each refused event must change nothing while the others apply."""
 import json
 import random
-import threading
 import time
 
+import pytest
 from sqlalchemy import select, text
 
 from app.commissions.models import Commission
+from app.db import Base
 from app.ledger.service import check_ledger, member_balances
 from app.members.models import Identity, Member
 from app.orders.models import Order
 from app.orders.service import ingest_order_event, ingest_order_events
 from app.orders.signing import sign
-from app.referrals import binding, codes, partners
+from app.referrals import binding, codes
 from app.referrals.saved_rules import update_rules
-from tests.ledger.conftest import completed, days_ago, paid, refunded
+from tests.conftest import empty_tables
+from tests.factories import completed, days_ago, paid, refunded
+from tests.racing import errors, race
 
 SETTLEMENT_TABLES = ("journal_lines", "journal_entries", "ledger_accounts", "commissions", "order_refunds",
                      "order_lines", "parked_order_events", "orders")
@@ -35,7 +38,8 @@ def outcome(session):
     return orders, by_order, balances
 
 
-def test_a_batch_settles_exactly_like_the_same_events_one_by_one(session, world):
+@pytest.mark.sqlite
+def test_a_batch_settles_exactly_like_the_same_events_one_by_one(rt, session, world):
     rng = random.Random(5)
     world.plan(rates=[{"level": 1, "bps": 1000}, {"level": 2, "bps": 300},
                       {"level": 1, "bps": 1500, "category": "wine"}, {"level": 1, "bps": 1200, "order_kind": "first"}],
@@ -74,9 +78,9 @@ def test_a_batch_settles_exactly_like_the_same_events_one_by_one(session, world)
     one_by_one = outcome(session)
     assert check_ledger(session).ok
 
-    session.execute(text(f"TRUNCATE {', '.join(SETTLEMENT_TABLES)} RESTART IDENTITY CASCADE"))
-    session.commit()
-    session.info.clear()  # forgets the account ids this session cached: the accounts were just truncated
+    session.commit()  # ends the reads above: emptying the tables waits for no lock of ours
+    empty_tables(rt.engine, [Base.metadata.tables[t] for t in SETTLEMENT_TABLES])
+    session.info.clear()  # forgets the account ids this session cached: the accounts were just deleted
     batched = []
     for start in range(0, len(events), 17):
         batched += [r["status"] if r["status"] != "rejected" else r["error"]["code"]
@@ -88,6 +92,7 @@ def test_a_batch_settles_exactly_like_the_same_events_one_by_one(session, world)
     assert sum(1 for o in one_by_one[0].values() if o[1]) >= 5  # the data did exercise first orders
 
 
+@pytest.mark.sqlite
 def test_only_the_first_of_one_buyers_orders_in_a_batch_is_a_first_order(session, world):
     _, parent, buyer = world.chain()
     world.plan(rates=[{"level": 1, "bps": 1000}, {"level": 1, "bps": 2000, "order_kind": "first"}])
@@ -99,6 +104,7 @@ def test_only_the_first_of_one_buyers_orders_in_a_batch_is_a_first_order(session
     assert member_balances(session, parent.id)["pending"] == 4000
 
 
+@pytest.mark.sqlite
 def test_a_whole_order_life_in_one_batch_applies_paid_first(session, world):
     _, parent, buyer = world.chain()
     world.plan(hold_days=0)
@@ -114,6 +120,7 @@ def test_a_whole_order_life_in_one_batch_applies_paid_first(session, world):
     assert check_ledger(session).ok
 
 
+@pytest.mark.sqlite
 def test_refused_events_change_nothing_and_the_rest_of_the_batch_applies(session, world):
     _, parent, buyer = world.chain()
     world.plan()
@@ -144,11 +151,11 @@ def test_refused_events_change_nothing_and_the_rest_of_the_batch_applies(session
     assert check_ledger(session).ok
 
 
+@pytest.mark.sqlite
 def test_new_buyers_and_remembered_touches_in_a_batch(session, world):
     world.plan()
     update_rules(session, {"when": "first_purchase"})
     partner = world.member("P", partner=True)
-    partners.make_partner(session, partner.id, "designated")
     code = codes.ensure_personal_code(session, partner.id)
     remembered = world.member("B", unionid="u-remembered")
     assert binding.touch(session, scene=code.scene, member_id=remembered.id, channel="oa_scan").outcome == "pending"
@@ -168,40 +175,28 @@ def test_new_buyers_and_remembered_touches_in_a_batch(session, world):
 
 def test_concurrent_batches_sharing_buyers_settle_each_order_once(rt, session, world):
     grand, parent, _ = world.chain()
-    world.plan(rates=[{"level": 1, "bps": 1000}, {"level": 2, "bps": 500}, {"level": 1, "bps": 2000, "order_kind": "first"}])
+    world.plan(rates=[{"level": 1, "bps": 1000}, {"level": 2, "bps": 500},
+                      {"level": 1, "bps": 2000, "order_kind": "first"}])
     buyers = [world.member(f"b{i}", referrer=parent) for i in range(8)]
     session.commit()
     ids = [world.unionid(b) for b in buyers]
     rng = random.Random(9)
     orders = [paid(f"SO{n}", rng.choice(ids), 1000) for n in range(120)]
     batches = [rng.sample(orders, 40) for _ in range(6)]  # every order delivered by several racing batches
-    barrier = threading.Barrier(len(batches))
-    errors = []
 
-    def deliver(batch):
-        s = rt.sessions()
-        try:
-            barrier.wait()
+    def deliver(i):
+        with rt.sessions() as s:
             for _attempt in range(5):
                 try:
-                    ingest_order_events(s, batch)
+                    ingest_order_events(s, batches[i])
                     s.commit()
                     return
                 except Exception as err:  # noqa: BLE001 - a deadlock aborts one side; the webhook retries it
                     s.rollback()
                     if "deadlock" not in str(err):
                         raise
-        except Exception as err:  # noqa: BLE001
-            errors.append(err)
-        finally:
-            s.close()
 
-    threads = [threading.Thread(target=deliver, args=(b,)) for b in batches]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(60)
-    assert not errors
+    assert not errors(race(len(batches), deliver))
     session.expire_all()
     delivered = {e["order_id"] for b in batches for e in b}
     assert session.execute(text("SELECT COUNT(*) FROM orders")).scalar() == len(delivered)
@@ -221,6 +216,7 @@ def _post(client, rt, body):
                                 "X-Liebian-Signature": sign(rt.settings.shop_webhook_secret, ts, raw)})
 
 
+@pytest.mark.sqlite
 def test_the_webhook_takes_a_signed_batch_and_answers_per_event(client, rt, session, world):
     _, parent, buyer = world.chain()
     world.plan()

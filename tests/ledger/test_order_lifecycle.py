@@ -13,7 +13,9 @@ from app.ledger.service import check_ledger, member_account, member_balances, po
 from app.members.models import Identity
 from app.orders.models import Order
 from app.orders.service import ingest_order_event
-from tests.ledger.conftest import completed, days_ago, paid, refunded
+from tests.factories import completed, days_ago, paid, refunded
+
+pytestmark = pytest.mark.sqlite  # also runs on SQLite (embedded mode): LIEBIAN_TEST_DB=sqlite
 
 LATER = datetime.now(timezone.utc) + timedelta(days=30)
 
@@ -320,3 +322,23 @@ def test_a_third_level_commission_cannot_even_be_stored(session, world):
     with pytest.raises(IntegrityError):
         with session.begin_nested():
             session.execute(text("UPDATE commissions SET level = 3 WHERE level = 2"))
+
+
+def test_a_whole_order_life_settles_to_the_fen(session, world):
+    """Paid twice (a replay), completed, a quarter refunded, matured: what each partner can withdraw."""
+    grand, parent, buyer = world.chain()
+    world.plan(l1=1000, l2=500, hold_days=0)
+    session.commit()
+    event = paid("SO1", world.unionid(buyer), 10000, at=days_ago(2))
+    ingest_order_event(session, event)
+    assert ingest_order_event(session, event)["status"] == "duplicate"
+    ingest_order_event(session, completed("SO1", at=days_ago(1)))
+    ingest_order_event(session, refunded("SO1", "R1", 2500))
+    session.commit()
+    assert mature_due_commissions(session, now=datetime.now(timezone.utc) + timedelta(minutes=1)) == 2
+    session.commit()
+    assert member_balances(session, parent.id) == {"pending": 0, "available": 750, "withdrawing": 0}
+    assert member_balances(session, grand.id) == {"pending": 0, "available": 375, "withdrawing": 0}
+    # two accruals, two reversals, one maturation per earner
+    assert session.execute(text("SELECT COUNT(*) FROM journal_entries")).scalar() == 6
+    assert_books_ok(session)

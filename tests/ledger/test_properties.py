@@ -6,6 +6,7 @@ balanced, every cached balance equal to its derived sum, reversals exactly propo
 beyond the buyer's second-level referrer."""
 from datetime import datetime, timedelta, timezone
 
+import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 from sqlalchemy import select, text
 
@@ -18,7 +19,9 @@ from app.ledger.service import check_ledger
 from app.members.models import Member
 from app.orders.models import Order
 from app.orders.service import ingest_order_event
-from tests.ledger.conftest import completed, paid, refunded
+from tests.factories import completed, paid, refunded
+
+pytestmark = pytest.mark.sqlite  # also runs on SQLite (embedded mode): LIEBIAN_TEST_DB=sqlite
 
 ORDERS = st.sampled_from(["A", "B", "C", "D"])
 STEP = st.one_of(
@@ -115,7 +118,8 @@ def test_random_event_sequences_keep_the_books_exact(rt, world, steps):
             if c.state != "canceled":
                 expected = c.amount_fen - remaining_after_refunds(c.amount_fen, order.paid_fen, order.refunded_fen)
                 assert c.reversed_fen == expected
-        assert session.execute(text("SELECT COUNT(*) FROM commissions GROUP BY order_id HAVING COUNT(*) > 2")).first() is None
+        assert session.execute(text(
+            "SELECT COUNT(*) FROM commissions GROUP BY order_id HAVING COUNT(*) > 2")).first() is None
         assert all(o.refunded_fen <= o.paid_fen for o in orders.values())
     finally:
         session.rollback()

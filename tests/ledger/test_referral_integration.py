@@ -1,23 +1,25 @@
 """Referrals and orders together: bind-at-first-purchase, and the store's first-order figures."""
 from datetime import timedelta
 
+import pytest
 from sqlalchemy import select
 
 from app.commissions.models import Commission
 from app.db import utcnow
 from app.members.models import Member
 from app.orders.service import ingest_order_event
-from app.referrals import binding, codes, partners, stores, views
+from app.referrals import binding, codes, stores
 from app.referrals.saved_rules import update_rules
-from tests.ledger.conftest import paid
+from tests.factories import paid
 from app.reports import stores as stores_report
+
+pytestmark = pytest.mark.sqlite  # also runs on SQLite (embedded mode): LIEBIAN_TEST_DB=sqlite
 
 
 def test_with_bind_at_first_purchase_the_first_order_binds_and_pays_the_referrer(session, world):
     world.plan()
     update_rules(session, {"when": "first_purchase"})
     partner = world.member("P", partner=True)
-    partners.make_partner(session, partner.id, "designated")
     code = codes.ensure_personal_code(session, partner.id)
     buyer = world.member("B", unionid="u-buyer")
     assert binding.touch(session, scene=code.scene, member_id=buyer.id, channel="oa_scan").outcome == "pending"

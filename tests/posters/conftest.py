@@ -23,7 +23,7 @@ def smooth_background(width: int = 750, height: int = 1334) -> bytes:
     d = ImageDraw.Draw(img)
     for y in range(height):
         t = y / (height - 1)
-        d.line([(0, y), (width, y)], fill=tuple(round(a + (b - a) * t) for a, b in zip(top, bottom)))
+        d.line([(0, y), (width, y)], fill=tuple(round(a + (b - a) * t) for a, b in zip(top, bottom, strict=True)))
     d.ellipse((175, 300, 575, 700), fill=(255, 240, 220))
     out = io.BytesIO()
     img.save(out, "PNG")
@@ -99,20 +99,3 @@ def operator_headers(client, session, poster_dir):
     session.commit()
     token = client.post("/api/admin/login", json={"username": "designer", "password": "correct horse battery"})
     return {"Authorization": "Bearer " + token.get_json()["access_token"]}
-
-
-def member_headers(rt, member_id: int) -> dict:
-    from app.identity import tokens
-
-    return {"Authorization": "Bearer " + tokens.issue(rt.settings.secret_key, "member", member_id)}
-
-
-def make_poster_partner(session, nickname: str, avatar_url: str = ""):
-    from app.referrals import partners
-    from tests.factories import make_member
-
-    member = make_member(session, nickname)
-    member.avatar_url = avatar_url
-    partners.make_partner(session, member.id, "designated")
-    session.commit()
-    return member

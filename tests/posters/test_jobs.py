@@ -9,12 +9,13 @@ from app.posters import jobs, service, templates
 from app.posters.models import PosterRender
 from app.posters.storage import poster_store
 from posters.samples import REFERENCE_SPEC
-from tests.posters.conftest import make_poster_partner
+from tests.factories import make_partner
 
 
 def _template(session, store, background):
     bg = templates.upload_background(session, store, background, "operator:1")
-    return templates.create_template(session, "operator:1", "春季", {**REFERENCE_SPEC, "background": {"sha256": bg.sha256}})
+    return templates.create_template(session, "operator:1", "春季",
+                                     {**REFERENCE_SPEC, "background": {"sha256": bg.sha256}})
 
 
 def _jobs(session, name: str) -> list:
@@ -23,7 +24,8 @@ def _jobs(session, name: str) -> list:
 
 
 def test_a_template_change_queues_a_render_per_partner_after_commit(rt, session, poster_dir, background, work):
-    a, b = make_poster_partner(session, "甲"), make_poster_partner(session, "乙")
+    a, b = make_partner(session, "甲"), make_partner(session, "乙")
+    session.commit()
     t = _template(session, poster_store(rt.settings), background)
     session.commit()
     assert _jobs(session, "posters.prerender_template") == [(f"poster-template-{t.id}-v1", [t.id])]
@@ -40,7 +42,8 @@ def test_nothing_is_queued_when_the_edit_rolls_back(rt, session, poster_dir, bac
 
 def test_prerendering_a_partner_twice_renders_once(rt, session, poster_dir, background, monkeypatch):
     monkeypatch.setattr("app.posters.service.fetch_avatar", lambda url: None)
-    partner = make_poster_partner(session, "张小凡")
+    partner = make_partner(session, "张小凡")
+    session.commit()
     t = _template(session, poster_store(rt.settings), background)
     session.commit()
     assert jobs.prerender_member(rt, partner.id, t.id) == 1
@@ -55,7 +58,8 @@ def test_a_new_partner_gets_a_poster_before_asking(rt, session, poster_dir, back
     monkeypatch.setattr("app.posters.service.fetch_avatar", lambda url: None)
     _template(session, poster_store(rt.settings), background)
     session.commit()
-    partner = make_poster_partner(session, "新人")  # records partner.activated; posters subscribe to it
+    partner = make_partner(session, "新人")  # records partner.activated; posters subscribe to it
+    session.commit()
     from app.referrals import partners
 
     partners.make_partner(session, partner.id, "designated")  # already a partner: no second event

@@ -103,7 +103,8 @@ def test_characters_no_font_has_are_left_out_not_drawn_as_boxes(spec, background
     assert diff_stats(with_unknown, plain) == (0.0, 0.0)
 
 
-@pytest.mark.parametrize("avatar", [b"", b"not an image at all", sample_avatar(1)[:200]], ids=["empty", "garbage", "truncated"])
+@pytest.mark.parametrize("avatar", [b"", b"not an image at all", sample_avatar(1)[:200]],
+                         ids=["empty", "garbage", "truncated"])
 def test_broken_avatar_falls_back_to_the_default(spec, background, avatar):
     broken = compose(spec, background, inputs("李四", avatar))
     missing = compose(spec, background, inputs("李四", None))

@@ -1,15 +1,14 @@
 """Fixtures shared by the referral tests."""
 import pytest
 
-from app.referrals import codes, partners
-from tests.factories import make_member
+from app.referrals import codes
+from tests.factories import make_partner
 
 
 @pytest.fixture
 def partner_scene(session):
     """A committed partner and the scene of their personal code."""
-    p = make_member(session, "P")
-    partners.make_partner(session, p.id, "designated")
+    p = make_partner(session, "P")
     scene = codes.ensure_personal_code(session, p.id).scene
     session.commit()
     return p, scene

@@ -1,4 +1,5 @@
 """Referral endpoints as partners, clerks, managers and operators use them."""
+import pytest
 from sqlalchemy import select
 
 from app.audit.models import AuditEntry
@@ -6,11 +7,9 @@ from app.identity import tokens
 from app.identity.operators import create_operator
 from app.referrals import binding, codes, partners, stores
 from app.referrals.saved_rules import update_rules
-from tests.factories import make_member
+from tests.factories import make_member, make_partner, member_headers
 
-
-def as_member(rt, member):
-    return {"Authorization": "Bearer " + tokens.issue(rt.settings.secret_key, "member", member.id)}
+pytestmark = pytest.mark.sqlite  # also runs on SQLite (embedded mode): LIEBIAN_TEST_DB=sqlite
 
 
 def as_operator(rt, session):
@@ -24,39 +23,36 @@ def test_partner_gets_a_code_and_a_scannable_share_qr(client, session, rt):
     from PIL import Image
     import io
 
-    p = make_member(session)
-    partners.make_partner(session, p.id, "designated")
+    p = make_partner(session)
     session.commit()
-    body = client.get("/api/mp/code", headers=as_member(rt, p)).get_json()
+    body = client.get("/api/mp/code", headers=member_headers(rt, p.id)).get_json()
     assert body["share_url"].endswith("/s/" + body["scene"])
-    png = client.get("/api/mp/code.png?channel=share_qr", headers=as_member(rt, p))
+    png = client.get("/api/mp/code.png?channel=share_qr", headers=member_headers(rt, p.id))
     assert png.mimetype == "image/png"
     decoded = zxingcpp.read_barcodes(Image.open(io.BytesIO(png.data)))
     assert decoded[0].text == body["share_url"]
     # Asking again returns the same code, not a new one.
-    assert client.get("/api/mp/code", headers=as_member(rt, p)).get_json()["scene"] == body["scene"]
+    assert client.get("/api/mp/code", headers=member_headers(rt, p.id)).get_json()["scene"] == body["scene"]
 
 
 def test_consumer_has_no_code(client, session, rt):
     c = make_member(session)
     session.commit()
-    r = client.get("/api/mp/code", headers=as_member(rt, c))
+    r = client.get("/api/mp/code", headers=member_headers(rt, c.id))
     assert (r.status_code, r.get_json()["code"]) == (403, "not_a_partner")
 
 
 def test_mini_program_launch_with_a_scene_binds(client, session, rt):
-    p = make_member(session)
-    partners.make_partner(session, p.id, "designated")
+    p = make_partner(session)
     code = codes.ensure_personal_code(session, p.id)
     fan = make_member(session)
     session.commit()
-    r = client.post("/api/mp/touch", json={"scene": code.scene}, headers=as_member(rt, fan))
+    r = client.post("/api/mp/touch", json={"scene": code.scene}, headers=member_headers(rt, fan.id))
     assert r.get_json() == {"outcome": "bound", "bound": True}
 
 
 def test_partner_sees_direct_referrals_masked_and_second_level_count(client, session, rt):
-    p = make_member(session, "Partner")
-    partners.make_partner(session, p.id, "designated")
+    p = make_partner(session, "Partner")
     code = codes.ensure_personal_code(session, p.id)
     kid = make_member(session, "张小明")
     binding.touch(session, scene=code.scene, member_id=kid.id, channel="mini_launch")
@@ -66,19 +62,19 @@ def test_partner_sees_direct_referrals_masked_and_second_level_count(client, ses
         g = make_member(session)
         binding.touch(session, scene=kid_code.scene, member_id=g.id, channel="oa_scan")
     session.commit()
-    referrals = client.get("/api/mp/referrals", headers=as_member(rt, p)).get_json()
+    referrals = client.get("/api/mp/referrals", headers=member_headers(rt, p.id)).get_json()
     assert referrals["direct_count"] == 1 and referrals["second_level_count"] == 3
     assert referrals["direct"][0]["nickname"] == "张**" and referrals["direct"][0]["channel"] == "mini_launch"
     # The level-1 partner sees only their own direct referrals: the kid's view differs.
-    assert client.get("/api/mp/referrals", headers=as_member(rt, kid)).get_json()["direct_count"] == 3
+    assert client.get("/api/mp/referrals", headers=member_headers(rt, kid.id)).get_json()["direct_count"] == 3
     # "Team" is the captain's team only (app/teams): the old path is gone, not an alias.
-    assert client.get("/api/mp/team", headers=as_member(rt, p)).status_code == 404
+    assert client.get("/api/mp/team", headers=member_headers(rt, p.id)).status_code == 404
 
 
 def test_consumer_cannot_read_direct_referrals(client, session, rt):
     c = make_member(session)
     session.commit()
-    assert client.get("/api/mp/referrals", headers=as_member(rt, c)).status_code == 403
+    assert client.get("/api/mp/referrals", headers=member_headers(rt, c.id)).status_code == 403
 
 
 def test_store_manager_sees_per_clerk_figures_of_their_own_store_only(client, session, rt):
@@ -91,11 +87,11 @@ def test_store_manager_sees_per_clerk_figures_of_their_own_store_only(client, se
     for _ in range(2):
         binding.touch(session, scene=code.scene, member_id=make_member(session).id, channel="oa_subscribe")
     session.commit()
-    body = client.get("/api/mp/store/figures", headers=as_member(rt, manager)).get_json()
+    body = client.get("/api/mp/store/figures", headers=member_headers(rt, manager.id)).get_json()
     assert body["store_id"] == shop.id
     assert [(c["clerk_id"], c["new_customers"]) for c in body["clerks"]] == [(clerk.id, 2)]
-    assert client.get("/api/mp/store/figures", headers=as_member(rt, clerk)).status_code == 403
-    assert client.get("/api/mp/staff/figures", headers=as_member(rt, clerk)).get_json()["new_customers"] == 2
+    assert client.get("/api/mp/store/figures", headers=member_headers(rt, clerk.id)).status_code == 403
+    assert client.get("/api/mp/staff/figures", headers=member_headers(rt, clerk.id)).get_json()["new_customers"] == 2
 
 
 def test_operator_campaign_code_stats_by_day(client, session, rt):
@@ -146,8 +142,8 @@ def test_new_customers_count_people_not_their_rebindings(client, session, rt):
         assert binding.touch(session, scene=scene, member_id=fickle.id, channel="oa_scan").bound
     binding.touch(session, scene=mine.scene, member_id=loyal.id, channel="oa_scan")
     session.commit()
-    assert client.get("/api/mp/staff/figures", headers=as_member(rt, clerk)).get_json()["new_customers"] == 2
-    clerks = client.get("/api/mp/store/figures", headers=as_member(rt, manager)).get_json()["clerks"]
+    assert client.get("/api/mp/staff/figures", headers=member_headers(rt, clerk.id)).get_json()["new_customers"] == 2
+    clerks = client.get("/api/mp/store/figures", headers=member_headers(rt, manager.id)).get_json()["clerks"]
     assert [(c["clerk_id"], c["new_customers"]) for c in clerks] == [(clerk.id, 2)]
 
 
@@ -166,23 +162,22 @@ def test_partner_application_review_flow(client, session, rt):
     client.patch("/api/admin/referral-rules", json={"partner_policy": "application"}, headers=headers)
     applicant = make_member(session)
     session.commit()
-    r = client.post("/api/mp/partner", json={"note": "I run a mums' group"}, headers=as_member(rt, applicant))
+    r = client.post("/api/mp/partner", json={"note": "I run a mums' group"}, headers=member_headers(rt, applicant.id))
     assert r.get_json()["status"] == "pending"
-    again = client.post("/api/mp/partner", json={}, headers=as_member(rt, applicant))
+    again = client.post("/api/mp/partner", json={}, headers=member_headers(rt, applicant.id))
     assert (again.status_code, again.get_json()["code"]) == (409, "application_pending")
     app_id = client.get("/api/admin/partner-applications", headers=headers).get_json()["items"][0]["id"]
     r = client.post(f"/api/admin/partner-applications/{app_id}", json={"approve": True}, headers=headers)
     assert r.get_json()["status"] == "approved"
-    assert "partner" in client.get("/api/mp/me", headers=as_member(rt, applicant)).get_json()["roles"]
+    assert "partner" in client.get("/api/mp/me", headers=member_headers(rt, applicant.id)).get_json()["roles"]
 
 
 def test_freezing_a_partner_stops_their_code_binding(client, session, rt):
     headers = as_operator(rt, session)
-    p = make_member(session)
-    partners.make_partner(session, p.id, "designated")
+    p = make_partner(session)
     code = codes.ensure_personal_code(session, p.id)
     fan = make_member(session)
     session.commit()
     client.post(f"/api/admin/partners/{p.id}/status", json={"status": "frozen"}, headers=headers)
-    r = client.post("/api/mp/touch", json={"scene": code.scene}, headers=as_member(rt, fan))
+    r = client.post("/api/mp/touch", json={"scene": code.scene}, headers=member_headers(rt, fan.id))
     assert r.get_json()["outcome"] == "code_inactive"

@@ -3,11 +3,13 @@ import pytest
 from sqlalchemy import func, select
 
 from app.members.models import Member
-from app.referrals import binding, codes, inbox, partners
+from app.referrals import binding, codes, inbox
 from app.referrals.binding import IncomingTouch
 from app.referrals.touches import wechat_touch
 from app.referrals.models import Binding, Touch
-from tests.factories import make_member
+from tests.factories import make_partner
+
+pytestmark = pytest.mark.sqlite  # also runs on SQLite (embedded mode): LIEBIAN_TEST_DB=sqlite
 
 
 def test_queued_scans_are_bound_by_the_consumer_once(rt, session, partner_scene):
@@ -54,8 +56,7 @@ def test_reprocessing_a_committed_batch_changes_nothing(rt, session, partner_sce
 
 def test_one_batch_with_touches_of_the_same_person_for_two_codes_binds_the_first(session, partner_scene):
     p, scene = partner_scene
-    q = make_member(session, "Q")
-    partners.make_partner(session, q.id, "designated")
+    q = make_partner(session, "Q")
     other = codes.ensure_personal_code(session, q.id).scene
     results = binding.process_touches(session, [
         IncomingTouch(channel="oa_subscribe", scene=scene, openid="same-person", event_key="k1"),

@@ -10,6 +10,8 @@ from app.members.models import Member
 from app.referrals import inbox
 from app.referrals.models import Binding, Touch
 
+pytestmark = pytest.mark.sqlite  # also runs on SQLite (embedded mode): LIEBIAN_TEST_DB=sqlite
+
 
 def _bound(session, partner_id: int) -> int:
     return session.scalar(select(func.count()).select_from(Member).where(Member.referrer_id == partner_id))

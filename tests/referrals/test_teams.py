@@ -9,14 +9,10 @@ from app.members.models import Identity, Member
 from app.referrals import binding, codes, partners
 from app.referrals.models import Binding, ReferralCode, Touch
 from app.teams import service as teams
-from tests.factories import make_member
+from tests.factories import make_member, make_partner
 from tests.referrals.test_api import as_operator
 
-
-def captain(session, name="队长"):
-    m = make_member(session, name)
-    partners.make_partner(session, m.id, "designated")
-    return m
+pytestmark = pytest.mark.sqlite  # also runs on SQLite (embedded mode): LIEBIAN_TEST_DB=sqlite
 
 
 def scan(session, code, person):
@@ -24,7 +20,7 @@ def scan(session, code, person):
 
 
 def test_a_team_code_binds_the_scanner_to_the_captain_and_records_the_code(session):
-    cap = captain(session)
+    cap = make_partner(session, "队长")
     team = teams.create_team(session, name="望京一队", captain_id=cap.id)
     code = teams.create_team_code(session, team.id, label="门店海报")
     fan = make_member(session)
@@ -40,7 +36,7 @@ def test_a_team_code_binds_the_scanner_to_the_captain_and_records_the_code(sessi
 
 
 def test_an_explicit_clerk_or_partner_on_a_team_code_wins_over_the_captain(session):
-    cap, other = captain(session), captain(session, "推广员")
+    cap, other = make_partner(session, "队长"), make_partner(session, "推广员")
     team = teams.create_team(session, name="一队", captain_id=cap.id)
     code = teams.create_team_code(session, team.id, label="x", referrer_id=other.id)
     fan = make_member(session)
@@ -52,7 +48,7 @@ def test_an_explicit_clerk_or_partner_on_a_team_code_wins_over_the_captain(sessi
 def test_scanning_a_team_qr_in_wechat_binds_to_the_captain(client, session, rt, emulator, live_app):
     from wechat.clients import official_account
 
-    cap = captain(session)
+    cap = make_partner(session, "队长")
     team = teams.create_team(session, name="地推队", captain_id=cap.id)
     session.commit()
     r = client.post("/api/admin/codes", json={"label": "传单", "team_id": team.id}, headers=as_operator(rt, session))
@@ -72,7 +68,7 @@ def test_scanning_a_team_qr_in_wechat_binds_to_the_captain(client, session, rt, 
 
 
 def test_codes_for_an_archived_or_unknown_team_are_refused(client, session, rt):
-    cap = captain(session)
+    cap = make_partner(session, "队长")
     team = teams.create_team(session, name="旧队", captain_id=cap.id)
     teams.archive_team(session, team.id)
     session.commit()
@@ -88,7 +84,7 @@ def test_codes_for_an_archived_or_unknown_team_are_refused(client, session, rt):
 
 def test_the_captain_must_be_an_active_partner(client, session, rt):
     consumer = make_member(session)
-    frozen = captain(session, "冻结")
+    frozen = make_partner(session, "冻结")
     partners.set_partner_status(session, frozen.id, "frozen")
     session.commit()
     ops = as_operator(rt, session)
@@ -102,19 +98,19 @@ def test_the_captain_must_be_an_active_partner(client, session, rt):
 
 
 def test_a_captain_frozen_later_gets_no_new_team_codes_until_the_captain_changes(session):
-    cap = captain(session)
+    cap = make_partner(session, "队长")
     team = teams.create_team(session, name="一队", captain_id=cap.id)
     partners.set_partner_status(session, cap.id, "frozen")
     with pytest.raises(Conflict) as refused:
         teams.create_team_code(session, team.id, label="x")
     assert refused.value.code == "captain_inactive"
-    new_cap = captain(session, "新队长")
+    new_cap = make_partner(session, "新队长")
     teams.change_captain(session, team.id, new_cap.id)
     assert teams.create_team_code(session, team.id, label="x").referrer_id == new_cap.id
 
 
 def test_changing_the_captain_does_not_move_codes_already_issued(session):
-    old_cap, new_cap = captain(session, "老队长"), captain(session, "新队长")
+    old_cap, new_cap = make_partner(session, "老队长"), make_partner(session, "新队长")
     team = teams.create_team(session, name="一队", captain_id=old_cap.id)
     flyer = teams.create_team_code(session, team.id, label="已印传单")
 
@@ -135,7 +131,7 @@ def test_changing_the_captain_does_not_move_codes_already_issued(session):
 
 
 def test_names_are_unique_among_active_teams_only(session):
-    cap = captain(session)
+    cap = make_partner(session, "队长")
     first = teams.create_team(session, name="一队", captain_id=cap.id)
     with pytest.raises(Conflict) as refused:
         teams.create_team(session, name=" 一队 ", captain_id=cap.id)
@@ -146,7 +142,7 @@ def test_names_are_unique_among_active_teams_only(session):
 
 
 def test_operator_manages_a_team_over_http_and_sees_its_codes_figures(client, session, rt):
-    cap, cap2 = captain(session, "张队长"), captain(session, "李队长")
+    cap, cap2 = make_partner(session, "张队长"), make_partner(session, "李队长")
     session.commit()
     ops = as_operator(rt, session)
 
@@ -194,7 +190,7 @@ def test_operator_manages_a_team_over_http_and_sees_its_codes_figures(client, se
 
 
 def test_team_endpoints_need_an_operator(client, session, rt):
-    cap = captain(session)
+    cap = make_partner(session, "队长")
     team = teams.create_team(session, name="一队", captain_id=cap.id)
     session.commit()
     assert client.post("/api/admin/teams", json={"name": "x", "captain_id": cap.id}).status_code == 401
@@ -210,7 +206,7 @@ def test_team_endpoints_need_an_operator(client, session, rt):
 
 def test_a_merged_captain_keeps_captaincy_on_the_surviving_account(session):
     survivor = make_member(session, "老号")
-    cap = captain(session, "新号")
+    cap = make_partner(session, "新号")
     team = teams.create_team(session, name="一队", captain_id=cap.id)
     kept = merge_members(session, survivor.id, cap.id, "unionid")
     session.refresh(team)

@@ -7,19 +7,17 @@ from sqlalchemy import func, select
 
 from app.db import utcnow
 from app.members.models import Identity, Member
-from app.referrals import codes, partners
+from app.referrals import codes
 from app.referrals.models import Binding, ReferralCode, Touch
 from app.referrals.saved_rules import update_rules
-from tests.referrals.test_api import as_member
-from tests.factories import make_member
+from tests.factories import make_partner, member_headers
 from app.referrals.jobs import renew_temporary_qr_codes
 
 
 def partner_qr_ticket(client, session, rt):
-    p = make_member(session, "Partner")
-    partners.make_partner(session, p.id, "designated")
+    p = make_partner(session, "Partner")
     session.commit()
-    png = client.get("/api/mp/code.png?channel=oa_qr", headers=as_member(rt, p))
+    png = client.get("/api/mp/code.png?channel=oa_qr", headers=member_headers(rt, p.id))
     assert png.status_code == 200 and png.data[:8] == b"\x89PNG\r\n\x1a\n"
     code = session.scalar(select(ReferralCode).where(ReferralCode.owner_id == p.id))
     return p, code
@@ -144,13 +142,12 @@ def test_past_the_permanent_budget_codes_fall_back_to_renewed_temporary_qrs(clie
 
 
 def test_mini_program_code_is_fetched_once_then_cached(client, session, rt, emulator):
-    p = make_member(session)
-    partners.make_partner(session, p.id, "designated")
+    p = make_partner(session)
     session.commit()
-    first = client.get("/api/mp/code.png?channel=mini_code", headers=as_member(rt, p))
+    first = client.get("/api/mp/code.png?channel=mini_code", headers=member_headers(rt, p.id))
     assert first.status_code == 200 and first.data[:4] == b"\x89PNG"
     emulator.faults.add(target="wxa.wxacode", kind="error", error=500)
-    again = client.get("/api/mp/code.png?channel=mini_code", headers=as_member(rt, p))
+    again = client.get("/api/mp/code.png?channel=mini_code", headers=member_headers(rt, p.id))
     assert again.data == first.data  # served from the cache: WeChat was not asked again
 
 

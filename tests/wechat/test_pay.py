@@ -30,7 +30,8 @@ def test_bill_waits_for_the_user_then_success_is_notified_and_paid_once(pay, pay
     assert pay.query_transfer_bill("W0001")["state"] == "WAIT_USER_CONFIRM"
     emulator.sim("pay/bills/W0001/confirm")
     assert emulator.pay.wait_idle()
-    assert [(r["out_bill_no"], r["state"], r["transfer_amount"]) for r in transfer_handler] == [("W0001", "SUCCESS", 1234)]
+    assert [(r["out_bill_no"], r["state"], r["transfer_amount"]) for r in transfer_handler] == [
+        ("W0001", "SUCCESS", 1234)]
     assert pay.query_transfer_bill("W0001")["state"] == "SUCCESS"
     ledger = emulator.sim("pay/ledger", method="GET")
     assert [(p["out_bill_no"], p["amount"]) for p in ledger["payouts"]] == [("W0001", 1234)]

@@ -7,27 +7,15 @@ import pytest
 
 from wechat.clients import OfficialAccount
 from wechat.errors import WeChatError
+from tests.racing import errors, race
 from wechat.tokens import AccessTokens
 
 
 def _hammer(fn, n=16):
-    barrier = threading.Barrier(n)
-    results, errors = [], []
-
-    def run():
-        barrier.wait()
-        try:
-            results.append(fn())
-        except Exception as exc:  # noqa: BLE001 - collected for the assertion
-            errors.append(exc)
-
-    threads = [threading.Thread(target=run) for _ in range(n)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert not errors, errors
-    return results
+    """n callers at the same instant; what each got."""
+    outcomes = race(n, lambda _i: fn())
+    assert not errors(outcomes), errors(outcomes)
+    return outcomes
 
 
 def test_concurrent_callers_in_many_processes_cause_one_fetch(settings, redis, emulator):

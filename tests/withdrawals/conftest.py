@@ -46,12 +46,6 @@ def partner(partner_factory):
     return partner_factory()
 
 
-def member_headers(rt, member_id: int) -> dict:
-    from app.identity import tokens
-
-    return {"Authorization": "Bearer " + tokens.issue(rt.settings.secret_key, "member", member_id)}
-
-
 @pytest.fixture
 def operator_headers(client, session):
     from app.identity.operators import create_operator

@@ -8,8 +8,11 @@ from app.audit.models import AuditEntry
 from app.withdrawals.models import Withdrawal
 from app.withdrawals.service import request_withdrawal
 from app.outbox import emit, job
+from tests.conftest import outbox_due_now
 from tests.withdrawals.conftest import set_rule
 from workers.outbox import stats, sweep
+
+pytestmark = pytest.mark.sqlite  # also runs on SQLite (embedded mode): LIEBIAN_TEST_DB=sqlite
 
 
 @pytest.fixture(autouse=True)
@@ -96,9 +99,10 @@ def test_outbox_retries_a_failing_job_until_it_succeeds(rt, session, redis, work
     for _ in range(3):
         work()
         with rt.session() as s:
-            s.execute(text("UPDATE outbox_messages SET available_at = now() WHERE done_at IS NULL"))
+            outbox_due_now(s)
     with rt.sessions() as s:
-        failures, done = s.execute(text(f"SELECT failures, done_at IS NOT NULL FROM outbox_messages WHERE id={row}")).one()
+        failures, done = s.execute(text("SELECT failures, done_at IS NOT NULL FROM outbox_messages WHERE id = :id"),
+                                   {"id": row}).one()
     assert (failures, done) == (2, True)
     assert redis.get("test:flaky_ok") == b"1"
 
@@ -125,6 +129,10 @@ def test_a_batch_job_started_by_a_dead_worker_is_rescued_after_the_lease(rt, ses
     from datetime import datetime, timedelta, timezone
 
     from rq import Queue
+    from sqlalchemy import update
+
+    from app.db import utcnow
+    from app.outbox.models import OutboxMessage
 
     from workers.outbox import stats, sweep
 
@@ -137,7 +145,7 @@ def test_a_batch_job_started_by_a_dead_worker_is_rescued_after_the_lease(rt, ses
     started = (datetime.now(timezone.utc) - timedelta(seconds=30)).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
     redis.hset(f"rq:job:{job_id}", mapping={"status": "started", "started_at": started})
     with rt.session() as s:
-        s.execute(text("UPDATE outbox_messages SET enqueued_at = enqueued_at - interval '30 seconds'"))
+        s.execute(update(OutboxMessage).values(enqueued_at=utcnow() - timedelta(seconds=30)))  # handed out then
     assert sweep(rt, lease=3600) == 0  # started within the lease: still its worker's
     assert sweep(rt, lease=10) == 3  # started longer ago than the lease: its worker is dead
     work()

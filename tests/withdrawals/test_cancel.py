@@ -7,7 +7,7 @@ import pytest
 from app.ledger.service import check_ledger, member_balances
 from app.withdrawals.service import history
 from tests.conftest import tune_payouts
-from tests.withdrawals.conftest import member_headers
+from tests.factories import member_headers
 from tests.withdrawals.test_payouts import _auto_approve, bills, state_of, withdraw  # noqa: F401 (fixture)
 from wechat.emulator.paydesk import PayErr
 

@@ -28,8 +28,9 @@ TUNING = {"OUTBOX_LEASE_SECONDS": "4", "OUTBOX_SWEEP_SECONDS": "0.5", "PAYOUT_RE
 
 def spawn(args: list[str], env: dict, log: Path) -> subprocess.Popen:
     # Own session: SIGKILL to the group takes the RQ work-horse down with its parent, as a crashed host would.
-    return subprocess.Popen(args, cwd=ROOT, env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT,
-                            start_new_session=True)
+    with log.open("wb") as out:  # the child writes to its own copy of the descriptor
+        return subprocess.Popen(args, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT,
+                                start_new_session=True)
 
 
 def kill(proc: subprocess.Popen, sig=signal.SIGKILL) -> None:
@@ -76,7 +77,8 @@ def test_chaos_every_withdrawal_final_none_paid_twice(rt, session, emulator, liv
         deadline = time.monotonic() + 180
         while time.monotonic() < deadline:
             with rt.sessions() as s:
-                by_state = Counter(dict(s.execute(select(Withdrawal.state, func.count()).group_by(Withdrawal.state)).all()))
+                by_state = Counter(dict(s.execute(select(Withdrawal.state, func.count())
+                                                  .group_by(Withdrawal.state)).all()))
             final = sum(by_state[k] for k in ("SUCCESS", "FAIL", "CANCELLED", "REJECTED"))
             if not killed and final >= len(amounts) // 4:
                 kill(workers[0])  # mid-run: it holds jobs (and maybe a bill whose answer it never records)

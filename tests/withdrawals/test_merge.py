@@ -4,7 +4,8 @@ from sqlalchemy import select
 from app.ledger.service import check_ledger, member_balances
 from app.members.merge import merge_members
 from app.withdrawals.models import Withdrawal
-from tests.withdrawals.conftest import member_headers, set_rule
+from tests.factories import member_headers
+from tests.withdrawals.conftest import set_rule
 
 
 def test_merge_keeps_both_withdrawals_even_with_the_same_idempotency_key(client, rt, session, partner_factory):

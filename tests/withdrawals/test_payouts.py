@@ -2,15 +2,20 @@
 from __future__ import annotations
 
 import pytest
-from sqlalchemy import func, select, text
+from sqlalchemy import func, select, update
 
+from app.db import utcnow
 from app.ledger.models import JournalEntry
 from app.ledger.service import check_ledger, member_balances, platform_account
+from app.outbox.models import OutboxMessage
 from app.withdrawals.models import Withdrawal
 from app.withdrawals.service import request_withdrawal
-from tests.withdrawals.conftest import member_headers, set_rule
+from tests.factories import member_headers
+from tests.withdrawals.conftest import set_rule
 from app.withdrawals.jobs import reconcile_payouts
-from tests.conftest import tune_payouts
+from tests.conftest import outbox_due_now, tune_payouts
+
+pytestmark = pytest.mark.sqlite  # also runs on SQLite (embedded mode): LIEBIAN_TEST_DB=sqlite
 
 
 @pytest.fixture(autouse=True)
@@ -60,7 +65,8 @@ def test_user_confirms_and_the_money_lands_in_payout_clearing(rt, session, clien
     assert check_ledger(session).ok
 
 
-def test_unconfirmed_bill_closes_after_24_hours_and_money_returns(rt, session, client, emulator, live_app, partner, work):
+def test_unconfirmed_bill_closes_after_24_hours_and_money_returns(rt, session, client, emulator, live_app, partner,
+                                                                   work):
     wid = withdraw(rt, partner)
     work()
     emulator.pay.settle(state_of(rt, wid).out_bill_no, "ignore")
@@ -169,7 +175,7 @@ def test_not_found_right_after_submit_waits_then_resubmits_the_same_bill(rt, ses
     assert bills(emulator) == [] and stats(rt)["waiting"] == 1
     tune_payouts(rt, accept_grace=0)
     with rt.session() as s:  # the delayed retry falls due
-        s.execute(text("UPDATE outbox_messages SET available_at = now() WHERE done_at IS NULL"))
+        outbox_due_now(s)
     work()
     w = state_of(rt, wid)
     assert (w.state, w.submit_attempts) == ("WAIT_USER_CONFIRM", 2)
@@ -214,7 +220,7 @@ def test_reconciliation_finishes_a_withdrawal_killed_mid_submit(rt, session, emu
     with rt.session() as s:
         w = s.get(Withdrawal, wid)
         w.state, w.submit_attempts = "SUBMITTING", 1
-        s.execute(text("UPDATE outbox_messages SET done_at = now()"))
+        s.execute(update(OutboxMessage).values(done_at=utcnow()))
     pay_client(rt).create_transfer_bill(w.out_bill_no, w.openid, w.net_fen, w.remark,
                                                                    appid=w.appid)
     assert reconcile_payouts(rt) == 1

@@ -1,13 +1,14 @@
 """Requests and review: rules, atomic moves available -> withdrawing, idempotency, access, concurrency."""
 from __future__ import annotations
 
-import threading
 
 from sqlalchemy import func, select
 
 from app.ledger.service import check_ledger, member_balances
 from app.withdrawals.models import Withdrawal
-from tests.withdrawals.conftest import member_headers, set_rule
+from tests.factories import member_headers
+from tests.racing import in_transaction, race
+from tests.withdrawals.conftest import set_rule
 
 
 def test_request_moves_money_to_withdrawing_and_waits_for_review(client, rt, session, partner):
@@ -61,10 +62,12 @@ def test_real_name_required_from_wechats_threshold(client, rt, session, partner_
 
 def test_partner_sees_rejection_reason_and_gets_money_back(client, rt, session, partner, operator_headers):
     h = member_headers(rt, partner.id)
-    wid = client.post("/api/mp/withdrawals", json={"amount_fen": 8_000, "idempotency_key": "k"}, headers=h).get_json()["id"]
+    wid = client.post("/api/mp/withdrawals", json={"amount_fen": 8_000, "idempotency_key": "k"},
+                      headers=h).get_json()["id"]
     listed = client.get("/api/admin/withdrawals?state=REVIEWING", headers=operator_headers).get_json()["withdrawals"]
     assert [w["id"] for w in listed] == [wid]
-    r = client.post(f"/api/admin/withdrawals/{wid}/reject", json={"reason": "核实中发现异常订单"}, headers=operator_headers)
+    r = client.post(f"/api/admin/withdrawals/{wid}/reject", json={"reason": "核实中发现异常订单"},
+                    headers=operator_headers)
     assert r.status_code == 200 and r.get_json()["state"] == "REJECTED"
     mine = client.get("/api/mp/withdrawals", headers=h).get_json()["withdrawals"]
     assert (mine[0]["state"], mine[0]["reason"]) == ("REJECTED", "核实中发现异常订单")
@@ -87,7 +90,8 @@ def test_a_member_only_sees_their_own_withdrawals(client, rt, session, partner_f
 
 def test_member_cancels_before_any_bill(client, rt, session, partner):
     h = member_headers(rt, partner.id)
-    wid = client.post("/api/mp/withdrawals", json={"amount_fen": 2_000, "idempotency_key": "c"}, headers=h).get_json()["id"]
+    wid = client.post("/api/mp/withdrawals", json={"amount_fen": 2_000, "idempotency_key": "c"},
+                      headers=h).get_json()["id"]
     r = client.post(f"/api/mp/withdrawals/{wid}/cancel", headers=h)
     assert r.get_json()["state"] == "CANCELLED"
     assert member_balances(session, partner.id) == {"pending": 0, "available": 100_000, "withdrawing": 0}
@@ -99,26 +103,13 @@ def test_parallel_requests_never_overdraw(rt, session, partner_factory):
 
     set_rule(session, daily_count=100, daily_max_fen=10**9)
     member = partner_factory(available_fen=100_000)
-    barrier, outcomes = threading.Barrier(20), []
 
-    def ask(i):
-        s = rt.sessions()
-        try:
-            barrier.wait()
-            request_withdrawal(s, member.id, 30_000, f"t{i}", appid="wx")
-            s.commit()
-            outcomes.append("ok")
-        except Exception as exc:
-            s.rollback()
-            outcomes.append(getattr(exc, "code", repr(exc)))
-        finally:
-            s.close()
+    def ask(s, i):
+        request_withdrawal(s, member.id, 30_000, f"t{i}", appid="wx")
+        return "ok"
 
-    threads = [threading.Thread(target=ask, args=(i,)) for i in range(20)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    outcomes = [getattr(o, "code", repr(o)) if isinstance(o, BaseException) else o
+                for o in race(20, in_transaction(rt, ask))]
     session.expire_all()
     assert outcomes.count("ok") == 3 and outcomes.count("insufficient_balance") == 17, outcomes
     balances = member_balances(session, member.id)
@@ -133,10 +124,12 @@ def test_operator_sets_rules_per_grade(client, session, operator_headers):
 
     create_grade(session, code="gold", rank=2)
     session.commit()
-    r = client.put("/api/admin/withdrawal-rules/gold", json={"min_fen": 500, "fee_bps": 30, "auto_approve_below_fen": 20_000},
+    r = client.put("/api/admin/withdrawal-rules/gold",
+                   json={"min_fen": 500, "fee_bps": 30, "auto_approve_below_fen": 20_000},
                    headers=operator_headers)
     assert r.status_code == 200, r.get_json()
-    rules = {x["grade_code"]: x for x in client.get("/api/admin/withdrawal-rules", headers=operator_headers).get_json()["rules"]}
+    listed = client.get("/api/admin/withdrawal-rules", headers=operator_headers).get_json()["rules"]
+    rules = {x["grade_code"]: x for x in listed}
     assert rules["gold"]["fee_bps"] == 30 and rules["gold"]["min_fen"] == 500
     bad = client.put("/api/admin/withdrawal-rules/gold", json={"real_name_from_fen": 250_000}, headers=operator_headers)
     assert bad.status_code == 422
