@@ -11,7 +11,8 @@ import app.posters.service as poster_service
 from app.grades.service import create_grade, grant_grade
 from app.referrals import stores
 from tests.factories import make_member
-from tests.posters.conftest import make_poster_partner, member_headers, sample_avatar
+from tests.factories import make_partner, member_headers
+from tests.posters.conftest import sample_avatar
 from tests.posters.test_api import create_reference_template, png_header_only
 
 
@@ -160,7 +161,8 @@ def test_an_avatar_over_two_megabytes_is_refused(client, session, rt, poster_dir
 def test_the_poster_shows_the_nickname_and_avatar_the_member_filled_in(client, session, rt, operator_headers,
                                                                       rendered):
     create_reference_template(client, operator_headers)
-    partner = make_poster_partner(session, "")
+    partner = make_partner(session, "")
+    session.commit()
     partner.nickname = ""  # signed in, never filled in
     session.commit()
     headers = member_headers(rt, partner.id)
@@ -180,7 +182,8 @@ def test_the_poster_shows_the_grade_name_even_before_any_grade_was_reached(clien
     create_reference_template(client, operator_headers)
     create_grade(session, code="g1", rank=1, name="见习推广员")
     create_grade(session, code="g2", rank=2, name="金牌推广员")
-    partner = make_poster_partner(session, "小红")
+    partner = make_partner(session, "小红")
+    session.commit()
     headers = member_headers(rt, partner.id)
     client.get("/api/mp/posters", headers=headers)
     assert rendered[-1].placeholders.get("partner_grade") == "见习推广员"  # the lowest grade, as everywhere

@@ -3,7 +3,8 @@ mini-program passes to wx.requestMerchantTransfer."""
 from __future__ import annotations
 
 from app.withdrawals.service import request_withdrawal
-from tests.withdrawals.conftest import member_headers, set_rule
+from tests.factories import member_headers
+from tests.withdrawals.conftest import set_rule
 
 
 def test_the_operators_view_shows_the_members_confirmation_data(rt, session, client, live_app, partner, work,

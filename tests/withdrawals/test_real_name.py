@@ -16,7 +16,8 @@ from app.referrals import partners
 from app.withdrawals.models import Withdrawal
 from app.withdrawals.payouts import pay_client
 from tests.factories import make_member
-from tests.withdrawals.conftest import fund, member_headers
+from tests.factories import member_headers
+from tests.withdrawals.conftest import fund
 from wechat.errors import PayError
 from wechat.pay import DEFAULT_REPORT_INFOS, TRANSFER_BILLS
 
