@@ -9,6 +9,7 @@ from __future__ import annotations
 import functools
 import inspect
 import logging
+import sys
 
 import click
 from flask import current_app
@@ -196,7 +197,7 @@ def _boards_group() -> AppGroup:
         rt = _runtime()
         with rt.session() as s:
             total = boards.credit_count(s)
-            with click.progressbar(length=total, label="board credits", file=click.get_text_stream("stderr"),
+            with click.progressbar(length=total, label="board credits", file=sys.stderr,
                                    show_pos=True) as bar:
                 report = boards.rebuild(s, rt.redis, rt.settings.boards, progress=bar.update)
         click.echo(f"{report['boards']} boards rebuilt from {total} credits")

@@ -79,20 +79,21 @@ def test_docs_page_and_every_asset_it_references_are_served_by_the_app(client):
     for ref in refs:
         url = urlparse(urljoin("http://localhost/docs", ref))
         assert url.netloc == "localhost", f"/docs references {ref}: not this app (a CDN?)"
-        asset = client.get(url.path)
-        assert asset.status_code == 200, ref
-        assert len(asset.get_data()) > 500, ref
-    assert "SwaggerUIBundle" in client.get(next(r for r in refs if r.endswith("swagger-ui-bundle.js"))).get_data(
-        as_text=True)
+        with client.get(url.path) as asset:  # static files are streamed: close them
+            assert asset.status_code == 200, ref
+            assert len(asset.get_data()) > 500, ref
+    with client.get(next(r for r in refs if r.endswith("swagger-ui-bundle.js"))) as bundle:
+        assert "SwaggerUIBundle" in bundle.get_data(as_text=True)
     assert "url: \"/openapi.json\"" in html
     assert client.get("/openapi.json").status_code == 200
 
 
 def test_the_asset_route_serves_only_the_swagger_ui_files(client):
-    assert client.get("/docs/assets/swagger-ui.css").mimetype == "text/css"
+    with client.get("/docs/assets/swagger-ui.css") as css:
+        assert css.mimetype == "text/css"
     for name in ("../__init__.py", "LICENSE", "index.css", "..%2F..%2Fapp%2F__init__.py", "oauth2-redirect.html"):
-        r = client.get(f"/docs/assets/{name}")
-        assert r.status_code == 404, name
+        with client.get(f"/docs/assets/{name}") as r:
+            assert r.status_code == 404, name
 
 
 def test_swagger_ui_can_read_this_openapi_version(client):

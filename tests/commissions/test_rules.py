@@ -166,7 +166,7 @@ def test_every_other_move_is_refused(state, action):
     # e.g. a held commission never matures, a reversed or canceled one never moves again
     with pytest.raises(IllegalTransition) as refused:
         transition(state, action)
-    assert (refused.value.state, refused.value.action) == (state, action)
+    assert (refused.value.state, refused.value.move) == (state, action)
     assert str(refused.value) == f"a {state} commission cannot be {action}"
 
 

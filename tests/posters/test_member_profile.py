@@ -21,8 +21,10 @@ def put_nickname(client, rt, member_id, nickname):
 
 
 def post_avatar(client, rt, member_id, data: bytes, name="avatar.jpg"):
-    return client.post("/api/mp/me/avatar", headers=member_headers(rt, member_id),
+    resp = client.post("/api/mp/me/avatar", headers=member_headers(rt, member_id),
                        data={"file": (io.BytesIO(data), name)}, content_type="multipart/form-data")
+    resp.request.input_stream.close()  # the test client spools a large body to a temporary file it never closes
+    return resp
 
 
 def photo(width: int, height: int, fmt: str = "JPEG", exif: bool = False) -> bytes:
