@@ -37,6 +37,9 @@ class _MetadataOnly:
     metadata = Base.metadata
 
 
+_CLI_HANDLER = "liebian-cli"
+
+
 def configure_logging() -> None:
     """The process's logging, chosen by how the app is being run.
 
@@ -49,10 +52,14 @@ def configure_logging() -> None:
         return
     root = logging.getLogger()
     root.setLevel(logging.WARNING)
-    if not root.handlers:
-        handler = logging.StreamHandler()
-        handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
-        root.addHandler(handler)
+    # Our own stderr handler, replaced on every run so it writes to this run's stderr (a test runner swaps it);
+    # handlers others installed (a test framework's capture) are left alone.
+    for old in [h for h in root.handlers if h.get_name() == _CLI_HANDLER]:
+        root.removeHandler(old)
+    handler = logging.StreamHandler(sys.stderr)
+    handler.set_name(_CLI_HANDLER)
+    handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+    root.addHandler(handler)
 
 
 def _one_line_errors(fn):
