@@ -7,7 +7,8 @@ from apiflask.validators import Length, OneOf, Range
 
 from app.api.admin_referrals import CodeOut, _code
 from app.api.auth import OPERATOR_AUTH, current_operator_id, operator_actor, operator_required
-from app.api.fields import Fen, Int, Text
+from app.api.fields import Int, Text
+from app.api.member_team import TeamMemberOut
 from app.api.responses import OkOut, list_of, ok
 from app.api.web import db
 from app.audit.service import record
@@ -136,17 +137,6 @@ def patch_team(team_id: int, body):
     return out
 
 
-class AdminTeamMemberOut(Schema):
-    member_id = Integer()
-    nickname = String(allow_none=True)
-    avatar_url = String()
-    joined_at = String()
-    via = String(metadata={"description": "invite, code or operator"})
-    sales_fen = Fen(metadata={"description": "sales of the orders they referred since joining, net of refunds"})
-    new_members = Integer(metadata={"description": "members they bound since joining"})
-    commission_fen = Fen(metadata={"description": "commission earned since joining, net of reversals"})
-
-
 class MembershipChangeOut(Schema):
     id = Integer()
     member_id = Integer()
@@ -162,7 +152,7 @@ class MembershipChangeOut(Schema):
 @operator_required
 @bp.input(TeamQuery, location="query", arg_name="query")
 @bp.doc(summary="A team's members with each one's figures over `days` days, counted from joining",
-        security=OPERATOR_AUTH, responses=ok("the members, best sellers first", list_of(AdminTeamMemberOut)))
+        security=OPERATOR_AUTH, responses=ok("the members, best sellers first", list_of(TeamMemberOut)))
 def team_members(team_id: int, query):
     teams.get_team(db(), team_id)
     rows = membership.members_with_figures(db(), team_id, query["days"])
