@@ -171,12 +171,26 @@ def _insert(session: Session):
     return dialect.insert(NotificationMessage.__table__)
 
 
+def live_member_id(session: Session, member_id: int) -> int:
+    """The member an id stands for now: the survivor of a merged member. The row is read FOR KEY SHARE (as the
+    message's foreign key would lock it), so a merge of this member in progress is waited for and seen."""
+    for _ in range(8):
+        row = session.execute(select(Member.status, Member.merged_into_id).where(Member.id == member_id)
+                              .with_for_update(read=True, key_share=True)).first()
+        if row is None or row.status != "merged" or row.merged_into_id is None:
+            return member_id
+        member_id = row.merged_into_id
+    return member_id
+
+
 def plan_message(session: Session, settings, moment: str, event_id: int, member_id: int, values: dict,
                  now: datetime | None = None, at: datetime | None = None) -> int | None:
     """The one message of (moment, member, event): written once (a replay finds it and does nothing), then
     skipped (moment off, muted) or queued for `notifications.send`, after quiet hours for non-urgent moments.
-    Returns the new message id, or None for a replay."""
+    An event naming a merged member plans for the survivor (where the merge moved its messages, so a replay
+    after the merge finds the row). Returns the new message id, or None for a replay."""
     now = now or utcnow()
+    member_id = live_member_id(session, member_id)
     table = NotificationMessage.__table__
     new_id = session.execute(_insert(session).values(
         moment=moment, member_id=member_id, event_id=event_id, values=values, status="pending", reason="",
