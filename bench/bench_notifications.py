@@ -172,6 +172,13 @@ def _cpu(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def _redis_pids(redis) -> list[int]:
+    try:
+        return [int(redis.info("server")["process_id"])]
+    except Exception:  # a Redis elsewhere: not counted
+        return []
+
+
 def _pg_pids(engine) -> list[int]:
     from sqlalchemy import text
 
@@ -366,13 +373,14 @@ def _baseline(rt, sim: Sim, env: dict, emulator_pids) -> dict:
              for w in range(WORKERS)]
     for p in procs:
         p.start()
-    for r in readies:
-        r.wait(60)
+    for p, r in zip(procs, readies, strict=True):
+        if not r.wait(60):
+            raise RuntimeError(f"baseline sender {p.pid} did not get ready (exit code {p.exitcode})")
     cpu = _Cpu({"senders": lambda: [p.pid for p in procs], "emulator": emulator_pids})
     cpu.start()
     t0 = time.perf_counter()
     go.set()
-    results = [out.get(timeout=600) for _ in procs]
+    results = [out.get(timeout=max(120.0, EVENTS / 20)) for _ in procs]
     elapsed = time.perf_counter() - t0
     used = cpu.stop()
     for p in procs:
@@ -477,7 +485,7 @@ def main() -> None:
             print(f"  (warm-up: only {warmed} of {n_warm} messages sent)")
 
         cpu = _Cpu({"workers": lambda: [p.pid for p in workers], "emulator": emulator_pids,
-                    "postgres": lambda: _pg_pids(rt.engine)})
+                    "postgres": lambda: _pg_pids(rt.engine), "redis": lambda: _redis_pids(rt.redis)})
         first = _next_event_id(rt)
         events = _events(world["earners"], world["orders"][n_warm:], 1_000_000)
         cpu.start()
