@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import func, select, text, update
+from sqlalchemy import exists, func, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -96,8 +96,12 @@ class MomentConfig:
 
 
 def moment_config(session: Session, moment: str) -> MomentConfig:
+    return config_of(moment, session.get(NotificationMoment, moment))
+
+
+def config_of(moment: str, row: NotificationMoment | None) -> MomentConfig:
+    """The settings of a moment from its saved row (None: never saved, the defaults)."""
     m = MOMENTS[moment]
-    row = session.get(NotificationMoment, moment)
     if row is None:
         return MomentConfig(moment, True, list(CHANNELS), "", dict(m.subscribe_fields), "", dict(m.template_fields),
                             m.page)
@@ -171,16 +175,29 @@ def _insert(session: Session):
     return dialect.insert(NotificationMessage.__table__)
 
 
-def live_member_id(session: Session, member_id: int) -> int:
-    """The member an id stands for now: the survivor of a merged member. The row is read FOR KEY SHARE (as the
-    message's foreign key would lock it), so a merge of this member in progress is waited for and seen."""
-    for _ in range(8):
-        row = session.execute(select(Member.status, Member.merged_into_id).where(Member.id == member_id)
-                              .with_for_update(read=True, key_share=True)).first()
+def is_muted(member_id, moment):
+    """SQL: does the member mute the moment (either may be a column, for correlated use)?"""
+    return exists().where(NotificationMute.member_id == member_id, NotificationMute.moment == moment)
+
+
+def _recipient(session: Session, moment: str, member_id: int) -> tuple[int, MomentConfig, bool]:
+    """For planning, in one statement per member followed: the member an id stands for now (the survivor of a
+    merged member), the moment's settings and whether that member mutes it. The member row is read FOR KEY
+    SHARE (as the message's foreign key locks it), so a merge of this member in progress is waited for and
+    seen."""
+    row = None
+    for _ in range(8):  # as far as get_member follows merges
+        row = session.execute(
+            select(Member.status, Member.merged_into_id, is_muted(Member.id, moment), NotificationMoment)
+            .select_from(Member).outerjoin(NotificationMoment, NotificationMoment.moment == moment)
+            .where(Member.id == member_id)
+            .with_for_update(read=True, key_share=True, of=Member)).first()
         if row is None or row.status != "merged" or row.merged_into_id is None:
-            return member_id
+            break
         member_id = row.merged_into_id
-    return member_id
+    if row is None:  # no such member: the message's foreign key will say so
+        return member_id, moment_config(session, moment), False
+    return member_id, config_of(moment, row[3]), bool(row[2])
 
 
 def plan_message(session: Session, settings, moment: str, event_id: int, member_id: int, values: dict,
@@ -190,7 +207,7 @@ def plan_message(session: Session, settings, moment: str, event_id: int, member_
     An event naming a merged member plans for the survivor (where the merge moved its messages, so a replay
     after the merge finds the row). Returns the new message id, or None for a replay."""
     now = now or utcnow()
-    member_id = live_member_id(session, member_id)
+    member_id, cfg, muted = _recipient(session, moment, member_id)
     table = NotificationMessage.__table__
     new_id = session.execute(_insert(session).values(
         moment=moment, member_id=member_id, event_id=event_id, values=values, status="pending", reason="",
@@ -198,8 +215,7 @@ def plan_message(session: Session, settings, moment: str, event_id: int, member_
         .on_conflict_do_nothing(index_elements=["moment", "member_id", "event_id"]).returning(table.c.id)).scalar()
     if new_id is None:
         return None
-    cfg = moment_config(session, moment)
-    reason = "disabled" if not cfg.enabled else "muted" if moment in mutes_of(session, member_id) else ""
+    reason = "disabled" if not cfg.enabled else "muted" if muted else ""
     if reason:
         _skip(session, new_id, reason)
         return new_id

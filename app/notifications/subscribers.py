@@ -18,31 +18,36 @@ from app.runtime import Runtime
 QUEUE = "notifications"
 
 
-def _plan(rt: Runtime, moment: str, event: Event, member_id: int | None, values: dict, at=None) -> int | None:
+def _plan(rt: Runtime, moment: str, event: Event, member_id: int | None, values: dict, at=None,
+          session=None) -> int | None:
+    """Plan the message in `session` (the caller's unit of work, which commits it) or in a unit of its own."""
     if not member_id:
         return None
-    with rt.session() as s:
-        values = {**values, "time": event.occurred_at.isoformat()}
-        out = plan_message(s, rt.settings, moment, event.id, int(member_id), values, at=at)
-        s.commit()
-        return out
+    if session is None:
+        with rt.session() as s:
+            return _plan(rt, moment, event, member_id, values, at, s)
+    values = {**values, "time": event.occurred_at.isoformat()}
+    return plan_message(session, rt.settings, moment, event.id, int(member_id), values, at=at)
+
+
+def _masked(nickname: str | None) -> str:
+    return mask_name(nickname) if nickname else "微信用户"
 
 
 def _masked_nickname(session, member_id: int | None) -> str:
-    nickname = session.scalar(select(Member.nickname).where(Member.id == member_id)) if member_id else None
-    return mask_name(nickname) if nickname else "微信用户"
+    return _masked(session.scalar(select(Member.nickname).where(Member.id == member_id)) if member_id else None)
 
 
 @subscriber("commission.accrued", name="notifications.commission_accrued", queue=QUEUE)
 def commission_accrued(rt: Runtime, event: Event):
     d = event.data
-    with rt.session() as s:
-        order = s.get(Order, d["order_id"])
+    with rt.session() as s:  # what the message says and the message itself: one unit of work
+        order = s.execute(select(Order.paid_fen, Member.nickname).outerjoin(Member, Member.id == Order.buyer_id)
+                          .where(Order.id == d["order_id"])).first()
         values = {"title": "新佣金到账（待结算）", "amount_fen": int(d["amount_fen"]),
-                  "order_fen": int(order.paid_fen) if order else 0,
-                  "buyer": _masked_nickname(s, order.buyer_id if order else None), "status": "待结算",
-                  "level": int(d.get("level") or 1)}
-    return _plan(rt, "commission_accrued", event, d["earner_id"], values)
+                  "order_fen": int(order.paid_fen) if order else 0, "buyer": _masked(order.nickname if order else None),
+                  "status": "待结算", "level": int(d.get("level") or 1)}
+        return _plan(rt, "commission_accrued", event, d["earner_id"], values, session=s)
 
 
 @subscriber("commission.matured", name="notifications.commission_matured", queue=QUEUE)
@@ -112,4 +117,5 @@ def member_bound(rt: Runtime, event: Event):
     d = event.data
     with rt.session() as s:
         who = _masked_nickname(s, d["member_id"])
-    return _plan(rt, "member_bound", event, d.get("referrer_id"), {"title": "新成员加入你的团队", "member": who})
+        return _plan(rt, "member_bound", event, d.get("referrer_id"), {"title": "新成员加入你的团队", "member": who},
+                     session=s)

@@ -2,6 +2,7 @@
 survivor: grants a send can use, mutes, and the message history operators read."""
 from __future__ import annotations
 
+import pytest
 from sqlalchemy import func, select
 
 from app.events import subscribers_of
@@ -36,6 +37,7 @@ def _accrued(nw, member, commission_id: int, fen: int = 1230) -> int:
                     level=1, amount_fen=fen)
 
 
+@pytest.mark.sqlite
 def test_grants_mutes_and_history_follow_the_survivor(nw, emulator, session, settings, work, client, operator_headers):
     older, mini, p, merge = _one_person_two_members(nw, session, settings, emulator)
     set_mutes(session, older.id, ["grade_upgraded"])
@@ -99,6 +101,7 @@ def test_an_event_delivered_after_the_merge_reaches_the_survivor_once(nw, emulat
     assert grants_left(session, older.id) == {sub_tpl("commission_accrued"): 1}
 
 
+@pytest.mark.sqlite
 def test_a_message_both_members_had_for_one_event_is_kept_once(nw, emulator, rt, session, settings, work, client,
                                                               operator_headers):
     older, mini, p, merge = _one_person_two_members(nw, session, settings, emulator)
