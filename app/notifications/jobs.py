@@ -1,9 +1,11 @@
-"""`notifications.send`: one message, on the first channel that can carry it, paced below WeChat's limits.
+"""`notifications.send`: one message, on the first channel that can carry it, paced below WeChat's limits. The
+subscribers call `send` themselves for a message due now; the job sends the ones planned for later.
 
-The message row is locked for the whole attempt, so two runs of one message (the outbox runs jobs at least
-once) never both send. Transient errors (WeChat unreachable, busy, over its quota) put the grant back and retry
-with backoff (RetryLater); permanent answers (43101, 47003, 40037, 43004, ...) are recorded with WeChat's code
-and the next channel is tried; when none is left the message is failed (or skipped when no channel applied)."""
+The message row is locked for the whole attempt, so two runs of one message (the outbox runs jobs at least once;
+a replayed event's subscriber and a job) never both send. Transient errors (WeChat unreachable, busy, over its
+quota) put the grant back and retry with backoff (RetryLater); permanent answers (43101, 47003, 40037, 43004, ...)
+are recorded with WeChat's code and the next channel is tried; when none is left the message is failed (or
+skipped when no channel applied)."""
 from __future__ import annotations
 
 from sqlalchemy import func, select

@@ -201,11 +201,16 @@ def _recipient(session: Session, moment: str, member_id: int) -> tuple[int, Mome
 
 
 def plan_message(session: Session, settings, moment: str, event_id: int, member_id: int, values: dict,
-                 now: datetime | None = None, at: datetime | None = None) -> int | None:
+                 now: datetime | None = None, at: datetime | None = None,
+                 send_now: list[int] | None = None) -> int | None:
     """The one message of (moment, member, event): written once (a replay finds it and does nothing), then
     skipped (moment off, muted) or queued for `notifications.send`, after quiet hours for non-urgent moments.
     An event naming a merged member plans for the survivor (where the merge moved its messages, so a replay
-    after the merge finds the row). Returns the new message id, or None for a replay."""
+    after the merge finds the row). Returns the new message id, or None for a replay.
+
+    With `send_now` (the subscribers' way), a message due now is not queued: its id is appended for the caller
+    to send after its commit, in its own job, whose retries (the event's delivery) then carry the send. So a
+    replay appends the message it finds still pending and due: the run that planned it did not get to send."""
     now = now or utcnow()
     member_id, cfg, muted = _recipient(session, moment, member_id)
     table = NotificationMessage.__table__
@@ -214,6 +219,13 @@ def plan_message(session: Session, settings, moment: str, event_id: int, member_
         channel="", template_id="", errmsg="", delivery="", not_before=now, created_at=now)
         .on_conflict_do_nothing(index_elements=["moment", "member_id", "event_id"]).returning(table.c.id)).scalar()
     if new_id is None:
+        if send_now is not None:
+            found = session.execute(select(NotificationMessage.id, NotificationMessage.status,
+                                           NotificationMessage.not_before).where(
+                NotificationMessage.moment == moment, NotificationMessage.member_id == member_id,
+                NotificationMessage.event_id == event_id)).first()
+            if found is not None and found.status == "pending" and found.not_before <= now:
+                send_now.append(found.id)
         return None
     reason = "disabled" if not cfg.enabled else "muted" if muted else ""
     if reason:
@@ -236,7 +248,10 @@ def plan_message(session: Session, settings, moment: str, event_id: int, member_
     if delay > 0:
         session.execute(update(NotificationMessage).where(NotificationMessage.id == new_id)
                         .values(not_before=not_before))
-    emit(session, SEND_JOB, new_id, key=f"notify:{new_id}", delay=delay)
+    if send_now is not None and delay <= 0:
+        send_now.append(new_id)
+    else:
+        emit(session, SEND_JOB, new_id, key=f"notify:{new_id}", delay=delay)
     return new_id
 
 
