@@ -8,10 +8,11 @@ Measured: BENCH_EVENTS `commission.accrued` events recorded with `app.events.rec
 transactions of BENCH_BATCH events (as an order batch would record them), each naming one of BENCH_MEMBERS
 partners as the earner and a real order (its buyer's masked nickname goes in the message). The outbox hands the
 deliveries to RQ; BENCH_WORKERS `rq worker` processes (SimpleWorker) on the `notifications` queue run the
-moment's subscriber (plans one message per event) and `notifications.send` (locks the message, passes the rate
-limiter, takes a subscribe grant, calls WeChat, records the attempt). Timed from the first event's commit to
-the last message sent (`sent_at`); the workers are warmed first by a few events of their own. Deliveries for
-other subscribers of the event (boards, queue `default`) are left queued: this is the notifications pool.
+moment's subscriber, which plans one message per event and, the message being due now, sends it (locks the
+message, passes the rate limiter, takes a subscribe grant, calls WeChat, records the attempt). Timed from the
+start of the first recording transaction to the last message sent (`sent_at`); the workers are warmed first by
+a few events of their own. Deliveries for other subscribers of the event (boards, queue `default`) are left
+queued: this measures the notifications pool.
 
 Baseline, same run, same emulator: BENCH_WORKERS processes, each with one keep-alive HTTP connection and a
 valid access_token, POSTing valid payloads (the same formatted values) back to back straight to the
@@ -434,7 +435,8 @@ def _check(rt, sim: Sim, first_warm: int, n_events: int, baseline_pids: set) -> 
 
 
 def main() -> None:
-    print(__doc__.split("\n\n")[0], flush=True)
+    print(__doc__.split("\n\n")[0])
+    print(f"machine: {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f} at the start", flush=True)
     if CHANNEL not in SEND_PATH:
         raise SystemExit("BENCH_CHANNEL is subscribe or template")
     import logging
@@ -494,6 +496,7 @@ def main() -> None:
         recorded = time.perf_counter() - t0
         done = _wait(rt, first, EVENTS, max(300.0, EVENTS / 10))
         used = cpu.stop()
+        load = os.getloadavg()[0]
         with rt.sessions() as s:
             last = s.scalar(select(func.max(NotificationMessage.sent_at)).where(NotificationMessage.event_id >= first))
         elapsed = (last.timestamp() - wall0) if last is not None and done >= EVENTS else time.perf_counter() - t0
@@ -514,6 +517,7 @@ def main() -> None:
           f"notifications); emulator: its own process, gunicorn 1x{EMULATOR_THREADS} gthread")
     print(f"  NOTIFY_RATE_LIMIT={RATE_LIMIT}/s (burst {RATE_BURST}); quiet hours off; {MOMENT} digest window "
           f"{delay.total_seconds():.0f}s (digests are off by default): one message per event")
+    print(f"  load average {load:.2f} when the pipeline finished (this run's processes included)")
     print(f"  recorded in {transactions} transactions of {BATCH} events ({recorded:.2f}s, inside the timing)")
     print(f"  pipeline: {done}/{EVENTS} messages sent in {elapsed:.2f}s = {rate:8.1f} messages/s")
     print(f"  baseline: {WORKERS} processes sending straight to {SEND_PATH[CHANNEL]}: {base['n']} in "
