@@ -3,16 +3,14 @@ board (any league, no privacy) and set each board's privacy."""
 from __future__ import annotations
 
 from apiflask import APIBlueprint, Schema
-from apiflask.fields import Boolean, Date, DateTime, Integer, List, Nested, String
-from apiflask.validators import Length, OneOf, Range
+from apiflask.fields import Boolean, Date, Integer, List, Nested, String
+from apiflask.validators import OneOf, Range
 
 from app.api.auth import (MEMBER_AUTH, OPERATOR_AUTH, current_member_id, current_operator_id, member_required,
                           operator_actor, operator_required)
-from app.api.fields import Text
 from app.api.responses import ok
 from app.api.web import db, runtime
 from app.audit.service import record
-from app.boards import contests
 from app.boards import service as boards
 from app.boards.credits import KINDS, METRICS
 from app.boards.periods import PERIODS
@@ -156,68 +154,3 @@ def patch_config(kind: str, metric: str, body):
         record(db(), operator_actor(), f"board.{field}", "board", out["board"], before=before, after=after)
     db().commit()
     return out
-
-
-class ContestIn(Schema):
-    name = Text(required=True, validate=Length(1, 64))
-    kind = String(required=True, validate=OneOf(("member", "team")))
-    metric = String(required=True, validate=OneOf(METRICS))
-    starts_at = DateTime(required=True, metadata={"description": "ISO 8601 with offset"})
-    ends_at = DateTime(required=True, metadata={"description": "the deadline: results freeze after it"})
-    tie_rule = String(load_default="shared", validate=OneOf(contests.TIE_RULES),
-                      metadata={"description": "shared: equal scores share a rank; earlier: of equal scores, the "
-                                               "one who got there first ranks higher"})
-
-
-class ContestOut(Schema):
-    id = Integer()
-    name = String()
-    kind = String()
-    metric = String()
-    starts_at = String()
-    ends_at = String()
-    tie_rule = String()
-    status = String(metadata={"description": "open (live standings) or frozen (final results)"})
-    frozen_at = String(allow_none=True)
-    standings = List(Nested(BoardRowOut))
-
-
-def _contest(contest, private: bool, viewer: int | None) -> dict:
-    rows = contests.standings(db(), contest)
-    return {"id": contest.id, "name": contest.name, "kind": contest.kind, "metric": contest.metric,
-            "starts_at": contest.starts_at.isoformat(), "ends_at": contest.ends_at.isoformat(),
-            "tie_rule": contest.tie_rule, "status": contest.status,
-            "frozen_at": contest.frozen_at.isoformat() if contest.frozen_at else None,
-            "standings": boards.named_rows(db(), contest.kind, rows, secret=runtime().settings.secret_key,
-                                           viewer=viewer, private=private)}
-
-
-@bp.post("/api/admin/contests")
-@operator_required
-@bp.input(ContestIn, arg_name="body")
-@bp.doc(summary="Create a contest between members or teams over a fixed window", security=OPERATOR_AUTH,
-        responses=ok("the contest", ContestOut, 201))
-def create_contest(body):
-    contest = contests.create_contest(db(), **body, created_by=current_operator_id())
-    record(db(), operator_actor(), "contest.created", "contest", contest.id, name=contest.name, kind=contest.kind,
-           metric=contest.metric, starts_at=contest.starts_at.isoformat(), ends_at=contest.ends_at.isoformat(),
-           tie_rule=contest.tie_rule)
-    out = _contest(contest, False, None)
-    db().commit()
-    return out, 201
-
-
-@bp.get("/api/admin/contests/<int:contest_id>")
-@operator_required
-@bp.doc(summary="A contest with its live standings or frozen results", security=OPERATOR_AUTH,
-        responses=ok("the contest", ContestOut))
-def admin_contest(contest_id: int):
-    return _contest(contests.get_contest(db(), contest_id), False, None)
-
-
-@bp.get("/api/mp/contests/<int:contest_id>")
-@member_required
-@bp.doc(summary="A contest with its live standings or frozen results", security=MEMBER_AUTH,
-        responses=ok("the contest", ContestOut))
-def member_contest(contest_id: int):
-    return _contest(contests.get_contest(db(), contest_id), True, current_member_id())
