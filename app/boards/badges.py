@@ -4,8 +4,9 @@ Figures move once per event (the subscriber's receipt), by an upsert that adds t
 events racing for one member both count. A badge is a row of member_badges whose primary key (member, badge)
 makes it once per member: the insert that wins records `badge.earned`; a racing or replayed one inserts nothing.
 
-Built-in badges are rows of badge_definitions seeded by the migration; operators add their own thresholds over
-the same figures (and may switch any badge off for the future; earned badges stay)."""
+The built-in badges are defined here (BUILTIN); a row of badge_definitions with the same code overrides one (an
+operator renamed it, moved its threshold or switched it off). Operators add their own thresholds over the same
+figures; switching a badge off stops awarding it, and earned badges stay."""
 from __future__ import annotations
 
 from sqlalchemy import func, select
@@ -26,6 +27,22 @@ FIGURES = {
     "contest_wins": "contests won",
 }
 MAX_THRESHOLD = 10 ** 9
+BUILTIN = {  # code: (name, figure, threshold)
+    "first_referral_order": ("首单推广", "referral_orders", 1),
+    "team_10": ("十人团队", "team_members", 10),
+    "team_100": ("百人团队", "team_members", 100),
+    "first_withdrawal": ("首次提现", "withdrawals_paid", 1),
+    "contest_winner": ("竞赛冠军", "contest_wins", 1),
+}
+
+
+def _all(session: Session) -> dict[str, dict]:
+    """Every badge: the built-in ones, overridden by rows, and the operators' own."""
+    out = {code: {"code": code, "name": n, "figure": f, "threshold": t, "active": True, "builtin": True}
+           for code, (n, f, t) in BUILTIN.items()}
+    for d in session.scalars(select(BadgeDefinition)):
+        out[d.code] = definition_out(d)
+    return out
 
 
 def _dialect(session: Session):
@@ -55,17 +72,16 @@ def raise_figure(session: Session, member_id: int, figure: str, value: int) -> i
 def award(session: Session, member_id: int, figure: str, value: int) -> list[str]:
     """Award every active badge over `figure` whose threshold `value` reaches and the member lacks; record
     `badge.earned` for each one this call inserted. Returns their codes."""
-    due = session.execute(select(BadgeDefinition.code, BadgeDefinition.name)
-                          .where(BadgeDefinition.figure == figure, BadgeDefinition.active.is_(True),
-                                 BadgeDefinition.threshold <= value).order_by(BadgeDefinition.code)).all()
+    due = sorted((d for d in _all(session).values()
+                  if d["figure"] == figure and d["active"] and d["threshold"] <= value), key=lambda d: d["code"])
     earned = []
-    for code, name in due:
+    for d in due:
         stmt = (_dialect(session).insert(MemberBadge.__table__)
-                .values(member_id=member_id, badge=code, value=value, earned_at=utcnow())
+                .values(member_id=member_id, badge=d["code"], value=value, earned_at=utcnow())
                 .on_conflict_do_nothing().returning(MemberBadge.__table__.c.badge))
         if session.execute(stmt).first() is not None:
-            record_event(session, "badge.earned", member_id=member_id, badge=code, name=name, value=value)
-            earned.append(code)
+            record_event(session, "badge.earned", member_id=member_id, badge=d["code"], title=d["name"], value=value)
+            earned.append(d["code"])
     return earned
 
 
@@ -86,19 +102,17 @@ def badges_of(session: Session, member_ids: list[int]) -> dict[int, list[dict]]:
     out: dict[int, list[dict]] = {m: [] for m in member_ids}
     if not member_ids:
         return out
-    rows = session.execute(select(MemberBadge.member_id, MemberBadge.badge, BadgeDefinition.name,
-                                  MemberBadge.earned_at)
-                           .join(BadgeDefinition, BadgeDefinition.code == MemberBadge.badge)
+    rows = session.execute(select(MemberBadge.member_id, MemberBadge.badge, MemberBadge.earned_at)
                            .where(MemberBadge.member_id.in_(sorted(set(member_ids))))
-                           .order_by(MemberBadge.earned_at, MemberBadge.badge))
-    for member_id, code, name, at in rows:
-        out[member_id].append({"code": code, "name": name, "earned_at": at.isoformat()})
+                           .order_by(MemberBadge.earned_at, MemberBadge.badge)).all()
+    names = {code: d["name"] for code, d in _all(session).items()} if rows else {}
+    for member_id, code, at in rows:
+        out[member_id].append({"code": code, "name": names.get(code, code), "earned_at": at.isoformat()})
     return out
 
 
 def definitions(session: Session) -> list[dict]:
-    return [definition_out(d) for d in session.scalars(select(BadgeDefinition).order_by(BadgeDefinition.figure,
-                                                                                         BadgeDefinition.threshold))]
+    return sorted(_all(session).values(), key=lambda d: (d["figure"], d["threshold"], d["code"]))
 
 
 def definition_out(d: BadgeDefinition) -> dict:
@@ -121,6 +135,8 @@ def define(session: Session, *, code: str, name: str, figure: str, threshold: in
     """An operator's own badge. Existing members who already passed the threshold earn it with their next
     counted event."""
     _check(figure, threshold, name)
+    if code in BUILTIN:
+        raise Conflict("A badge with this code exists.", code="badge_exists", details={"code": code})
     d = _dialect(session)
     inserted = session.execute(d.insert(BadgeDefinition.__table__).values(
         code=code, name=" ".join(name.split()), figure=figure, threshold=threshold, active=True, builtin=False,
@@ -135,6 +151,12 @@ def change(session: Session, code: str, *, name: str | None = None, threshold: i
     """Rename, move the threshold of, or switch a badge; returns it and {field: (before, after)}. Badges already
     earned stay earned."""
     badge = session.get(BadgeDefinition, code, with_for_update=True)
+    if badge is None and code in BUILTIN:  # the first change of a built-in badge writes its row
+        n, f, t = BUILTIN[code]
+        session.execute(_dialect(session).insert(BadgeDefinition.__table__).values(
+            code=code, name=n, figure=f, threshold=t, active=True, builtin=True, updated_at=utcnow())
+            .on_conflict_do_nothing())
+        badge = session.get(BadgeDefinition, code, with_for_update=True)
     if badge is None:
         raise NotFound("No such badge.", code="badge_not_found")
     _check(None, threshold, name)

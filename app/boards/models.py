@@ -125,8 +125,8 @@ class ContestPrize(Base):
 
 
 class BadgeDefinition(Base):
-    """A milestone: a member whose `figure` reaches `threshold` earns the badge, once. The built-in ones are
-    rows too (seeded by the migration); operators add their own over the same figures."""
+    """A milestone: a member whose `figure` reaches `threshold` earns the badge, once. Operators' own badges,
+    and built-in ones (app/boards/badges.py BUILTIN) once an operator changed them."""
 
     __tablename__ = "badge_definitions"
 
@@ -145,7 +145,7 @@ class MemberBadge(Base):
     __tablename__ = "member_badges"
 
     member_id: Mapped[int] = mapped_column(BigInt, ForeignKey("members.id"), primary_key=True)
-    badge: Mapped[str] = mapped_column(String(32), ForeignKey("badge_definitions.code"), primary_key=True)
+    badge: Mapped[str] = mapped_column(String(32), primary_key=True)  # a built-in code or a definition's
     value: Mapped[int] = mapped_column(BigInteger)  # the figure when it was earned
     earned_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 

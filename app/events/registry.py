@@ -25,7 +25,7 @@ EVENT_NAMES = frozenset({
     "grade.changed",         # {member_id, from, to, actor}
     "team.joined",           # {team_id, member_id, captain_id, via}: joined or moved into a team
     "contest.frozen",        # {contest_id, kind, metric}: results (and the prizes they pay) are final
-    "badge.earned",          # {member_id, badge, name, value}
+    "badge.earned",          # {member_id, badge, title, value}
 })
 
 

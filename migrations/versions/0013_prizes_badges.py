@@ -1,11 +1,9 @@
 """contest prizes paid through the ledger (a `prize_expense` platform account), who paid an order (a fraud
-signal), badges with their running figures (the built-in ones seeded), and an index for contest windows
+signal), badges with their running figures, and an index for contest windows
 
 Revision ID: 0013_prizes_badges
 Revises: 0012_boards_teams
 """
-from datetime import datetime, timezone
-
 import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import postgresql
@@ -21,13 +19,6 @@ depends_on = None
 
 KINDS_OLD = "'commission_expense', 'payout_clearing', 'fees', 'tax_withheld'"
 KINDS_NEW = KINDS_OLD + ", 'prize_expense'"
-BUILTIN_BADGES = [
-    ("first_referral_order", "首单推广", "referral_orders", 1),
-    ("team_10", "十人团队", "team_members", 10),
-    ("team_100", "百人团队", "team_members", 100),
-    ("first_withdrawal", "首次提现", "withdrawals_paid", 1),
-    ("contest_winner", "竞赛冠军", "contest_wins", 1),
-]
 
 
 def _ledger_kinds(platform: str) -> None:
@@ -81,7 +72,7 @@ def upgrade() -> None:
     op.create_index("ix_contest_prizes_contest_id", "contest_prizes", ["contest_id"])
     op.create_index("ix_contest_prizes_member_id", "contest_prizes", ["member_id"])
     op.create_index("ix_contest_prizes_status", "contest_prizes", ["status"])
-    definitions = op.create_table(
+    op.create_table(
         "badge_definitions",
         sa.Column("code", sa.String(length=32), nullable=False),
         sa.Column("name", sa.String(length=32), nullable=False),
@@ -92,9 +83,6 @@ def upgrade() -> None:
         sa.Column("updated_at", app.db.UTCDateTime(), nullable=False),
         sa.PrimaryKeyConstraint("code", name="pk_badge_definitions"),
     )
-    now = datetime.now(timezone.utc)
-    op.bulk_insert(definitions, [{"code": c, "name": n, "figure": f, "threshold": t, "active": True, "builtin": True,
-                                  "updated_at": now} for c, n, f, t in BUILTIN_BADGES])
     op.create_table(
         "member_badges",
         sa.Column("member_id", BIG, nullable=False),
@@ -102,7 +90,6 @@ def upgrade() -> None:
         sa.Column("value", sa.BigInteger(), nullable=False),
         sa.Column("earned_at", app.db.UTCDateTime(), nullable=False),
         sa.ForeignKeyConstraint(["member_id"], ["members.id"], name="fk_member_badges_member_id_members"),
-        sa.ForeignKeyConstraint(["badge"], ["badge_definitions.code"], name="fk_member_badges_badge_badge_definitions"),
         sa.PrimaryKeyConstraint("member_id", "badge", name="pk_member_badges"),
     )
     op.create_table(
