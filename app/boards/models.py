@@ -44,11 +44,15 @@ class BoardSource(Base):
 
 
 class BoardConfig(Base):
-    """Privacy of one board (kind:metric): hide amounts from members, anonymise members' names."""
+    """What members are offered of one board (kind:metric) and its privacy: whether members see it, which periods,
+    whether by grade league; hide amounts from members, anonymise members' names. Operators see every board."""
 
     __tablename__ = "board_configs"
 
     board: Mapped[str] = mapped_column(String(32), primary_key=True)
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    periods: Mapped[list] = mapped_column(JsonDoc, default=lambda: ["day", "week", "month", "all"])
+    leagues: Mapped[bool] = mapped_column(Boolean, default=True)
     hide_amounts: Mapped[bool] = mapped_column(Boolean, default=False)
     anonymise: Mapped[bool] = mapped_column(Boolean, default=False)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)

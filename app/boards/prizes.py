@@ -30,16 +30,16 @@ MAX_RANK = 1000
 MAX_PRIZE_FEN = 10 ** 10
 
 
-def _fail(message: str, **details):
+def _invalid(message: str, **details):
     raise ValidationFailed(message, code="contest_prize_invalid", details=details)
 
 
 def _int(rule: dict, key: str, i: int, *, low: int, high: int) -> int:
     value = rule.get(key, 0 if key in ("captain_fen", "members_fen") else None)
     if type(value) is not int:  # floats (even 100.0), strings and booleans are refused, never truncated
-        _fail(f"prizes[{i}].{key} must be an integer.", field=f"prizes[{i}].{key}")
+        _invalid(f"prizes[{i}].{key} must be an integer.", field=f"prizes[{i}].{key}")
     if not low <= value <= high:
-        _fail(f"prizes[{i}].{key} must be between {low} and {high}.", field=f"prizes[{i}].{key}")
+        _invalid(f"prizes[{i}].{key} must be between {low} and {high}.", field=f"prizes[{i}].{key}")
     return value
 
 
@@ -48,27 +48,27 @@ def parse_rules(kind: str, rules) -> list[dict]:
     if rules is None:
         return []
     if not isinstance(rules, list) or len(rules) > MAX_RULES:
-        _fail(f"prizes must be a list of at most {MAX_RULES} rules.", field="prizes")
+        _invalid(f"prizes must be a list of at most {MAX_RULES} rules.", field="prizes")
     out, taken = [], []
     for i, rule in enumerate(rules):
         if not isinstance(rule, dict):
-            _fail(f"prizes[{i}] must be an object.", field=f"prizes[{i}]")
+            _invalid(f"prizes[{i}] must be an object.", field=f"prizes[{i}]")
         amounts = ("amount_fen",) if kind == "member" else ("captain_fen", "members_fen")
         allowed = {"ranks", "goal", *amounts}
         if set(rule) - allowed:
-            _fail(f"prizes[{i}] has unknown keys; a {kind} contest's rule takes {sorted(allowed)}.",
+            _invalid(f"prizes[{i}] has unknown keys; a {kind} contest's rule takes {sorted(allowed)}.",
                   field=f"prizes[{i}]")
         if ("ranks" in rule) == ("goal" in rule):
-            _fail(f"prizes[{i}] needs either ranks [from, to] or a goal.", field=f"prizes[{i}]")
+            _invalid(f"prizes[{i}] needs either ranks [from, to] or a goal.", field=f"prizes[{i}]")
         clean: dict = {}
         if "ranks" in rule:
             ranks = rule["ranks"]
             if not (isinstance(ranks, list) and len(ranks) == 2 and all(type(r) is int for r in ranks)
                     and 1 <= ranks[0] <= ranks[1] <= MAX_RANK):
-                _fail(f"prizes[{i}].ranks must be [from, to] with 1 <= from <= to <= {MAX_RANK}.",
+                _invalid(f"prizes[{i}].ranks must be [from, to] with 1 <= from <= to <= {MAX_RANK}.",
                       field=f"prizes[{i}].ranks")
             if any(a <= ranks[1] and ranks[0] <= b for a, b in taken):
-                _fail(f"prizes[{i}].ranks overlaps another rule's ranks.", field=f"prizes[{i}].ranks")
+                _invalid(f"prizes[{i}].ranks overlaps another rule's ranks.", field=f"prizes[{i}].ranks")
             taken.append(tuple(ranks))
             clean["ranks"] = list(ranks)
         else:
@@ -76,11 +76,11 @@ def parse_rules(kind: str, rules) -> list[dict]:
         for key in amounts:
             clean[key] = _int(rule, key, i, low=0 if kind == "team" else 1, high=MAX_PRIZE_FEN)
         if not any(clean[k] for k in amounts):
-            _fail(f"prizes[{i}] pays nothing.", field=f"prizes[{i}]")
+            _invalid(f"prizes[{i}] pays nothing.", field=f"prizes[{i}]")
         out.append(clean)
     goals = [r["goal"] for r in out if "goal" in r]
     if len(goals) != len(set(goals)):
-        _fail("Two goal rules have the same goal.", field="prizes")
+        _invalid("Two goal rules have the same goal.", field="prizes")
     return out
 
 

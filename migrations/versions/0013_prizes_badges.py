@@ -1,5 +1,6 @@
 """contest prizes paid through the ledger (a `prize_expense` platform account), who paid an order (a fraud
-signal), badges with their running figures, and an index for contest windows
+signal), badges with their running figures, what members are offered of each board (enabled, periods, leagues),
+and an index for contest windows
 
 Revision ID: 0013_prizes_badges
 Revises: 0012_boards_teams
@@ -45,6 +46,11 @@ def upgrade() -> None:
     op.create_index("ix_order_payers_payer_openid", "order_payers", ["payer_openid"])
     with op.batch_alter_table("contests", schema=None) as batch_op:
         batch_op.add_column(sa.Column("prizes", JSON, nullable=False, server_default="[]"))
+    with op.batch_alter_table("board_configs", schema=None) as batch_op:
+        batch_op.add_column(sa.Column("enabled", sa.Boolean(), nullable=False, server_default=sa.true()))
+        batch_op.add_column(sa.Column("periods", JSON, nullable=False,
+                                      server_default='["day", "week", "month", "all"]'))
+        batch_op.add_column(sa.Column("leagues", sa.Boolean(), nullable=False, server_default=sa.true()))
     op.create_index("ix_board_credits_kind_metric_at", "board_credits", ["subject_kind", "metric", "at"])
     op.create_table(
         "contest_prizes",
@@ -111,6 +117,10 @@ def downgrade() -> None:
     op.drop_index("ix_contest_prizes_contest_id", table_name="contest_prizes")
     op.drop_table("contest_prizes")
     op.drop_index("ix_board_credits_kind_metric_at", table_name="board_credits")
+    with op.batch_alter_table("board_configs", schema=None) as batch_op:
+        batch_op.drop_column("leagues")
+        batch_op.drop_column("periods")
+        batch_op.drop_column("enabled")
     with op.batch_alter_table("contests", schema=None) as batch_op:
         batch_op.drop_column("prizes")
     op.drop_index("ix_order_payers_payer_openid", table_name="order_payers")

@@ -44,7 +44,7 @@ def test_first_referral_order_is_awarded_once_under_racing_and_replayed_events(r
     # Two different orders and a second delivery of each, all at the same instant.
     outcomes = race(4, lambda i: badge_referral_orders(rt, paid_events[i % 2]))
     assert not errors(outcomes), outcomes
-    work()  # the outbox delivers both events once more: receipts make them no-ops
+    work(lease=0)  # the outbox delivers both events once more: receipts make them no-ops
     assert earned(session, partner.id) == ["first_referral_order"]
     assert badge_events(session, partner.id) == ["first_referral_order"]
     assert session.scalar(select(func.count()).select_from(MemberBadge)) == 1
@@ -58,14 +58,14 @@ def test_a_captain_earns_the_ten_member_team_badge_and_sees_it(client, rt, sessi
     for i in range(9):
         membership.join_by_invite(session, world.partner(f"队员{i}").id, code)
     session.commit()
-    work()
+    work(lease=0)
     assert earned(session, cap.id) == []
     mine = client.get("/api/mp/badges", headers=member_headers(rt, cap.id)).get_json()["items"]
     team_10 = next(b for b in mine if b["code"] == "team_10")
     assert (team_10["value"], team_10["threshold"], team_10["earned_at"]) == (9, 10, None)
     membership.join_by_invite(session, world.partner("第十人").id, code)
     session.commit()
-    work()
+    work(lease=0)
     assert earned(session, cap.id) == ["team_10"]
     profile = client.get("/api/mp/me", headers=member_headers(rt, cap.id)).get_json()
     assert [b["code"] for b in profile["badges"]] == ["team_10"] and profile["badges"][0]["name"] == "十人团队"
@@ -84,13 +84,13 @@ def test_first_withdrawal_and_contest_winner(rt, session, world, work):
     session.commit()
     sell(world, "SO-a", ba, 500)
     sell(world, "SO-b", bb, 900)
-    work()
+    work(lease=0)
     c.ends_at = utcnow()
     session.commit()
     assert freeze_contests(rt) == 1
     record(session, "withdrawal.paid", withdrawal_id=1, member_id=a.id, net_fen=100)
     session.commit()
-    work()
+    work(lease=0)
     assert earned(session, b.id) == ["contest_winner", "first_referral_order"]
     assert earned(session, a.id) == ["first_referral_order", "first_withdrawal"]
 
@@ -112,7 +112,7 @@ def test_operators_define_their_own_thresholds(client, rt, session, world, work,
     session.commit()
     for i, buyer in enumerate(buyers):
         sell(world, f"SO{i}", buyer, 100)
-        work()
+        work(lease=0)
     assert earned(session, partner.id) == ["three_orders"]  # the switched-off badge is no longer awarded
     actions = set(session.scalars(select(AuditEntry.action)))
     assert {"badge.defined", "badge.active"} <= actions

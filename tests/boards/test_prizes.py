@@ -46,12 +46,13 @@ def finish(session, rt, work, c):
     c.ends_at = utcnow()
     session.commit()
     assert freeze_contests(rt) == 1
-    work()
+    work(lease=0)
     session.expire_all()
     rows = session.scalars(select(ContestPrize).where(ContestPrize.contest_id == c.id))
     return {(p.member_id, p.role): p for p in rows}
 
 
+@pytest.mark.sqlite
 def test_winners_are_paid_through_the_ledger_once(client, rt, session, world, work, operator_headers):
     a, b, c3, d = (world.partner(n) for n in ("甲", "乙", "丙", "丁"))
     buyers = [world.member(f"买家{i}", referrer=p) for i, p in enumerate((a, b, c3, d))]
@@ -64,7 +65,7 @@ def test_winners_are_paid_through_the_ledger_once(client, rt, session, world, wo
         "ends_at": (utcnow() + timedelta(hours=1)).isoformat(),
         "prizes": [{"ranks": [1, 1], "amount_fen": 50000}, {"ranks": [2, 3], "amount_fen": 20000}]})
     assert created.status_code == 201, created.get_json()
-    work()
+    work(lease=0)
     won = finish(session, rt, work, contests.get_contest(session, created.get_json()["id"]))
     assert {(m, r): p.amount_fen for (m, r), p in won.items()} == {(a.id, "winner"): 50000, (b.id, "winner"): 20000,
                                                                   (c3.id, "winner"): 20000}
@@ -110,7 +111,7 @@ def test_a_winner_the_fraud_checks_flag_waits_for_an_operator(client, rt, sessio
             ingest_order_event(session, refunded(f"SO{i}", f"R{i}", 9000))
             session.commit()
     sale(world, "SO-honest", other, 500)
-    work()
+    work(lease=0)
     won = finish(session, rt, work, c)
     held, fine = won[(winner.id, "winner")], won[(honest.id, "winner")]
     assert (held.status, fine.status) == ("held", "granted")
@@ -137,7 +138,7 @@ def test_a_rejected_prize_pays_nothing(client, rt, session, world, work, operato
     sale(world, "SO1", buyer, 1000)
     session.add(RiskFlag(member_id=winner.id, kind="bind_velocity", details={}))  # an open flag holds it too
     session.commit()
-    work()
+    work(lease=0)
     prize = finish(session, rt, work, c)[(winner.id, "winner")]
     assert prize.status == "held" and prize.findings == [{"kind": "open_flag"}]
     r = client.post(f"/api/admin/prizes/{prize.id}/reject", headers=operator_headers)
@@ -145,6 +146,7 @@ def test_a_rejected_prize_pays_nothing(client, rt, session, world, work, operato
     assert balance(session, winner.id) == 0
 
 
+@pytest.mark.sqlite
 def test_team_rewards_the_captain_and_shares_the_pool_by_contribution(rt, session, world, work):
     cap = world.partner("队长")
     team = teams.create_team(session, name="一队", captain_id=cap.id)
@@ -161,7 +163,7 @@ def test_team_rewards_the_captain_and_shares_the_pool_by_contribution(rt, sessio
     sale(world, "SOy", by, 1000)
     sale(world, "SOz", bz, 1000)  # x 50 %, y 25 %, z 25 %
     sale(world, "SOr", br, 50)
-    work()
+    work(lease=0)
     won = finish(session, rt, work, c)
     got = {(m, r): p.amount_fen for (m, r), p in won.items()}
     assert got == {(cap.id, "captain"): 10000, (x.id, "share"): 5000, (y.id, "share"): 2500, (z.id, "share"): 2500,
@@ -188,7 +190,7 @@ def test_a_prize_never_depends_on_a_sale_more_than_two_levels_below_its_receiver
                             rules=[{"ranks": [1, 3], "amount_fen": 1000}])
     sale(world, "SO-near", near, 100)
     sale(world, "SO-deep", deep, 100000)  # three levels below cap
-    work()
+    work(lease=0)
     standing = contests.live_standings(session, by_team)
     assert standing == [{"rank": 1, "subject_id": team.id, "score": 100}]  # the deep sale is not the team's
     won = finish(session, rt, work, by_team)
