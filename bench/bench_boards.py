@@ -17,6 +17,8 @@ What it measures, in one run:
      the caller's own standing, callers drawn at random among BENCH_SESSIONS members signed in up front (a login
      row each, a bearer token as the mini-program gets);
    - a trivial Flask endpoint (bench/trivial_app.py) on the same path;
+   - the real app signing the member in and answering a constant (bench/member_noop_app.py): the floor under
+     any member read (the token, then the member's row in PostgreSQL);
    - raw Redis: as many redis-py clients as gunicorn has threads (BENCH_WORKERS processes x BENCH_THREADS threads)
      sending the standing's commands (ZSCORE, ZREVRANK, ZCARD) in one round trip for random members.
 2. Board updates: BENCH_UPDATE_EVENTS sales (a credit each for member, team and store: day, week, month and
@@ -181,7 +183,7 @@ def _load(first: int, now, cfg) -> dict:
                         board = boards[key]
                         board[subject] = board.get(subject, 0) + amount
                         expiry[key] = exp
-                    if int(at.timestamp()) >= recent:
+                    if at.timestamp() > recent + 1:
                         recent_ids.append((credit_id, int(at.timestamp())))
                 if len(lines) >= 100000:
                     copy.write("".join(lines))
@@ -208,8 +210,8 @@ def _load(first: int, now, cfg) -> dict:
         if key == big:
             mem = {"used_memory_delta": r.info("memory")["used_memory"] - before, "members": len(items)}
     pipe = r.pipeline(transaction=False)
-    for i, (cid, at_ts) in enumerate(recent_ids):
-        pipe.set(dedupe_key(cid), "1", ex=max(1, at_ts - recent))
+    for i, (cid, at_ts) in enumerate(recent_ids):  # applied when written: kept BOARDS_DEDUPE_DAYS from then
+        pipe.set(dedupe_key(cid), "1", exat=at_ts + cfg.dedupe_days * 86400)
         if i % 5000 == 4999:
             pipe.execute()
     pipe.execute()
@@ -432,7 +434,7 @@ def _snapshot(r, big: str) -> dict:
     return {"boards": boards, "sample": pairs, "dedupe": dedupe}
 
 
-def _compare(r, before: dict, big: str) -> list[str]:
+def _compare(r, before: dict, big: str, recent: int) -> list[str]:
     after = _snapshot(r, big)
     problems = []
     if sorted(after["boards"]) != sorted(before["boards"]):
@@ -451,8 +453,8 @@ def _compare(r, before: dict, big: str) -> list[str]:
     wrong = sum(1 for m, s in zip(members, scores, strict=True) if s != before["sample"][m])
     if wrong:
         problems.append(f"{wrong} of {len(members)} sampled members of {big} differ")
-    if after["dedupe"] < before["dedupe"]:
-        problems.append(f"dedupe keys {before['dedupe']} -> {after['dedupe']}")
+    if after["dedupe"] != recent:
+        problems.append(f"{after['dedupe']} dedupe keys for {recent} recent credits")
     return problems
 
 
@@ -471,7 +473,7 @@ def _rebuild(big: str) -> tuple[dict, float, list[str], dict]:
         s.commit()
     seconds = time.time() - t0
     engine.dispose()
-    return report, seconds, _compare(r, before, big), before
+    return report, seconds, _compare(r, before, big, report["credits_recent"]), before
 
 
 # -- main ------------------------------------------------------------------------------------------------------
@@ -512,6 +514,7 @@ def main() -> None:
     reqs = [(PATH, None, {"Authorization": f"Bearer {rng.choice(tokens)[1]}"}) for _ in range(count)]
     trivial = _measure("bench.trivial_app:app", {}, reqs)
     board = _measure("wsgi:app", ENV, reqs, check=_check_answer(tokens, key) if key else None)
+    floor = _measure("bench.member_noop_app:app", ENV, [("/bench/member-noop", None, h) for _, _, h in reqs])
     raw = _measure_redis(big, [m for m, _ in tokens])
 
     t0 = time.time()
@@ -531,9 +534,12 @@ def main() -> None:
     _say(f"load generator: {client}; gunicorn {WORKERS}x{THREADS} gthread; board {big}: {size} members")
     _say(_line("trivial Flask endpoint", trivial))
     _say(_line(f"GET /api/mp/leaderboard ({PERIOD})", board))
+    _say(_line("member sign-in only (real app)", floor))
     _say(_line(f"raw Redis ZSCORE+ZREVRANK+ZCARD ({WORKERS}x{THREADS})", raw))
     ratio_t, ratio_r = board["rps"] / trivial["rps"], board["rps"] / raw["rps"]
-    _say(f"  ratios: leaderboard/trivial {ratio_t:.2f}, leaderboard/redis {ratio_r:.2f}")
+    _say(f"  ratios: leaderboard/trivial {ratio_t:.2f}, leaderboard/redis {ratio_r:.2f}, "
+         f"sign-in only/trivial {floor['rps'] / trivial['rps']:.2f}, leaderboard/sign-in only "
+         f"{board['rps'] / floor['rps']:.2f}")
     _say(f"  updates: {updates['events']} events ({updates['credits']} credits, {updates['applied']} applied) by "
          f"{UPDATE_PROCESSES} processes in {updates['seconds']:.1f} s: {updates['eps']:.0f} events/s "
          f"({updates['credits'] / updates['seconds']:.0f} credits/s)")
@@ -549,7 +555,8 @@ def main() -> None:
          f"{board['p99_ms']:.1f} ms, {board['errors']} errors")
     _say(f"  {_verdict(updates['eps'] >= 5000 and updates['applied'] == updates['credits'])} updates >= 5,000 "
          f"events/s: {updates['eps']:.0f}")
-    _say(f"  {_verdict(usage <= 100)} <= 100 bytes/member/board: {usage:.1f} (MEMORY USAGE)")
+    _say(f"  {_verdict(usage <= 100)} <= 100 bytes/member/board: {usage:.1f} by MEMORY USAGE "
+         f"({delta:.1f} by used_memory growth)")
     _say(f"  {_verdict(rebuild_s < 60 and not problems)} rebuild < 60 s and identical: {rebuild_s:.1f} s")
     _say(f"total bench time {time.time() - t_start:.0f} s")
 
