@@ -3,8 +3,8 @@ board (any league, no privacy) and set each board's privacy."""
 from __future__ import annotations
 
 from apiflask import APIBlueprint, Schema
-from apiflask.fields import Boolean, Date, Integer, List, Nested, String
-from apiflask.validators import OneOf, Range
+from apiflask.fields import Boolean, Date, Dict, Integer, List, Nested, String
+from apiflask.validators import Length, OneOf, Range
 
 from app.api.auth import (MEMBER_AUTH, OPERATOR_AUTH, current_member_id, current_operator_id, member_required,
                           operator_actor, operator_required)
@@ -47,6 +47,7 @@ class BoardRowOut(Schema):
     avatar_url = String()
     score = Integer(allow_none=True, metadata={"description": "fen for sales and commission, a count for new "
                                                               "members; null when the board hides amounts"})
+    badges = List(String(), metadata={"description": "codes of the member's badges (GET /api/mp/badges names them)"})
 
 
 class StandingOut(Schema):
@@ -75,14 +76,35 @@ class OptOutOut(Schema):
 
 
 class BoardConfigIn(Schema):
+    enabled = Boolean(metadata={"description": "false: members do not see this board (operators still do)"})
+    periods = List(String(validate=OneOf(PERIODS)), validate=Length(1, len(PERIODS)),
+                   metadata={"description": "the periods members may pick: day, week, month, all"})
+    leagues = Boolean(metadata={"description": "false: no board by grade league for members"})
     hide_amounts = Boolean()
     anonymise = Boolean()
 
 
 class BoardConfigOut(Schema):
     board = String()
+    enabled = Boolean()
+    periods = List(String())
+    leagues = Boolean()
     hide_amounts = Boolean()
     anonymise = Boolean()
+
+
+class RetentionOut(Schema):
+    kept_after_end = Dict(allow_none=True, metadata={"description": "{count, unit}: how long a closed period's "
+                                                                    "board stays in Redis; null: never expires"})
+    current = String()
+    current_expires_at = String(allow_none=True)
+
+
+class BoardConfigsOut(Schema):
+    items = List(Nested(BoardConfigOut))
+    retention = Dict(keys=String(), values=Nested(RetentionOut),
+                     metadata={"description": "per period: when old boards expire (BOARDS_KEEP_DAYS, "
+                                              "BOARDS_KEEP_WEEKS, BOARDS_KEEP_MONTHS)"})
 
 
 def _read(q: dict, kind: str, me: int | None, viewer: int | None, league: str, private: bool) -> dict:
@@ -99,6 +121,9 @@ def _read(q: dict, kind: str, me: int | None, viewer: int | None, league: str, p
         responses=ok("the board and my standing", BoardOut))
 def member_board(query):
     me = current_member_id()
+    if query["league"] and not boards.config(db(), query["board"], query["metric"])["leagues"]:
+        raise NotFound("This board is not offered by league.", code="board_not_offered",
+                       details={"leagues": False})
     league = grade_of(db(), me) if query["league"] and query["board"] == "member" else ""
     return _read(query, query["board"], me if query["board"] == "member" else None, me, league, True)
 
@@ -135,6 +160,14 @@ def admin_board(query):
     return _read(query, query["board"], query["member_id"], None, query["league"], False)
 
 
+@bp.get("/api/admin/leaderboard/config")
+@operator_required
+@bp.doc(summary="Every board's offering and privacy, and when old period boards expire", security=OPERATOR_AUTH,
+        responses=ok("the boards", BoardConfigsOut))
+def list_configs():
+    return {"items": boards.configs(db()), "retention": boards.retention(runtime().settings.boards)}
+
+
 @bp.get("/api/admin/leaderboard/config/<kind>/<metric>")
 @operator_required
 @bp.doc(summary="A board's privacy", security=OPERATOR_AUTH, responses=ok("the board's privacy", BoardConfigOut))
@@ -145,10 +178,12 @@ def get_config(kind: str, metric: str):
 @bp.patch("/api/admin/leaderboard/config/<kind>/<metric>")
 @operator_required
 @bp.input(BoardConfigIn, arg_name="body")
-@bp.doc(summary="Hide a board's amounts or anonymise its members' names", security=OPERATOR_AUTH,
+@bp.doc(summary="What members are offered of a board (on/off, periods, leagues) and its privacy (hide amounts, "
+                "anonymise names)", security=OPERATOR_AUTH,
         responses=ok("the board's privacy", BoardConfigOut))
 def patch_config(kind: str, metric: str, body):
-    out, changes = boards.set_config(db(), kind, metric, hide_amounts=body.get("hide_amounts"),
+    out, changes = boards.set_config(db(), kind, metric, enabled=body.get("enabled"), periods=body.get("periods"),
+                                     leagues=body.get("leagues"), hide_amounts=body.get("hide_amounts"),
                                      anonymise=body.get("anonymise"), operator_id=current_operator_id())
     for field, (before, after) in changes.items():
         record(db(), operator_actor(), f"board.{field}", "board", out["board"], before=before, after=after)

@@ -7,7 +7,7 @@ import hmac
 import math
 from collections import defaultdict
 from collections.abc import Callable
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 
 from redis import Redis
 from sqlalchemy import BigInteger, Date, cast, delete, func, select
@@ -15,12 +15,13 @@ from sqlalchemy.orm import Session
 
 from app.boards.credits import KINDS, METRICS
 from app.boards.models import BoardConfig, BoardCredit, BoardOptOut
-from app.boards.periods import PERIODS, SHANGHAI, local, period_id, shanghai_today
+from app.boards.badges import badges_of
+from app.boards.periods import PERIODS, SHANGHAI, expires_at, local, period_id, shanghai_today
 from app.boards.store import (PREFIX, REBUILDING, board_key, clear_cache, day_targets, mark_applied, read,
                               write_board)
 from app.config import BoardSettings
 from app.db import utcnow
-from app.errors import ValidationFailed
+from app.errors import NotFound, ValidationFailed
 from app.members.models import Member
 from app.referrals.models import Store
 from app.teams.models import Team
@@ -37,21 +38,38 @@ def board_name(kind: str, metric: str) -> str:
 
 
 def config(session: Session, kind: str, metric: str) -> dict:
+    """What members are offered of the board (enabled, periods, leagues) and its privacy; defaults without a row."""
     row = session.get(BoardConfig, board_name(kind, metric))
-    return {"board": board_name(kind, metric), "hide_amounts": bool(row and row.hide_amounts),
+    return {"board": board_name(kind, metric), "enabled": row.enabled if row else True,
+            "periods": [p for p in PERIODS if p in row.periods] if row else list(PERIODS),
+            "leagues": row.leagues if row else True, "hide_amounts": bool(row and row.hide_amounts),
             "anonymise": bool(row and row.anonymise)}
 
 
-def set_config(session: Session, kind: str, metric: str, *, hide_amounts: bool | None = None,
+def configs(session: Session) -> list[dict]:
+    return [config(session, kind, metric) for kind in KINDS for metric in METRICS]
+
+
+def set_config(session: Session, kind: str, metric: str, *, enabled: bool | None = None,
+               periods: list[str] | None = None, leagues: bool | None = None, hide_amounts: bool | None = None,
                anonymise: bool | None = None, operator_id: int | None = None) -> tuple[dict, dict]:
-    """Change a board's privacy; returns the config and what changed ({field: [before, after]})."""
+    """Change what members are offered of a board and its privacy; returns the config and what changed
+    ({field: [before, after]}). Operators keep seeing every board and period; credits keep counting on all of
+    them, so a period switched on again shows its full history."""
     name = board_name(kind, metric)
+    if periods is not None:
+        if not periods or any(p not in PERIODS for p in periods) or len(set(periods)) != len(periods):
+            raise ValidationFailed("periods is a non-empty list of day, week, month and all, each once.",
+                                   code="board_invalid", details={"periods": list(PERIODS)})
+        periods = [p for p in PERIODS if p in periods]
     row = session.get(BoardConfig, name, with_for_update=True)
     if row is None:
-        row = BoardConfig(board=name, hide_amounts=False, anonymise=False)
+        row = BoardConfig(board=name, enabled=True, periods=list(PERIODS), leagues=True, hide_amounts=False,
+                          anonymise=False)
         session.add(row)
     changes = {}
-    for field, value in (("hide_amounts", hide_amounts), ("anonymise", anonymise)):
+    for field, value in (("enabled", enabled), ("periods", periods), ("leagues", leagues),
+                         ("hide_amounts", hide_amounts), ("anonymise", anonymise)):
         if value is not None and getattr(row, field) != value:
             changes[field] = [getattr(row, field), value]
             setattr(row, field, value)
@@ -59,6 +77,21 @@ def set_config(session: Session, kind: str, metric: str, *, hide_amounts: bool |
     session.flush()
     clear_cache()
     return config(session, kind, metric), changes
+
+
+def retention(cfg: BoardSettings, now: datetime | None = None) -> dict:
+    """When the boards of closed periods leave Redis (the database keeps their credits: `flask boards rebuild`
+    brings back what is still within these windows), with the current periods' expiry as an example."""
+    today = shanghai_today(now or utcnow())
+    keep = {"day": (cfg.keep_days, "days"), "week": (cfg.keep_weeks, "weeks"), "month": (cfg.keep_months, "months")}
+    out = {}
+    for period in PERIODS:
+        at = expires_at(period, today, cfg.keep_days, cfg.keep_weeks, cfg.keep_months)
+        out[period] = {"kept_after_end": None if period == "all" else {"count": keep[period][0],
+                                                                      "unit": keep[period][1]},
+                       "current": period_id(period, today),
+                       "current_expires_at": datetime.fromtimestamp(at, timezone.utc).isoformat() if at else None}
+    return out
 
 
 def set_opt_out(session: Session, member_id: int, opt_out: bool) -> bool:
@@ -114,6 +147,14 @@ def resolve_period(period: str, day=None, now: datetime | None = None) -> str:
 _OPEN = {"hide_amounts": False, "anonymise": False}
 
 
+def _offered(settings: dict, period: str, league: str) -> None:
+    """Members see a board only as the operator offers it (operators see every board)."""
+    if not settings["enabled"] or period not in settings["periods"] or (league and not settings["leagues"]):
+        raise NotFound("This board is not offered.", code="board_not_offered",
+                       details={"periods": settings["periods"] if settings["enabled"] else [],
+                                "leagues": settings["leagues"]})
+
+
 def _seen_by(row: dict, settings: dict, kind: str, private: bool, secret: str, viewer: int | None,
              me: int | None) -> dict:
     """One top row as `viewer` sees it (amounts hidden except `me`'s, anonymised or opted-out members by
@@ -122,7 +163,7 @@ def _seen_by(row: dict, settings: dict, kind: str, private: bool, secret: str, v
     opted = row.pop("opted_out", False)
     hidden = private and kind == "member" and (settings["anonymise"] or opted) and row["id"] != viewer
     if hidden:
-        row.update(name=pseudonym(secret, row["id"]), avatar_url="")
+        row.update(name=pseudonym(secret, row["id"]), avatar_url="", badges=[])
     if settings["hide_amounts"] and row["id"] != me:
         row["score"] = None
     if hidden:
@@ -149,12 +190,16 @@ def standings(session: Session, r: Redis, cfg: BoardSettings, *, kind: str, metr
 
     def decorate(top):
         names = _names(session, kind, [s for s, _ in top])
-        rows = [{"rank": rank, "id": subject, "score": score, **names.get(subject, {"name": None, "avatar_url": "",
-                                                                                 "opted_out": False})}
+        earned = badges_of(session, [s for s, _ in top]) if kind == "member" else {}
+        rows = [{"rank": rank, "id": subject, "score": score,
+                 "badges": [b["code"] for b in earned.get(subject, ())],
+                 **names.get(subject, {"name": None, "avatar_url": "", "opted_out": False})}
                 for rank, subject, score in _ranked(top)]
         return {"rows": rows, "settings": config(session, kind, metric), "views": {}}
 
     standing, shared = read(r, key, limit, me, cache_seconds=cfg.top_cache_seconds, decorate=decorate)
+    if private:
+        _offered(shared["settings"], period, league)
     settings = shared["settings"] if private else _OPEN
     view = shared["views"].get((private, secret))
     if view is None:  # the top as a bystander sees it (no row is theirs), shared with the rows
