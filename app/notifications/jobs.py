@@ -1,9 +1,11 @@
-"""`notifications.send`: one message, on the first channel that can carry it, paced below WeChat's limits.
+"""`notifications.send`: one message, on the first channel that can carry it, paced below WeChat's limits. The
+subscribers call `send` themselves for a message due now; the job sends the ones planned for later.
 
-The message row is locked for the whole attempt, so two runs of one message (the outbox runs jobs at least
-once) never both send. Transient errors (WeChat unreachable, busy, over its quota) put the grant back and retry
-with backoff (RetryLater); permanent answers (43101, 47003, 40037, 43004, ...) are recorded with WeChat's code
-and the next channel is tried; when none is left the message is failed (or skipped when no channel applied)."""
+The message row is locked for the whole attempt, so two runs of one message (the outbox runs jobs at least once;
+a replayed event's subscriber and a job) never both send. Transient errors (WeChat unreachable, busy, over its
+quota) put the grant back and retry with backoff (RetryLater); permanent answers (43101, 47003, 40037, 43004, ...)
+are recorded with WeChat's code and the next channel is tried; when none is left the message is failed (or
+skipped when no channel applied)."""
 from __future__ import annotations
 
 from sqlalchemy import func, select
@@ -11,7 +13,8 @@ from sqlalchemy import func, select
 from app.db import utcnow
 from app.notifications import service
 from app.notifications.moments import WHILE_AWAITING_CONFIRMATION, digest_values, page_for
-from app.notifications.models import NotificationAttempt, NotificationMessage
+from app.members.models import Identity
+from app.notifications.models import NotificationAttempt, NotificationMessage, NotificationMoment
 from app.outbox import RetryLater, job
 from app.withdrawals.models import Withdrawal
 from app.withdrawals.ratelimit import RateLimiter
@@ -34,15 +37,24 @@ def _backoff(rt, session, message_id: int) -> float:
     return min(s.retry_base * (2 ** retries), s.retry_max)
 
 
-def _send(rt, session, msg: NotificationMessage, channel: str, template_id: str, data: dict, page: str) -> int:
+def _send(rt, openid: str, channel: str, template_id: str, data: dict, page: str) -> int:
     settings = rt.settings
     if channel == "subscribe":
-        openid = service.openid_of(session, msg.member_id, "mini_openid")
         mp = mini_program(settings, rt.redis)
         return mp.send_subscribe_message(openid, template_id, data, page=page or None)["msgid"]
-    openid = service.openid_of(session, msg.member_id, "oa_openid")
     link = {"appid": settings.wechat_miniapp_id, "pagepath": page} if page else None
     return official_account(settings, rt.redis).send_template(openid, template_id, data, miniprogram=link)["msgid"]
+
+
+def _locked(s, message_id: int):
+    """The message, locked for the whole attempt, with what deciding needs read in the same statement: the
+    moment's saved settings (None: the defaults), whether its member mutes it, and their mini-program openid."""
+    m = NotificationMessage
+    mini_openid = (select(Identity.value).where(Identity.member_id == m.member_id, Identity.kind == "mini_openid")
+                   .order_by(Identity.id.desc()).limit(1).scalar_subquery())
+    return s.execute(select(m, NotificationMoment, service.is_muted(m.member_id, m.moment), mini_openid)
+                     .select_from(m).outerjoin(NotificationMoment, NotificationMoment.moment == m.moment)
+                     .where(m.id == message_id).with_for_update(of=m)).first()
 
 
 def _still_awaiting(session, msg: NotificationMessage) -> bool:
@@ -62,34 +74,36 @@ def _digest_group(session, msg: NotificationMessage, cfg, now) -> list[Notificat
     return sorted([msg, *others], key=lambda m: m.id)
 
 
-def _follows(rt, session, member_id: int) -> bool:
-    """Does the member follow the service account now? WeChat's cgi-bin/user/info says (subscribe 0 or 1)."""
+def _follower(rt, session, member_id: int) -> str | None:
+    """The member's service-account openid if they follow the account now (WeChat's cgi-bin/user/info says:
+    subscribe 0 or 1), else None."""
     openid = service.may_follow(session, member_id)
     if openid is None:
-        return False
+        return None
     try:
-        return official_account(rt.settings, rt.redis).user_info(openid)["subscribe"] == 1
+        return openid if official_account(rt.settings, rt.redis).user_info(openid)["subscribe"] == 1 else None
     except WeChatError as exc:
         if exc.errcode in service.PERMANENT:
-            return False
+            return None
         raise RetryLater(_backoff(rt, session, 0) or 1.0, f"user/info: {exc.errcode}") from exc
 
 
 @job(service.SEND_JOB, queue="notifications")
 def send(rt, message_id: int) -> str:
     with rt.session() as s:
-        msg = s.get(NotificationMessage, int(message_id), with_for_update=True)
-        if msg is None or msg.status != "pending":
+        row = _locked(s, int(message_id))
+        if row is None or row[0].status != "pending":
             return "nothing to send"
+        msg, muted, mini_openid = row[0], row[2], row[3]
         now = utcnow()
         if msg.not_before > now:
             raise RetryLater((msg.not_before - now).total_seconds(), "quiet hours")
-        cfg = service.moment_config(s, msg.moment)
+        cfg = service.config_of(msg.moment, row[1])
         if msg.moment in WHILE_AWAITING_CONFIRMATION and not _still_awaiting(s, msg):
             service._skip(s, msg.id, "not_awaiting")
             s.commit()
             return "skipped: the withdrawal no longer awaits confirmation"
-        if not cfg.enabled or msg.moment in service.mutes_of(s, msg.member_id):
+        if not cfg.enabled or muted:
             service._skip(s, msg.id, "disabled" if not cfg.enabled else "muted")
             s.commit()
             return "skipped"
@@ -102,19 +116,19 @@ def send(rt, message_id: int) -> str:
         for channel in cfg.channels:
             grant_id = None
             if channel == "subscribe":
-                template_id = cfg.subscribe_template_id
-                if not template_id or service.openid_of(s, msg.member_id, "mini_openid") is None:
+                template_id, openid = cfg.subscribe_template_id, mini_openid
+                if not template_id or openid is None:
                     continue
                 grant_id = service.consume_grant(s, msg.member_id, template_id, msg.id)
                 if grant_id is None:
                     continue  # no grant left: the next channel
             else:
-                template_id = cfg.template_template_id
-                if not template_id or not _follows(rt, s, msg.member_id):
+                template_id, openid = cfg.template_template_id, _follower(rt, s, msg.member_id)
+                if not template_id or openid is None:
                     continue
             data = service.data_for(cfg, channel, values)
             try:
-                msgid = _send(rt, s, msg, channel, template_id, data, page_for(cfg.page, values))
+                msgid = _send(rt, openid, channel, template_id, data, page_for(cfg.page, values))
             except WeChatError as exc:
                 if exc.errcode not in service.PERMANENT:
                     s.rollback()  # the grant goes back; the attempt is recorded on its own

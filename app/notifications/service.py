@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import func, select, text, update
+from sqlalchemy import exists, func, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -96,8 +96,12 @@ class MomentConfig:
 
 
 def moment_config(session: Session, moment: str) -> MomentConfig:
+    return config_of(moment, session.get(NotificationMoment, moment))
+
+
+def config_of(moment: str, row: NotificationMoment | None) -> MomentConfig:
+    """The settings of a moment from its saved row (None: never saved, the defaults)."""
     m = MOMENTS[moment]
-    row = session.get(NotificationMoment, moment)
     if row is None:
         return MomentConfig(moment, True, list(CHANNELS), "", dict(m.subscribe_fields), "", dict(m.template_fields),
                             m.page)
@@ -171,21 +175,59 @@ def _insert(session: Session):
     return dialect.insert(NotificationMessage.__table__)
 
 
+def is_muted(member_id, moment):
+    """SQL: does the member mute the moment (either may be a column, for correlated use)?"""
+    return exists().where(NotificationMute.member_id == member_id, NotificationMute.moment == moment)
+
+
+def _recipient(session: Session, moment: str, member_id: int) -> tuple[int, MomentConfig, bool]:
+    """For planning, in one statement per member followed: the member an id stands for now (the survivor of a
+    merged member), the moment's settings and whether that member mutes it. The member row is read FOR KEY
+    SHARE (as the message's foreign key locks it), so a merge of this member in progress is waited for and
+    seen."""
+    row = None
+    for _ in range(8):  # as far as get_member follows merges
+        row = session.execute(
+            select(Member.status, Member.merged_into_id, is_muted(Member.id, moment), NotificationMoment)
+            .select_from(Member).outerjoin(NotificationMoment, NotificationMoment.moment == moment)
+            .where(Member.id == member_id)
+            .with_for_update(read=True, key_share=True, of=Member)).first()
+        if row is None or row.status != "merged" or row.merged_into_id is None:
+            break
+        member_id = row.merged_into_id
+    if row is None:  # no such member: the message's foreign key will say so
+        return member_id, moment_config(session, moment), False
+    return member_id, config_of(moment, row[3]), bool(row[2])
+
+
 def plan_message(session: Session, settings, moment: str, event_id: int, member_id: int, values: dict,
-                 now: datetime | None = None, at: datetime | None = None) -> int | None:
+                 now: datetime | None = None, at: datetime | None = None,
+                 send_now: list[int] | None = None) -> int | None:
     """The one message of (moment, member, event): written once (a replay finds it and does nothing), then
     skipped (moment off, muted) or queued for `notifications.send`, after quiet hours for non-urgent moments.
-    Returns the new message id, or None for a replay."""
+    An event naming a merged member plans for the survivor (where the merge moved its messages, so a replay
+    after the merge finds the row). Returns the new message id, or None for a replay.
+
+    With `send_now` (the subscribers' way), a message due now is not queued: its id is appended for the caller
+    to send after its commit, in its own job, whose retries (the event's delivery) then carry the send. So a
+    replay appends the message it finds still pending and due: the run that planned it did not get to send."""
     now = now or utcnow()
+    member_id, cfg, muted = _recipient(session, moment, member_id)
     table = NotificationMessage.__table__
     new_id = session.execute(_insert(session).values(
         moment=moment, member_id=member_id, event_id=event_id, values=values, status="pending", reason="",
         channel="", template_id="", errmsg="", delivery="", not_before=now, created_at=now)
         .on_conflict_do_nothing(index_elements=["moment", "member_id", "event_id"]).returning(table.c.id)).scalar()
     if new_id is None:
+        if send_now is not None:
+            found = session.execute(select(NotificationMessage.id, NotificationMessage.status,
+                                           NotificationMessage.not_before).where(
+                NotificationMessage.moment == moment, NotificationMessage.member_id == member_id,
+                NotificationMessage.event_id == event_id)).first()
+            if found is not None and found.status == "pending" and found.not_before <= now:
+                send_now.append(found.id)
         return None
-    cfg = moment_config(session, moment)
-    reason = "disabled" if not cfg.enabled else "muted" if moment in mutes_of(session, member_id) else ""
+    reason = "disabled" if not cfg.enabled else "muted" if muted else ""
     if reason:
         _skip(session, new_id, reason)
         return new_id
@@ -206,7 +248,10 @@ def plan_message(session: Session, settings, moment: str, event_id: int, member_
     if delay > 0:
         session.execute(update(NotificationMessage).where(NotificationMessage.id == new_id)
                         .values(not_before=not_before))
-    emit(session, SEND_JOB, new_id, key=f"notify:{new_id}", delay=delay)
+    if send_now is not None and delay <= 0:
+        send_now.append(new_id)
+    else:
+        emit(session, SEND_JOB, new_id, key=f"notify:{new_id}", delay=delay)
     return new_id
 
 

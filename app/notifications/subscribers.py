@@ -1,10 +1,15 @@
 """The moments, as subscribers of domain events (queue `notifications`): each reads what the message says and
-plans it (`service.plan_message`), never sending anything itself; `notifications.send` does, after commit."""
+plans it (`service.plan_message`). A message due now is sent right after the planning commit, by the same job
+(`jobs.send`, what `notifications.send` runs); if that send cannot finish (rate limit, WeChat unreachable:
+RetryLater) or the worker dies, the event's delivery is run again and finds the message still pending. A message
+for later (quiet hours, a digest window, a reminder) is queued as `notifications.send`."""
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Callable
 
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from app.boards import contests
 from app.boards.models import Contest, ContestPrize
@@ -13,6 +18,7 @@ from app.events import Event, subscriber
 from app.grades.models import Grade
 from app.members.models import Member
 from app.notifications.formatting import yuan
+from app.notifications.jobs import send
 from app.notifications.moments import CONFIRM_WINDOW, STATE_WORDS, plain_reason
 from app.notifications.service import plan_message
 from app.orders.models import Order
@@ -21,30 +27,41 @@ from app.runtime import Runtime
 QUEUE = "notifications"
 
 
-def _plan(rt: Runtime, moment: str, event: Event, member_id: int | None, values: dict, at=None) -> int | None:
+def _plan(rt: Runtime, moment: str, event: Event, member_id: int | None, values: dict | Callable[[Session], dict],
+          at=None) -> int | None:
+    """Plan the member's message in one unit of work (`values` may be read in it: a function of the session),
+    then send it if it is due now."""
     if not member_id:
         return None
+    due: list[int] = []
     with rt.session() as s:
+        values = values(s) if callable(values) else values
         values = {**values, "time": event.occurred_at.isoformat()}
-        out = plan_message(s, rt.settings, moment, event.id, int(member_id), values, at=at)
-        s.commit()
-        return out
+        out = plan_message(s, rt.settings, moment, event.id, int(member_id), values, at=at, send_now=due)
+    for message_id in due:
+        send(rt, message_id)
+    return out
+
+
+def _masked(nickname: str | None) -> str:
+    return mask_name(nickname) if nickname else "微信用户"
 
 
 def _masked_nickname(session, member_id: int | None) -> str:
-    nickname = session.scalar(select(Member.nickname).where(Member.id == member_id)) if member_id else None
-    return mask_name(nickname) if nickname else "微信用户"
+    return _masked(session.scalar(select(Member.nickname).where(Member.id == member_id)) if member_id else None)
 
 
 @subscriber("commission.accrued", name="notifications.commission_accrued", queue=QUEUE)
 def commission_accrued(rt: Runtime, event: Event):
     d = event.data
-    with rt.session() as s:
-        order = s.get(Order, d["order_id"])
-        values = {"title": "新佣金到账（待结算）", "amount_fen": int(d["amount_fen"]),
-                  "order_fen": int(order.paid_fen) if order else 0,
-                  "buyer": _masked_nickname(s, order.buyer_id if order else None), "status": "待结算",
-                  "level": int(d.get("level") or 1)}
+
+    def values(s: Session) -> dict:
+        order = s.execute(select(Order.paid_fen, Member.nickname).outerjoin(Member, Member.id == Order.buyer_id)
+                          .where(Order.id == d["order_id"])).first()
+        return {"title": "新佣金到账（待结算）", "amount_fen": int(d["amount_fen"]),
+                "order_fen": int(order.paid_fen) if order else 0, "buyer": _masked(order.nickname if order else None),
+                "status": "待结算", "level": int(d.get("level") or 1)}
+
     return _plan(rt, "commission_accrued", event, d["earner_id"], values)
 
 
@@ -113,9 +130,8 @@ def grade_upgraded(rt: Runtime, event: Event):
 @subscriber("member.bound", name="notifications.member_bound", queue=QUEUE)
 def member_bound(rt: Runtime, event: Event):
     d = event.data
-    with rt.session() as s:
-        who = _masked_nickname(s, d["member_id"])
-    return _plan(rt, "member_bound", event, d.get("referrer_id"), {"title": "新成员加入你的团队", "member": who})
+    return _plan(rt, "member_bound", event, d.get("referrer_id"),
+                 lambda s: {"title": "新成员加入你的团队", "member": _masked_nickname(s, d["member_id"])})
 
 
 @subscriber("contest.frozen", name="notifications.contest_result", queue=QUEUE)

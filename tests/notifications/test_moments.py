@@ -7,7 +7,9 @@ from sqlalchemy import select
 from app.events import subscribers_of
 from app.grades.models import Grade
 from app.notifications.models import NotificationAttempt, SubscriptionGrant
+from app.notifications.jobs import RATE_KEY
 from app.outbox import emit
+from tests.conftest import outbox_due_now
 from tests.notifications.conftest import oa_tpl, sub_tpl, tune_notify
 
 
@@ -188,6 +190,23 @@ def test_transient_errors_are_retried_and_keep_the_grant(nw, session, work, emul
                                .order_by(NotificationAttempt.id)).all()
     assert [a.outcome for a in attempts] == ["retry", "retry", "sent"]
     assert len(nw.sent(p, ["withdrawal_paid"])) == 1
+
+
+def test_a_message_held_back_by_the_rate_limit_goes_out_once_later(nw, rt, session, work):
+    tune_notify(rt, rate_per_s=0.001, rate_burst=1)  # one send, then a long wait
+    people = [nw.person() for _ in range(2)]
+    for member, p in people:
+        nw.grant(member, p, "withdrawal_paid")
+        nw.event("withdrawal.paid", withdrawal_id=member.id, member_id=member.id, net_fen=100)
+    work()
+    assert sorted(m.status for member, _p in people for m in nw.messages(member)) == ["pending", "sent"]
+    rt.redis.delete(RATE_KEY)  # the wait is over
+    outbox_due_now(session)
+    session.commit()
+    work()
+    for member, p in people:
+        [msg] = nw.messages(member)
+        assert msg.status == "sent" and len(nw.sent(p)) == 1
 
 
 def test_an_invalid_template_id_is_recorded_and_not_retried(nw, session, work):
