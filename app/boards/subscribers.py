@@ -96,12 +96,14 @@ def grant_prizes(rt: Runtime, event: Event) -> str:
     contest_id = event.data["contest_id"]
     with rt.session() as s:
         pending = prizes.pending_ids(s, contest_id)
-    decided = []
+    decided, behind = [], {}
     for prize_id in pending:
         with rt.session() as s:
             contest, prize = s.get(Contest, contest_id), s.get(ContestPrize, prize_id)
-            decided.append(prizes.check_and_grant(s, prize_id, contests.orders_behind(s, contest, prize),
-                                                  prizes.thresholds(rt.settings.fraud)))
+            whose = prize.team_id if contest.kind == "team" else prize.member_id  # a team's shares: one read
+            if whose not in behind:
+                behind[whose] = contests.orders_behind(s, contest, prize)
+            decided.append(prizes.check_and_grant(s, prize_id, behind[whose], prizes.thresholds(rt.settings.fraud)))
     return f"{decided.count('granted')} granted, {decided.count('held')} held"
 
 
