@@ -19,6 +19,12 @@ class ConfigError(RuntimeError):
     pass
 
 
+def _bp(value: int, name: str) -> int:
+    if not 0 < value <= 10000:
+        raise ConfigError(f"{name} is in basis points, 1 to 10000, got {value}")
+    return value
+
+
 class _Env:
     def __init__(self, environ: Mapping[str, str]):
         self.environ = environ
@@ -124,6 +130,15 @@ class BoardSettings:
 
 
 @dataclass(frozen=True)
+class FraudSettings:
+    """Signals checked on the orders behind a contest prize before it is paid (app/orders/signals.py)."""
+    self_purchase_bp: int = 3000  # FRAUD_SELF_PURCHASE_BP: share of the counted amount the winner bought themself
+    shared_payer_accounts: int = 3  # FRAUD_SHARED_PAYER_ACCOUNTS: buyer accounts one WeChat payer may pay for
+    refund_rate_bp: int = 3000  # FRAUD_REFUND_RATE_BP: share of the counted amount refunded
+    refund_min_orders: int = 3  # FRAUD_REFUND_MIN_ORDERS: fewer counted orders are too few to judge a refund rate
+
+
+@dataclass(frozen=True)
 class PosterSettings:
     store_dir: str  # POSTER_STORE_DIR: where rendered posters and backgrounds are kept
     font_text: str | None = None  # POSTER_FONT_TEXT: a CJK font file instead of the bundled Noto Sans CJK
@@ -168,6 +183,7 @@ class Settings:
     health: HealthSettings = field(default_factory=HealthSettings)
     posters: PosterSettings = field(default_factory=lambda: PosterSettings(str(INSTANCE_DIR / "posters")))
     boards: BoardSettings = field(default_factory=BoardSettings)
+    fraud: FraudSettings = field(default_factory=FraudSettings)
 
     def with_(self, **changes) -> "Settings":
         return replace(self, **changes)
@@ -229,6 +245,11 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
             top_cache_seconds=_env.float("BOARDS_TOP_CACHE_SECONDS", 2.0),
             dedupe_days=_env.int("BOARDS_DEDUPE_DAYS", 14),
             freeze_every=_env.float("CONTEST_FREEZE_SECONDS", 60.0)),
+        fraud=FraudSettings(
+            self_purchase_bp=_bp(_env.int("FRAUD_SELF_PURCHASE_BP", 3000), "FRAUD_SELF_PURCHASE_BP"),
+            shared_payer_accounts=max(2, _env.int("FRAUD_SHARED_PAYER_ACCOUNTS", 3)),
+            refund_rate_bp=_bp(_env.int("FRAUD_REFUND_RATE_BP", 3000), "FRAUD_REFUND_RATE_BP"),
+            refund_min_orders=max(1, _env.int("FRAUD_REFUND_MIN_ORDERS", 3))),
         outbox=OutboxSettings(
             lease_seconds=_env.float("OUTBOX_LEASE_SECONDS", 60.0), max_failures=_env.int("OUTBOX_MAX_FAILURES", 25),
             batch=max(1, _env.int("OUTBOX_BATCH", 8)), sweep_every=_env.float("OUTBOX_SWEEP_SECONDS", 2.0)),

@@ -1,6 +1,7 @@
 """Demo data for the embedded default (`make run`): a world a newcomer can walk through as any of its people.
 
-- An operator (admin / liebian-demo), a store with a manager and a clerk, a team, a commission plan.
+- An operator (admin / liebian-demo), a store with a manager and a clerk, a team, a commission plan, and this
+  two-week sales contest with prizes (live standings until its deadline).
 - A referral chain of WeChat users who exist in the local emulator, so one can sign in as any of them
   (`POST /_emulator/_sim/persons/<pid>/wx_login`, then `POST /api/mp/login`): the upline partner and captain, the
   partner she brought, the partner's fans, a clerk's walk-in customer, and a guest bound to nobody yet.
@@ -27,6 +28,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 from werkzeug.serving import make_server
 
+from app.boards.contests import create_contest
+from app.boards.periods import SHANGHAI
 from app.commissions.plans import create_plan
 from app.commissions.service import mature_all_due
 from app.identity.linking import attach_identity
@@ -128,6 +131,7 @@ def seed(rt: Runtime, emulator=None, *, online: bool = False) -> str:
                     effective_from=datetime.now(timezone.utc) - timedelta(days=30), actor="system:demo",
                     allow_backdating=True)
         _poster_template(s, settings)
+        _contest(s)
         buyers = {pid: _buyer(s, m[pid]) for pid in ("demo-fan-0", "demo-fan-1", "demo-fan-2", "demo-walkin")}
     orders = [
         {"event": "paid", "order_id": "DEMO-1001", "occurred_at": _ago(6), "buyer": buyers["demo-fan-0"],
@@ -160,6 +164,15 @@ def seed(rt: Runtime, emulator=None, *, online: bool = False) -> str:
         if emulator is not None and online:  # the payout goes to the emulator after this commit
             withdrawals.approve_withdrawal(s, w.id, actor="system:demo")
     return "Demo data created.\n" + guide(rt, emulator)
+
+
+def _contest(session: Session) -> None:
+    """Two weeks by sales, from a week ago (Shanghai midnight), so the demo's orders count: ranks 1 to 3 win a
+    prize, paid through the ledger when the scheduler freezes it."""
+    start = (datetime.now(SHANGHAI) - timedelta(days=7)).replace(hour=0, minute=0, second=0, microsecond=0)
+    create_contest(session, name="双周推广冲刺赛", kind="member", metric="sales_fen", starts_at=start,
+                   ends_at=start + timedelta(days=14),
+                   prizes=[{"ranks": [1, 1], "amount_fen": 8800}, {"ranks": [2, 3], "amount_fen": 3800}])
 
 
 def _poster_template(session: Session, settings) -> None:
@@ -224,6 +237,8 @@ def guide(rt: Runtime, emulator=None) -> str:
     lines += [f"Demo plan: level 1 10 %, level 2 5 %, held {DEMO_PLAN['hold_days']} days: a completed order's "
               f"commissions mature at the next maturation run (every {settings.scheduler.mature_every:g} s, "
               "COMMISSION_MATURE_SECONDS).",
+              f"Leaderboards and the contest: GET {base}/api/mp/leaderboard?period=month and "
+              f"GET {base}/api/mp/contests (as any member); badges: GET {base}/api/mp/badges.",
               "Next: the README's \"Try it\"."]
     return "\n".join(lines)
 

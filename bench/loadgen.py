@@ -1,7 +1,8 @@
 """A small closed-loop HTTP load generator: P processes × T threads, keep-alive connections, prebuilt requests.
 
-Returns wall time and per-request latencies; used by the benchmarks to measure a server and its baseline with
-exactly the same client."""
+A request is (path, body) for a POST with a text/xml body, (path, None) for a GET, either optionally followed by a
+dict of extra headers: (path, None, {"Authorization": ...}). Returns wall time and per-request latencies; used by
+the benchmarks to measure a server and its baseline with exactly the same client."""
 from __future__ import annotations
 
 import http.client
@@ -11,7 +12,7 @@ import time
 from urllib.parse import urlsplit
 
 
-def _worker(host: str, port: int, requests: list[tuple[str, bytes]], out, start_at: float) -> None:
+def _worker(host: str, port: int, requests: list[tuple], out, start_at: float) -> None:
     lat: list[float] = []
     errors = 0
     lock = threading.Lock()
@@ -21,10 +22,13 @@ def _worker(host: str, port: int, requests: list[tuple[str, bytes]], out, start_
         nonlocal errors
         conn = http.client.HTTPConnection(host, port, timeout=30)
         mine = []
-        for path, body in chunk:
+        for path, body, *extra in chunk:
+            headers = dict(extra[0]) if extra else {}
+            if body is not None:
+                headers["Content-Type"] = "text/xml"
             t0 = time.perf_counter()
             try:
-                conn.request("POST", path, body=body, headers={"Content-Type": "text/xml"})
+                conn.request("GET" if body is None else "POST", path, body=body, headers=headers)
                 resp = conn.getresponse()
                 resp.read()
                 ok = resp.status == 200
@@ -55,7 +59,7 @@ def _worker(host: str, port: int, requests: list[tuple[str, bytes]], out, start_
 THREADS = 4
 
 
-def run_load(base_url: str, requests: list[tuple[str, bytes]], processes: int = 4) -> dict:
+def run_load(base_url: str, requests: list[tuple], processes: int = 4) -> dict:
     parts = urlsplit(base_url)
     queue: mp.Queue = mp.Queue()
     start_at = time.time() + 0.5
@@ -80,7 +84,7 @@ def have_wrk() -> bool:
     return shutil.which("wrk") is not None
 
 
-def run_wrk(base_url: str, requests: list[tuple[str, bytes]], connections: int = 16, threads: int = 1,
+def run_wrk(base_url: str, requests: list[tuple], connections: int = 16, threads: int = 1,
             seconds: int = 10, rate: float | None = None) -> dict:
     """A closed loop with wrk (C, epoll), so the client takes little CPU from the server under test. wrk runs for
     a fixed time: pass more requests than can be sent in it; each is sent at most once. With `rate` (requests/s),
@@ -94,17 +98,18 @@ def run_wrk(base_url: str, requests: list[tuple[str, bytes]], connections: int =
 
     if rate:  # many slow connections: the response time then adds little to each connection's pause
         connections = max(connections, 64)
+    method = "GET" if requests[0][1] is None else "POST"
     with tempfile.NamedTemporaryFile("w", suffix=".reqs", delete=False) as f:
-        for path, body in requests:
-            f.write(path + "\t" + body.decode().replace("\n", "").replace("\r", "") + "\n")
+        for path, body, *extra in requests:  # path[\x01Name: value...]\tbody (wrk_requests.lua)
+            head = "".join(f"\x01{k}: {v}" for k, v in (extra[0].items() if extra else ()))
+            f.write(path + head + "\t" + (body or b"").decode().replace("\n", "").replace("\r", "") + "\n")
         name = f.name
     script = Path(__file__).with_name("wrk_requests.lua")
     try:
+        env = {**os.environ, "WRK_REQUESTS": name, "WRK_METHOD": method, "WRK_THREADS": str(threads),
+               "WRK_DELAY_MS": str(round(connections * 1000 / rate) if rate else 0)}
         out = subprocess.run(["wrk", "-t", str(threads), "-c", str(connections), "-d", f"{seconds}s",
-                              "--timeout", "10s", "-s", str(script), base_url], env={**os.environ, "WRK_REQUESTS": name,
-                                                                  "WRK_THREADS": str(threads),
-                                                                  "WRK_DELAY_MS": str(round(connections * 1000 / rate)
-                                                                                      if rate else 0)},
+                              "--timeout", "10s", "-s", str(script), base_url], env=env,
                              capture_output=True, text=True, timeout=400, check=True).stdout
     finally:
         os.unlink(name)
@@ -115,7 +120,7 @@ def run_wrk(base_url: str, requests: list[tuple[str, bytes]], connections: int =
             **{k: stats[k[:-3] + "_us"] / 1000 for k in ("p90_ms", "p999_ms", "max_ms") if k[:-3] + "_us" in stats}}
 
 
-def run(base_url: str, requests: list[tuple[str, bytes]], seconds: int = 10, rate: float | None = None) -> dict:
+def run(base_url: str, requests: list[tuple], seconds: int = 10, rate: float | None = None) -> dict:
     """wrk when installed (for `seconds`; paced at `rate` if given), else the Python client (all requests, as
     fast as it can: it cannot pace)."""
     if have_wrk():

@@ -1,5 +1,6 @@
 """Baselines' trivial endpoints: for bench_scans, the WeChat callback under the same gunicorn settings; for
-bench_payouts, WeChat Pay's transfer notification answered without verifying, decrypting or storing anything."""
+bench_payouts, WeChat Pay's transfer notification answered without verifying, decrypting or storing anything; for
+bench_boards, the leaderboard's path answered with a constant, without reading the token, the database or Redis."""
 from flask import Flask
 
 app = Flask(__name__)
@@ -13,3 +14,8 @@ def callback():
 @app.post("/wechatpay/notify/transfer")
 def transfer_notification():
     return {"code": "SUCCESS"}
+
+
+@app.get("/api/mp/leaderboard")
+def leaderboard():
+    return {"ok": True}

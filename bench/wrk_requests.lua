@@ -1,7 +1,9 @@
 -- Replays prebuilt requests (one "path<TAB>body" per line) spread over wrk's threads, each request at most once;
 -- a thread stops when its share is sent (wrk still runs for -d, so give it more requests than it can send in
--- that time). Prints p50/p99 and counts as JSON for the benchmarks.
+-- that time). Prints p50/p99 and counts as JSON for the benchmarks. Extra headers follow the path, each after a
+-- \1 byte ("path\1Name: value\1Name: value<TAB>body"); WRK_METHOD is POST (a text/xml body) or GET (no body).
 local file = os.getenv("WRK_REQUESTS")
+local method = os.getenv("WRK_METHOD") or "POST"
 -- Paced mode: each connection waits WRK_DELAY_MS before each request (offered rate ~ connections / delay), so
 -- latency is measured at a steady load instead of at saturation.
 local delay_ms = tonumber(os.getenv("WRK_DELAY_MS") or "0")
@@ -26,7 +28,22 @@ function init(args)
   for line in io.lines(file) do
     if i % nthreads == id then
       local tab = line:find("\t", 1, true)
-      table.insert(reqs, wrk.format("POST", line:sub(1, tab - 1), {["Content-Type"] = "text/xml"}, line:sub(tab + 1)))
+      local head, body = line:sub(1, tab - 1), line:sub(tab + 1)
+      local headers, path = {}, nil
+      for part in (head .. "\1"):gmatch("([^\1]*)\1") do
+        if path == nil then
+          path = part
+        else
+          local colon = part:find(": ", 1, true)
+          headers[part:sub(1, colon - 1)] = part:sub(colon + 2)
+        end
+      end
+      if method == "POST" then
+        headers["Content-Type"] = "text/xml"
+      else
+        body = nil
+      end
+      table.insert(reqs, wrk.format(method, path, headers, body))
     end
     i = i + 1
   end

@@ -3,16 +3,14 @@ board (any league, no privacy) and set each board's privacy."""
 from __future__ import annotations
 
 from apiflask import APIBlueprint, Schema
-from apiflask.fields import Boolean, Date, DateTime, Integer, List, Nested, String
+from apiflask.fields import Boolean, Date, Dict, Integer, List, Nested, String
 from apiflask.validators import Length, OneOf, Range
 
 from app.api.auth import (MEMBER_AUTH, OPERATOR_AUTH, current_member_id, current_operator_id, member_required,
                           operator_actor, operator_required)
-from app.api.fields import Text
 from app.api.responses import ok
 from app.api.web import db, runtime
 from app.audit.service import record
-from app.boards import contests
 from app.boards import service as boards
 from app.boards.credits import KINDS, METRICS
 from app.boards.periods import PERIODS
@@ -49,6 +47,7 @@ class BoardRowOut(Schema):
     avatar_url = String()
     score = Integer(allow_none=True, metadata={"description": "fen for sales and commission, a count for new "
                                                               "members; null when the board hides amounts"})
+    badges = List(String(), metadata={"description": "codes of the member's badges (GET /api/mp/badges names them)"})
 
 
 class StandingOut(Schema):
@@ -77,14 +76,35 @@ class OptOutOut(Schema):
 
 
 class BoardConfigIn(Schema):
+    enabled = Boolean(metadata={"description": "false: members do not see this board (operators still do)"})
+    periods = List(String(validate=OneOf(PERIODS)), validate=Length(1, len(PERIODS)),
+                   metadata={"description": "the periods members may pick: day, week, month, all"})
+    leagues = Boolean(metadata={"description": "false: no board by grade league for members"})
     hide_amounts = Boolean()
     anonymise = Boolean()
 
 
 class BoardConfigOut(Schema):
     board = String()
+    enabled = Boolean()
+    periods = List(String())
+    leagues = Boolean()
     hide_amounts = Boolean()
     anonymise = Boolean()
+
+
+class RetentionOut(Schema):
+    kept_after_end = Dict(allow_none=True, metadata={"description": "{count, unit}: how long a closed period's "
+                                                                    "board stays in Redis; null: never expires"})
+    current = String()
+    current_expires_at = String(allow_none=True)
+
+
+class BoardConfigsOut(Schema):
+    items = List(Nested(BoardConfigOut))
+    retention = Dict(keys=String(), values=Nested(RetentionOut),
+                     metadata={"description": "per period: when old boards expire (BOARDS_KEEP_DAYS, "
+                                              "BOARDS_KEEP_WEEKS, BOARDS_KEEP_MONTHS)"})
 
 
 def _read(q: dict, kind: str, me: int | None, viewer: int | None, league: str, private: bool) -> dict:
@@ -101,6 +121,9 @@ def _read(q: dict, kind: str, me: int | None, viewer: int | None, league: str, p
         responses=ok("the board and my standing", BoardOut))
 def member_board(query):
     me = current_member_id()
+    if query["league"] and not boards.config(db(), query["board"], query["metric"])["leagues"]:
+        raise NotFound("This board is not offered by league.", code="board_not_offered",
+                       details={"leagues": False})
     league = grade_of(db(), me) if query["league"] and query["board"] == "member" else ""
     return _read(query, query["board"], me if query["board"] == "member" else None, me, league, True)
 
@@ -137,6 +160,14 @@ def admin_board(query):
     return _read(query, query["board"], query["member_id"], None, query["league"], False)
 
 
+@bp.get("/api/admin/leaderboard/config")
+@operator_required
+@bp.doc(summary="Every board's offering and privacy, and when old period boards expire", security=OPERATOR_AUTH,
+        responses=ok("the boards", BoardConfigsOut))
+def list_configs():
+    return {"items": boards.configs(db()), "retention": boards.retention(runtime().settings.boards)}
+
+
 @bp.get("/api/admin/leaderboard/config/<kind>/<metric>")
 @operator_required
 @bp.doc(summary="A board's privacy", security=OPERATOR_AUTH, responses=ok("the board's privacy", BoardConfigOut))
@@ -147,77 +178,14 @@ def get_config(kind: str, metric: str):
 @bp.patch("/api/admin/leaderboard/config/<kind>/<metric>")
 @operator_required
 @bp.input(BoardConfigIn, arg_name="body")
-@bp.doc(summary="Hide a board's amounts or anonymise its members' names", security=OPERATOR_AUTH,
+@bp.doc(summary="What members are offered of a board (on/off, periods, leagues) and its privacy (hide amounts, "
+                "anonymise names)", security=OPERATOR_AUTH,
         responses=ok("the board's privacy", BoardConfigOut))
 def patch_config(kind: str, metric: str, body):
-    out, changes = boards.set_config(db(), kind, metric, hide_amounts=body.get("hide_amounts"),
+    out, changes = boards.set_config(db(), kind, metric, enabled=body.get("enabled"), periods=body.get("periods"),
+                                     leagues=body.get("leagues"), hide_amounts=body.get("hide_amounts"),
                                      anonymise=body.get("anonymise"), operator_id=current_operator_id())
     for field, (before, after) in changes.items():
         record(db(), operator_actor(), f"board.{field}", "board", out["board"], before=before, after=after)
     db().commit()
     return out
-
-
-class ContestIn(Schema):
-    name = Text(required=True, validate=Length(1, 64))
-    kind = String(required=True, validate=OneOf(("member", "team")))
-    metric = String(required=True, validate=OneOf(METRICS))
-    starts_at = DateTime(required=True, metadata={"description": "ISO 8601 with offset"})
-    ends_at = DateTime(required=True, metadata={"description": "the deadline: results freeze after it"})
-    tie_rule = String(load_default="shared", validate=OneOf(contests.TIE_RULES),
-                      metadata={"description": "shared: equal scores share a rank; earlier: of equal scores, the "
-                                               "one who got there first ranks higher"})
-
-
-class ContestOut(Schema):
-    id = Integer()
-    name = String()
-    kind = String()
-    metric = String()
-    starts_at = String()
-    ends_at = String()
-    tie_rule = String()
-    status = String(metadata={"description": "open (live standings) or frozen (final results)"})
-    frozen_at = String(allow_none=True)
-    standings = List(Nested(BoardRowOut))
-
-
-def _contest(contest, private: bool, viewer: int | None) -> dict:
-    rows = contests.standings(db(), contest)
-    return {"id": contest.id, "name": contest.name, "kind": contest.kind, "metric": contest.metric,
-            "starts_at": contest.starts_at.isoformat(), "ends_at": contest.ends_at.isoformat(),
-            "tie_rule": contest.tie_rule, "status": contest.status,
-            "frozen_at": contest.frozen_at.isoformat() if contest.frozen_at else None,
-            "standings": boards.named_rows(db(), contest.kind, rows, secret=runtime().settings.secret_key,
-                                           viewer=viewer, private=private)}
-
-
-@bp.post("/api/admin/contests")
-@operator_required
-@bp.input(ContestIn, arg_name="body")
-@bp.doc(summary="Create a contest between members or teams over a fixed window", security=OPERATOR_AUTH,
-        responses=ok("the contest", ContestOut, 201))
-def create_contest(body):
-    contest = contests.create_contest(db(), **body, created_by=current_operator_id())
-    record(db(), operator_actor(), "contest.created", "contest", contest.id, name=contest.name, kind=contest.kind,
-           metric=contest.metric, starts_at=contest.starts_at.isoformat(), ends_at=contest.ends_at.isoformat(),
-           tie_rule=contest.tie_rule)
-    out = _contest(contest, False, None)
-    db().commit()
-    return out, 201
-
-
-@bp.get("/api/admin/contests/<int:contest_id>")
-@operator_required
-@bp.doc(summary="A contest with its live standings or frozen results", security=OPERATOR_AUTH,
-        responses=ok("the contest", ContestOut))
-def admin_contest(contest_id: int):
-    return _contest(contests.get_contest(db(), contest_id), False, None)
-
-
-@bp.get("/api/mp/contests/<int:contest_id>")
-@member_required
-@bp.doc(summary="A contest with its live standings or frozen results", security=MEMBER_AUTH,
-        responses=ok("the contest", ContestOut))
-def member_contest(contest_id: int):
-    return _contest(contests.get_contest(db(), contest_id), True, current_member_id())

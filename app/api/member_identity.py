@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from apiflask import APIBlueprint, Schema
-from apiflask.fields import Integer, List, String
+from apiflask.fields import Dict, Integer, List, String
 from apiflask.validators import Length, OneOf
 from flask import g, redirect, request, session
 
@@ -10,6 +10,7 @@ from app.api.auth import MEMBER_AUTH, current_member_id, member_required
 from app.api.responses import OkOut, ok, redirects
 from app.api.web import db, runtime
 from app.api.wechat_clients import mini_program, official_account
+from app.boards.badges import badges_of
 from app.identity import miniapp, oauth
 from app.members.service import get_member, profile
 from app.referrals.touches import on_h5_landing
@@ -41,6 +42,7 @@ class MemberOut(Schema):
     roles = List(String())
     referrer_id = Integer(allow_none=True)
     created_at = String()
+    badges = List(Dict(), metadata={"description": "badges earned, earliest first: {code, name, earned_at}"})
 
 
 class OAuthStartIn(Schema):
@@ -106,7 +108,8 @@ def mp_bind_phone(body):
 @bp.output(MemberOut, description="my profile")
 @bp.doc(summary="The signed-in member's profile", security=MEMBER_AUTH)
 def me():
-    return profile(db(), get_member(db(), current_member_id()))
+    member = get_member(db(), current_member_id())
+    return {**profile(db(), member), "badges": badges_of(db(), [member.id])[member.id]}
 
 
 @bp.get("/h5/oauth/start")

@@ -2,10 +2,11 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import BigInteger, Boolean, ForeignKey, Index, Integer, String, UniqueConstraint
+from sqlalchemy import BigInteger, Boolean, CheckConstraint, ForeignKey, Index, Integer, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.db import Base, BigInt, UTCDateTime, utcnow
+from app.types import JsonDoc
 
 
 class BoardCredit(Base):
@@ -17,6 +18,7 @@ class BoardCredit(Base):
     __table_args__ = (
         UniqueConstraint("event_id", "ref", "subject_kind", "subject_id", "metric"),
         Index("ix_board_credits_ref", "ref"),
+        Index("ix_board_credits_kind_metric_at", "subject_kind", "metric", "at"),  # contest windows
     )
 
     id: Mapped[int] = mapped_column(BigInt, primary_key=True)
@@ -42,11 +44,15 @@ class BoardSource(Base):
 
 
 class BoardConfig(Base):
-    """Privacy of one board (kind:metric): hide amounts from members, anonymise members' names."""
+    """What members are offered of one board (kind:metric) and its privacy: whether members see it, which periods,
+    whether by grade league; hide amounts from members, anonymise members' names. Operators see every board."""
 
     __tablename__ = "board_configs"
 
     board: Mapped[str] = mapped_column(String(32), primary_key=True)
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    periods: Mapped[list] = mapped_column(JsonDoc, default=lambda: ["day", "week", "month", "all"])
+    leagues: Mapped[bool] = mapped_column(Boolean, default=True)
     hide_amounts: Mapped[bool] = mapped_column(Boolean, default=False)
     anonymise: Mapped[bool] = mapped_column(Boolean, default=False)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
@@ -77,6 +83,9 @@ class Contest(Base):
     tie_rule: Mapped[str] = mapped_column(String(16))  # shared | earlier
     status: Mapped[str] = mapped_column(String(16), default="open")  # open | frozen
     frozen_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # Prize rules (app/boards/prizes.py): [{ranks: [1, 3], amount_fen}] for members; for teams
+    # [{ranks | goal, captain_fen, members_fen}] (members share by what each contributed).
+    prizes: Mapped[list] = mapped_column(JsonDoc, default=list)
     created_by: Mapped[int | None] = mapped_column(BigInt, ForeignKey("operators.id"))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
@@ -90,3 +99,67 @@ class ContestResult(Base):
     rank: Mapped[int] = mapped_column(Integer)
     subject_id: Mapped[int] = mapped_column(BigInt)
     score: Mapped[int] = mapped_column(BigInteger)
+
+
+class ContestPrize(Base):
+    """What one member receives from a frozen contest, in one role. Paid through the ledger once its receiver
+    passes the fraud checks (`granted`); `held` waits for an operator, who grants or rejects it."""
+
+    __tablename__ = "contest_prizes"
+    __table_args__ = (
+        UniqueConstraint("contest_id", "member_id", "role"),
+        CheckConstraint("amount_fen > 0", name="amount_positive"),
+        CheckConstraint("status IN ('pending', 'held', 'granted', 'rejected')", name="status"),
+        Index("ix_contest_prizes_status", "status"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInt, primary_key=True)
+    contest_id: Mapped[int] = mapped_column(BigInt, ForeignKey("contests.id"), index=True)
+    member_id: Mapped[int] = mapped_column(BigInt, ForeignKey("members.id"), index=True)
+    role: Mapped[str] = mapped_column(String(16))  # winner | goal | captain | share | goal_captain | goal_share
+    team_id: Mapped[int | None] = mapped_column(BigInt)
+    rank: Mapped[int | None] = mapped_column(Integer)
+    amount_fen: Mapped[int] = mapped_column(BigInteger)
+    status: Mapped[str] = mapped_column(String(16), default="pending")
+    findings: Mapped[list] = mapped_column(JsonDoc, default=list)  # fraud signals that held it
+    journal_key: Mapped[str | None] = mapped_column(String(160))
+    decided_by: Mapped[int | None] = mapped_column(BigInt, ForeignKey("operators.id"))
+    decided_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class BadgeDefinition(Base):
+    """A milestone: a member whose `figure` reaches `threshold` earns the badge, once. Operators' own badges,
+    and built-in ones (app/boards/badges.py BUILTIN) once an operator changed them."""
+
+    __tablename__ = "badge_definitions"
+
+    code: Mapped[str] = mapped_column(String(32), primary_key=True)
+    name: Mapped[str] = mapped_column(String(32))
+    figure: Mapped[str] = mapped_column(String(24))
+    threshold: Mapped[int] = mapped_column(BigInteger)
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    builtin: Mapped[bool] = mapped_column(Boolean, default=False)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class MemberBadge(Base):
+    """A badge a member earned. The primary key is what makes it once per member, whatever races."""
+
+    __tablename__ = "member_badges"
+
+    member_id: Mapped[int] = mapped_column(BigInt, ForeignKey("members.id"), primary_key=True)
+    badge: Mapped[str] = mapped_column(String(32), primary_key=True)  # a built-in code or a definition's
+    value: Mapped[int] = mapped_column(BigInteger)  # the figure when it was earned
+    earned_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class BadgeFigure(Base):
+    """A member's running figure for badges (referral orders, team members, withdrawals paid, contest wins, new
+    members), moved once per event by the badges subscribers."""
+
+    __tablename__ = "badge_figures"
+
+    member_id: Mapped[int] = mapped_column(BigInt, ForeignKey("members.id"), primary_key=True)
+    figure: Mapped[str] = mapped_column(String(24), primary_key=True)
+    value: Mapped[int] = mapped_column(BigInteger, default=0)

@@ -7,19 +7,21 @@ import hmac
 import math
 from collections import defaultdict
 from collections.abc import Callable
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 
 from redis import Redis
-from sqlalchemy import delete, func, select
+from sqlalchemy import BigInteger, Date, cast, delete, func, select
 from sqlalchemy.orm import Session
 
 from app.boards.credits import KINDS, METRICS
 from app.boards.models import BoardConfig, BoardCredit, BoardOptOut
-from app.boards.periods import PERIODS, period_id, shanghai_today
-from app.boards.store import PREFIX, REBUILDING, board_key, clear_cache, dedupe_key, read, targets
+from app.boards.badges import badges_of
+from app.boards.periods import PERIODS, SHANGHAI, expires_at, local, period_id, shanghai_today
+from app.boards.store import (PREFIX, REBUILDING, board_key, clear_cache, day_targets, mark_applied, read,
+                              write_board)
 from app.config import BoardSettings
 from app.db import utcnow
-from app.errors import ValidationFailed
+from app.errors import NotFound, ValidationFailed
 from app.members.models import Member
 from app.referrals.models import Store
 from app.teams.models import Team
@@ -36,21 +38,38 @@ def board_name(kind: str, metric: str) -> str:
 
 
 def config(session: Session, kind: str, metric: str) -> dict:
+    """What members are offered of the board (enabled, periods, leagues) and its privacy; defaults without a row."""
     row = session.get(BoardConfig, board_name(kind, metric))
-    return {"board": board_name(kind, metric), "hide_amounts": bool(row and row.hide_amounts),
+    return {"board": board_name(kind, metric), "enabled": row.enabled if row else True,
+            "periods": [p for p in PERIODS if p in row.periods] if row else list(PERIODS),
+            "leagues": row.leagues if row else True, "hide_amounts": bool(row and row.hide_amounts),
             "anonymise": bool(row and row.anonymise)}
 
 
-def set_config(session: Session, kind: str, metric: str, *, hide_amounts: bool | None = None,
+def configs(session: Session) -> list[dict]:
+    return [config(session, kind, metric) for kind in KINDS for metric in METRICS]
+
+
+def set_config(session: Session, kind: str, metric: str, *, enabled: bool | None = None,
+               periods: list[str] | None = None, leagues: bool | None = None, hide_amounts: bool | None = None,
                anonymise: bool | None = None, operator_id: int | None = None) -> tuple[dict, dict]:
-    """Change a board's privacy; returns the config and what changed ({field: [before, after]})."""
+    """Change what members are offered of a board and its privacy; returns the config and what changed
+    ({field: [before, after]}). Operators keep seeing every board and period; credits keep counting on all of
+    them, so a period switched on again shows its full history."""
     name = board_name(kind, metric)
+    if periods is not None:
+        if not periods or any(p not in PERIODS for p in periods) or len(set(periods)) != len(periods):
+            raise ValidationFailed("periods is a non-empty list of day, week, month and all, each once.",
+                                   code="board_invalid", details={"periods": list(PERIODS)})
+        periods = [p for p in PERIODS if p in periods]
     row = session.get(BoardConfig, name, with_for_update=True)
     if row is None:
-        row = BoardConfig(board=name, hide_amounts=False, anonymise=False)
+        row = BoardConfig(board=name, enabled=True, periods=list(PERIODS), leagues=True, hide_amounts=False,
+                          anonymise=False)
         session.add(row)
     changes = {}
-    for field, value in (("hide_amounts", hide_amounts), ("anonymise", anonymise)):
+    for field, value in (("enabled", enabled), ("periods", periods), ("leagues", leagues),
+                         ("hide_amounts", hide_amounts), ("anonymise", anonymise)):
         if value is not None and getattr(row, field) != value:
             changes[field] = [getattr(row, field), value]
             setattr(row, field, value)
@@ -58,6 +77,21 @@ def set_config(session: Session, kind: str, metric: str, *, hide_amounts: bool |
     session.flush()
     clear_cache()
     return config(session, kind, metric), changes
+
+
+def retention(cfg: BoardSettings, now: datetime | None = None) -> dict:
+    """When the boards of closed periods leave Redis (the database keeps their credits: `flask boards rebuild`
+    brings back what is still within these windows), with the current periods' expiry as an example."""
+    today = shanghai_today(now or utcnow())
+    keep = {"day": (cfg.keep_days, "days"), "week": (cfg.keep_weeks, "weeks"), "month": (cfg.keep_months, "months")}
+    out = {}
+    for period in PERIODS:
+        at = expires_at(period, today, cfg.keep_days, cfg.keep_weeks, cfg.keep_months)
+        out[period] = {"kept_after_end": None if period == "all" else {"count": keep[period][0],
+                                                                      "unit": keep[period][1]},
+                       "current": period_id(period, today),
+                       "current_expires_at": datetime.fromtimestamp(at, timezone.utc).isoformat() if at else None}
+    return out
 
 
 def set_opt_out(session: Session, member_id: int, opt_out: bool) -> bool:
@@ -110,6 +144,33 @@ def resolve_period(period: str, day=None, now: datetime | None = None) -> str:
     return period_id(period, day or shanghai_today(now or utcnow()))
 
 
+_OPEN = {"hide_amounts": False, "anonymise": False}
+
+
+def _offered(settings: dict, period: str, league: str) -> None:
+    """Members see a board only as the operator offers it (operators see every board)."""
+    if not settings["enabled"] or period not in settings["periods"] or (league and not settings["leagues"]):
+        raise NotFound("This board is not offered.", code="board_not_offered",
+                       details={"periods": settings["periods"] if settings["enabled"] else [],
+                                "leagues": settings["leagues"]})
+
+
+def _seen_by(row: dict, settings: dict, kind: str, private: bool, secret: str, viewer: int | None,
+             me: int | None) -> dict:
+    """One top row as `viewer` sees it (amounts hidden except `me`'s, anonymised or opted-out members by
+    pseudonym except the viewer)."""
+    row = dict(row)
+    opted = row.pop("opted_out", False)
+    hidden = private and kind == "member" and (settings["anonymise"] or opted) and row["id"] != viewer
+    if hidden:
+        row.update(name=pseudonym(secret, row["id"]), avatar_url="", badges=[])
+    if settings["hide_amounts"] and row["id"] != me:
+        row["score"] = None
+    if hidden:
+        row["id"] = None  # an anonymised member is not identified by id either
+    return row
+
+
 def standings(session: Session, r: Redis, cfg: BoardSettings, *, kind: str, metric: str, period: str,
               day=None, league: str = "", limit: int = 50, me: int | None = None, viewer: int | None = None,
               private: bool = True, secret: str = "") -> dict:
@@ -117,96 +178,111 @@ def standings(session: Session, r: Redis, cfg: BoardSettings, *, kind: str, metr
 
     `private` applies the board's privacy for a member `viewer`: amounts hidden and names anonymised if the
     board says so, and members who opted out shown by pseudonym without avatar; the viewer always sees
-    themself. Operators read with private=False."""
-    settings = config(session, kind, metric) if private else {"hide_amounts": False, "anonymise": False}
+    themself. Operators read with private=False.
+
+    The top with names, the board's privacy and the top as a bystander sees it are shared in the process for
+    BOARDS_TOP_CACHE_SECONDS (cleared here when privacy or an opt-out changes); a read then costs one Redis
+    round trip for the caller's standing, and only the caller's own rows are redone."""
+    board_name(kind, metric)
     pid = resolve_period(period, day)
     limit = max(1, min(limit, TOP_MAX))
     key = board_key(kind, metric, pid, league)
 
     def decorate(top):
         names = _names(session, kind, [s for s, _ in top])
-        return [{"rank": rank, "id": subject, "score": score, **names.get(subject, {"name": None, "avatar_url": "",
-                                                                               "opted_out": False})}
+        earned = badges_of(session, [s for s, _ in top]) if kind == "member" else {}
+        rows = [{"rank": rank, "id": subject, "score": score,
+                 "badges": [b["code"] for b in earned.get(subject, ())],
+                 **names.get(subject, {"name": None, "avatar_url": "", "opted_out": False})}
                 for rank, subject, score in _ranked(top)]
+        return {"rows": rows, "settings": config(session, kind, metric), "views": {}}
 
-    standing, rows = read(r, key, limit, me, cache_seconds=cfg.top_cache_seconds, decorate=decorate)
-    items = []
-    for row in rows:
-        row = dict(row)
-        opted = row.pop("opted_out", False)
-        hidden = private and kind == "member" and (settings["anonymise"] or opted) and row["id"] != viewer
-        if hidden:
-            row.update(name=pseudonym(secret, row["id"]), avatar_url="")
-        if settings["hide_amounts"] and row["id"] != me:
-            row["score"] = None
-        if hidden:
-            row["id"] = None  # an anonymised member is not identified by id either
-        items.append(row)
-    mine = None
+    standing, shared = read(r, key, limit, me, cache_seconds=cfg.top_cache_seconds, decorate=decorate)
+    if private:
+        _offered(shared["settings"], period, league)
+    settings = shared["settings"] if private else _OPEN
+    view = shared["views"].get((private, secret))
+    if view is None:  # the top as a bystander sees it (no row is theirs), shared with the rows
+        view = shared["views"][(private, secret)] = [_seen_by(row, settings, kind, private, secret, None, None)
+                                                     for row in shared["rows"]]
+    mine = {viewer, me} - {None}
+    items = [_seen_by(row, settings, kind, private, secret, viewer, me) if row["id"] in mine else dict(seen)
+             for row, seen in zip(shared["rows"], view, strict=True)]
+    standing_out = None
     if me is not None:
-        mine = {"id": me, "rank": standing.rank, "score": standing.score or 0, "top_percent": None}
+        standing_out = {"id": me, "rank": standing.rank, "score": standing.score or 0, "top_percent": None}
         if standing.rank is not None and standing.rank > limit and standing.size:
-            mine["top_percent"] = max(1, math.ceil(100 * standing.rank / standing.size))
+            standing_out["top_percent"] = max(1, math.ceil(100 * standing.rank / standing.size))
     return {"board": f"{kind}:{metric}", "period": pid, "league": league or None, "size": standing.size,
-            "hide_amounts": settings["hide_amounts"], "items": items, "me": mine}
+            "hide_amounts": settings["hide_amounts"], "items": items, "me": standing_out}
+
+
+def _day_sums(session: Session, chunk: int):
+    """Batches of (subject kind, metric, league, Shanghai day, subject id, summed amount, credits) from
+    board_credits: on PostgreSQL summed per day by the database; elsewhere one row per credit."""
+    t = BoardCredit.__table__.c
+    conn = session.connection().execution_options(yield_per=chunk)
+    if conn.dialect.name == "postgresql":
+        day = cast(func.timezone(SHANGHAI.key, t.at), Date)
+        query = (select(t.subject_kind, t.metric, t.league, day, t.subject_id, cast(func.sum(t.amount), BigInteger),
+                        func.count())
+                 .group_by(t.subject_kind, t.metric, t.league, day, t.subject_id))
+        for rows in conn.execute(query).partitions():
+            yield rows
+        return
+    query = select(t.subject_kind, t.metric, t.league, t.at, t.subject_id, t.amount)
+    for rows in conn.execute(query).partitions():
+        yield [(kind, metric, league, local(at).date(), subject, amount, 1)
+               for kind, metric, league, at, subject, amount in rows]
 
 
 def rebuild(session: Session, r: Redis, cfg: BoardSettings, *, progress: Callable[[int], None] | None = None,
-            now: datetime | None = None, chunk: int = 10000) -> dict:
+            now: datetime | None = None, chunk: int = 20000) -> dict:
     """Restore every board in Redis from board_credits. Live credits wait (retry) while it runs; each board is
     written to a scratch key and renamed over the live one, boards with no credits left are removed, and the
-    dedupe keys of recent credits are set again so that a replay after the rebuild still counts once."""
+    dedupe keys of recent credits are set again so that a replay after the rebuild still counts once.
+
+    The database sums the credits per subject and Shanghai day; each day's sums are added to the boards of its
+    periods (the keys a credit of that day counts on, as app.boards.store.targets says)."""
     now = now or utcnow()
     r.set(REBUILDING, "1", ex=3600)
     try:
-        boards: dict[str, dict[int, int]] = defaultdict(lambda: defaultdict(int))
+        boards: dict[str, dict[int, int]] = defaultdict(dict)
         expiry: dict[str, int] = {}
-        recent_ids: list[int] = []
-        recent = now - timedelta(days=cfg.dedupe_days)
         stamp = int(now.timestamp())
-        query = select(BoardCredit.id, BoardCredit.subject_kind, BoardCredit.subject_id, BoardCredit.metric,
-                       BoardCredit.amount, BoardCredit.league, BoardCredit.at, BoardCredit.created_at)
-        for rows in session.execute(query.execution_options(yield_per=chunk)).partitions():
-            for row in rows:
-                for key, exp in targets(row, cfg):
-                    if exp and exp <= stamp:
-                        continue
-                    boards[key][row.subject_id] += row.amount
-                    expiry[key] = exp
-                if row.created_at >= recent:
-                    recent_ids.append(row.id)
+        where: dict[tuple, list] = {}
+        for rows in _day_sums(session, chunk):
+            for kind, metric, league, day, subject, amount, _ in rows:
+                keys = where.get((kind, metric, league, day))
+                if keys is None:
+                    keys = [(key, exp) for key, exp in day_targets(kind, metric, league, day, cfg)
+                            if not exp or exp > stamp]  # a period past its keep time is not written
+                    where[(kind, metric, league, day)] = keys
+                    for key, exp in keys:
+                        expiry[key] = exp
+                for key, _ in keys:
+                    board = boards[key]
+                    board[subject] = board.get(subject, 0) + amount
             if progress:
-                progress(len(rows))
-        live = {k.decode() if isinstance(k, bytes) else k for k in r.scan_iter(match=f"{PREFIX}:*:*:*", count=1000)}
+                progress(sum(row[-1] for row in rows))
+        live = {k.decode() if isinstance(k, bytes) else k for k in r.scan_iter(match=f"{PREFIX}:*:*:*", count=10000)}
         live = {k for k in live if not k.startswith((f"{PREFIX}:applied:",)) and k != REBUILDING}
         for key, scores in boards.items():
-            scores = {str(s): v for s, v in scores.items() if v != 0}
-            tmp = f"{key}:rebuild"
-            pipe = r.pipeline(transaction=False)
-            pipe.delete(tmp)
-            items = list(scores.items())
-            for i in range(0, len(items), 5000):
-                pipe.zadd(tmp, dict(items[i:i + 5000]))
-            if scores:
-                if expiry[key]:
-                    pipe.expireat(tmp, expiry[key])
-                pipe.rename(tmp, key)
-            else:
-                pipe.delete(key)
-            pipe.execute()
+            write_board(r, key, scores, expiry[key])
             live.discard(key)
         for key in live:  # boards whose credits are gone
             r.delete(key)
-        pipe = r.pipeline(transaction=False)
-        for i, credit_id in enumerate(recent_ids):
-            pipe.set(dedupe_key(credit_id), "1", ex=cfg.dedupe_days * 86400)
-            if i % 5000 == 4999:
-                pipe.execute()
-        pipe.execute()
+        t = BoardCredit.__table__.c
+        recent = session.connection().execution_options(yield_per=chunk).execute(
+            select(t.id).where(t.created_at >= now - timedelta(days=cfg.dedupe_days)))
+        recent_count = 0
+        for rows in recent.partitions():
+            mark_applied(r, [credit_id for credit_id, in rows], cfg.dedupe_days * 86400)
+            recent_count += len(rows)
     finally:
         r.delete(REBUILDING)
         clear_cache()
-    return {"boards": len(boards), "credits_recent": len(recent_ids)}
+    return {"boards": len(boards), "credits_recent": recent_count}
 
 
 def credit_count(session: Session) -> int:

@@ -1,17 +1,21 @@
 """The boards in Redis: one sorted set per board, period and league, integer scores.
 
-Applying a credit is one Lua call: claim the credit's dedupe key (SET NX), then ZINCRBY every key it counts on
-and set their expiry; a replay finds the key taken and changes nothing. A member whose score falls to 0 (a
-full refund) leaves the board. Reading is one Lua call too: the top N (unless shared from the short cache)
-and the caller's score, competition rank (1 + how many score higher) and the board's size."""
+Applying credits is one Lua call for all of them (one round trip): each claims its dedupe key (SET NX), then
+ZINCRBYs every key it counts on and sets their expiry; a replay finds the key taken and changes nothing. A member
+whose score falls to 0 (a full refund) leaves the board. Reading is one Lua call too: the top N (unless shared
+from the short cache) and the caller's score, competition rank (1 + how many score higher) and the board's size.
+Scripts are called by their SHA1 (EVALSHA), sent whole only when the server does not have them yet."""
 from __future__ import annotations
 
+import hashlib
 import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from functools import lru_cache
 
 from redis import Redis
+from redis.exceptions import NoScriptError, ResponseError
 
 from app.boards.periods import PERIODS, expires_at, local, period_id
 from app.config import BoardSettings
@@ -19,19 +23,37 @@ from app.config import BoardSettings
 PREFIX = "lb"
 REBUILDING = f"{PREFIX}:rebuilding"  # while set, credits wait (the subscriber retries later)
 
+# KEYS: the rebuild flag, then for each credit its dedupe key and the board keys it counts on.
+# ARGV: dedupe seconds, now, how many credits, then for each: subject, amount, how many keys, each key's expire-at
+# (0: never). Returns one result per credit: 1 applied, 0 already applied, -1 a rebuild is running.
 _APPLY = """
-if redis.call('EXISTS', KEYS[1]) == 1 then return -1 end
-if not redis.call('SET', KEYS[2], '1', 'NX', 'EX', tonumber(ARGV[1])) then return 0 end
-local now = tonumber(ARGV[4])
-for i = 3, #KEYS do
-  local e = tonumber(ARGV[2 + i])
-  if e == 0 or e > now then
-    local score = redis.call('ZINCRBY', KEYS[i], ARGV[3], ARGV[2])
-    if tonumber(score) == 0 then redis.call('ZREM', KEYS[i], ARGV[2]) end
-    if e > 0 then redis.call('EXPIREAT', KEYS[i], e) end
-  end
+local ttl, now, n = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+local out = {}
+if redis.call('EXISTS', KEYS[1]) == 1 then
+  for c = 1, n do out[c] = -1 end
+  return out
 end
-return 1
+local k, a = 2, 4
+for c = 1, n do
+  local subject, amount, nkeys = ARGV[a], ARGV[a + 1], tonumber(ARGV[a + 2])
+  a = a + 3
+  if redis.call('SET', KEYS[k], '1', 'NX', 'EX', ttl) then
+    for i = 1, nkeys do
+      local e = tonumber(ARGV[a + i - 1])
+      if e == 0 or e > now then
+        local score = redis.call('ZINCRBY', KEYS[k + i], amount, subject)
+        if tonumber(score) == 0 then redis.call('ZREM', KEYS[k + i], subject) end
+        if e > 0 then redis.call('EXPIREAT', KEYS[k + i], e) end
+      end
+    end
+    out[c] = 1
+  else
+    out[c] = 0
+  end
+  k = k + 1 + nkeys
+  a = a + nkeys
+end
+return out
 """
 
 _READ = """
@@ -48,6 +70,25 @@ if ARGV[1] ~= '' then
 end
 return out
 """
+
+
+class _Script:
+    """A Lua script called by its SHA1; on NOSCRIPT (a restarted or flushed server) sent whole once, which also
+    loads it again. One round trip either way (redis-py's Script in a pipeline asks SCRIPT EXISTS first)."""
+
+    def __init__(self, source: str):
+        self.source = source
+        self.sha = hashlib.sha1(source.encode()).hexdigest()
+
+    def __call__(self, r: Redis, keys: list, args: list):
+        try:
+            return r.evalsha(self.sha, len(keys), *keys, *args)
+        except NoScriptError:
+            pass
+        except ResponseError as exc:  # some clients (fakeredis) do not raise the subclass
+            if not str(exc).startswith("NOSCRIPT"):
+                raise
+        return r.eval(self.source, len(keys), *keys, *args)
 
 
 def board_key(kind: str, metric: str, period: str, league: str = "") -> str:
@@ -72,28 +113,82 @@ class Credit:
 
 def targets(credit, cfg: BoardSettings) -> list[tuple[str, int]]:
     """[(key, expire-at or 0)] of every board a credit counts on: each period, with and without its league."""
-    day = local(credit.at).date()
+    return list(day_targets(credit.subject_kind, credit.metric, credit.league, local(credit.at).date(), cfg))
+
+
+@lru_cache(maxsize=4096)
+def day_targets(subject_kind: str, metric: str, league: str, day,
+                cfg: BoardSettings) -> tuple[tuple[str, int], ...]:
+    """The boards a credit of one kind, metric and league on one Shanghai day counts on (cached: the credits of
+    a day share them)."""
     out = []
     for kind in PERIODS:
         period = period_id(kind, day)
         exp = expires_at(kind, day, cfg.keep_days, cfg.keep_weeks, cfg.keep_months) or 0
-        out.append((board_key(credit.subject_kind, credit.metric, period), exp))
-        if credit.league:
-            out.append((board_key(credit.subject_kind, credit.metric, period, credit.league), exp))
-    return out
+        out.append((board_key(subject_kind, metric, period), exp))
+        if league:
+            out.append((board_key(subject_kind, metric, period, league), exp))
+    return tuple(out)
+
+
+@lru_cache(maxsize=4096)
+def _packed(subject_kind: str, metric: str, league: str, day, cfg: BoardSettings) -> tuple[list, list]:
+    """day_targets as the script's arguments, already bytes: [key, ...], [how many, expire-at, ...]."""
+    where = day_targets(subject_kind, metric, league, day, cfg)
+    return [k.encode() for k, _ in where], [str(len(where)).encode()] + [str(e).encode() for _, e in where]
+
+
+_apply_script = _Script(_APPLY)
 
 
 def apply_credits(r: Redis, credits: Iterable, cfg: BoardSettings, now: float | None = None) -> list[int]:
     """Apply credits once each, in one round trip: [1 applied | 0 already applied | -1 a rebuild is running]."""
     now = int(now if now is not None else time.time())
-    script = r.register_script(_APPLY)
-    pipe = r.pipeline(transaction=False)
+    keys, args, n = [REBUILDING], [cfg.dedupe_days * 86400, now, 0], 0
     for c in credits:
-        keys = targets(c, cfg)
-        script(keys=[REBUILDING, dedupe_key(c.id)] + [k for k, _ in keys],
-               args=[cfg.dedupe_days * 86400, str(c.subject_id), c.amount, now] + [e for _, e in keys],
-               client=pipe)
-    return [int(x) for x in pipe.execute()]
+        where, exps = _packed(c.subject_kind, c.metric, c.league, local(c.at).date(), cfg)
+        keys.append(dedupe_key(c.id))
+        keys += where
+        args += (str(c.subject_id).encode(), str(c.amount).encode())
+        args += exps
+        n += 1
+    if not n:
+        return []
+    args[2] = n
+    return [int(x) for x in _apply_script(r, keys, args)]
+
+
+_MARK_APPLIED = """
+for i = 1, #KEYS do redis.call('SET', KEYS[i], '1', 'EX', ARGV[1]) end
+return #KEYS
+"""
+_mark_applied_script = _Script(_MARK_APPLIED)
+
+
+def write_board(r: Redis, key: str, scores: dict[int, int], expire_at: int, chunk: int = 5000) -> None:
+    """Replace a board with `scores` ({subject id: score}, zeros left out): written to a scratch key, then
+    renamed over it (with its expiry, 0 for none), so readers see the old board or the new one."""
+    items = [(b"%d" % v, b"%d" % s) for s, v in scores.items() if v != 0]
+    tmp = f"{key}:rebuild"
+    pipe = r.pipeline(transaction=False)
+    pipe.delete(tmp)
+    for i in range(0, len(items), chunk):
+        pipe.execute_command("ZADD", tmp, *[x for pair in items[i:i + chunk] for x in pair])
+        if i % (chunk * 20) == chunk * 19:
+            pipe.execute()
+    if items:
+        if expire_at:
+            pipe.expireat(tmp, expire_at)
+        pipe.rename(tmp, key)
+    else:
+        pipe.delete(key)
+    pipe.execute()
+
+
+def mark_applied(r: Redis, credit_ids: list[int], ttl: int, chunk: int = 2000) -> None:
+    """Set the dedupe keys of credits already counted (a rebuild): a replay of them then counts once."""
+    for i in range(0, len(credit_ids), chunk):
+        _mark_applied_script(r, [dedupe_key(c) for c in credit_ids[i:i + chunk]], [ttl])
 
 
 @dataclass(frozen=True)
@@ -104,6 +199,7 @@ class Standing:
     rank: int | None
 
 
+_read_script = _Script(_READ)
 _top_cache: dict[tuple[str, int], tuple[float, object]] = {}
 _cache_lock = threading.Lock()
 
@@ -119,7 +215,7 @@ def read(r: Redis, key: str, n: int, me: int | None, *, cache_seconds: float = 0
         if hit is not None and hit[0] > time.monotonic():
             cached = hit[1]
     want = 0 if cached is not None else n
-    raw = r.register_script(_READ)(keys=[key], args=["" if me is None else str(me), want])
+    raw = _read_script(r, [key], ["" if me is None else str(me), want])
     pairs = raw[0]
     top = [(int(pairs[i]), int(float(pairs[i + 1]))) for i in range(0, len(pairs), 2)]
     score = int(float(raw[2])) if len(raw) > 2 else None

@@ -23,6 +23,9 @@ EVENT_NAMES = frozenset({
     "withdrawal.paid",       # {withdrawal_id, member_id, net_fen}
     "withdrawal.failed",     # {withdrawal_id, member_id, state, reason, amount_fen}: FAIL, CANCELLED or REJECTED
     "grade.changed",         # {member_id, from, to, actor}
+    "team.joined",           # {team_id, member_id, captain_id, via}: joined or moved into a team
+    "contest.frozen",        # {contest_id, kind, metric}: results (and the prizes they pay) are final
+    "badge.earned",          # {member_id, badge, title, value}
 })
 
 

@@ -8,7 +8,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 from app.db import Base, BigInt, UTCDateTime, utcnow
 
 MEMBER_ACCOUNT_KINDS = ("pending", "available", "withdrawing")
-PLATFORM_ACCOUNT_KINDS = ("commission_expense", "payout_clearing", "fees", "tax_withheld")
+PLATFORM_ACCOUNT_KINDS = ("commission_expense", "payout_clearing", "fees", "tax_withheld", "prize_expense")
 
 
 class LedgerAccount(Base):
@@ -21,10 +21,11 @@ class LedgerAccount(Base):
     __table_args__ = (
         CheckConstraint(
             "kind IN ('pending', 'available', 'withdrawing', 'commission_expense', 'payout_clearing', 'fees', "
-            "'tax_withheld')", name="kind"),
+            "'tax_withheld', 'prize_expense')", name="kind"),
         CheckConstraint(
             "(member_id IS NOT NULL AND kind IN ('pending', 'available', 'withdrawing')) OR "
-            "(member_id IS NULL AND kind IN ('commission_expense', 'payout_clearing', 'fees', 'tax_withheld'))",
+            "(member_id IS NULL AND kind IN ('commission_expense', 'payout_clearing', 'fees', 'tax_withheld', "
+            "'prize_expense'))",
             name="owner_matches_kind"),
     )
 

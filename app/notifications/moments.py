@@ -58,6 +58,14 @@ MOMENTS: dict[str, Moment] = {m.name: m for m in (
     Moment("member_bound", "member.bound", False, ("title", "member", "time"),
            {"thing1": "title", "name2": "member", "time3": "time"},
            {"thing1": "title", "thing2": "member", "time3": "time"}, "pages/team/index", digest=True),
+    Moment("contest_result", "contest.frozen", False,
+           ("title", "contest", "contest_id", "rank", "result", "prize_fen", "time"),
+           {"thing1": "contest", "thing2": "result", "time3": "time"},
+           {"thing1": "title", "thing2": "contest", "thing3": "result", "time4": "time"},
+           "pages/contests/detail?id={contest_id}"),
+    Moment("badge_earned", "badge.earned", False, ("title", "badge", "time"),
+           {"thing1": "title", "thing2": "badge", "time3": "time"},
+           {"thing1": "title", "thing2": "badge", "time3": "time"}, "pages/badges/index"),
 )}
 
 # Why a withdrawal did not arrive, in plain words (WeChat Pay's fail_reason codes and our own states).

@@ -11,10 +11,13 @@ from typing import Callable
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from app.boards import contests
+from app.boards.models import Contest, ContestPrize
 from app.crypto import mask_name
 from app.events import Event, subscriber
 from app.grades.models import Grade
 from app.members.models import Member
+from app.notifications.formatting import yuan
 from app.notifications.jobs import send
 from app.notifications.moments import CONFIRM_WINDOW, STATE_WORDS, plain_reason
 from app.notifications.service import plan_message
@@ -129,3 +132,34 @@ def member_bound(rt: Runtime, event: Event):
     d = event.data
     return _plan(rt, "member_bound", event, d.get("referrer_id"),
                  lambda s: {"title": "新成员加入你的团队", "member": _masked_nickname(s, d["member_id"])})
+
+
+@subscriber("contest.frozen", name="notifications.contest_result", queue=QUEUE)
+def contest_result(rt: Runtime, event: Event):
+    """Everyone placed in the contest (each member of a placed team) hears their rank, and any prize."""
+    with rt.session() as s:
+        contest = s.get(Contest, event.data["contest_id"])
+        if contest is None:
+            return "no contest"
+        placed = contests.placed_members(s, contest)
+        won: dict[int, int] = {}
+        for member_id, amount in s.execute(select(ContestPrize.member_id, ContestPrize.amount_fen)
+                                           .where(ContestPrize.contest_id == contest.id,
+                                                  ContestPrize.status != "rejected")):
+            won[member_id] = won.get(member_id, 0) + int(amount)
+        name = contest.name
+    planned = 0
+    for member_id, rank, _score, team_id in placed:
+        prize = won.get(member_id, 0)
+        where = "你的团队" if team_id else "你"
+        result = f"{where}获得第{rank}名" + (f"，奖励{yuan(prize)}元" if prize else "")
+        planned += _plan(rt, "contest_result", event, member_id,
+                         {"title": "竞赛结果揭晓", "contest": name, "contest_id": contest.id, "rank": rank,
+                          "result": result, "prize_fen": prize}) is not None
+    return f"{planned} planned"
+
+
+@subscriber("badge.earned", name="notifications.badge_earned", queue=QUEUE)
+def badge_earned(rt: Runtime, event: Event):
+    d = event.data
+    return _plan(rt, "badge_earned", event, d["member_id"], {"title": "恭喜获得新徽章", "badge": d["title"]})

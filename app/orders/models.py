@@ -33,6 +33,16 @@ class Order(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
 
+class OrderPayer(Base):
+    """Who paid an order at WeChat Pay, when the shop says (a friend may pay for someone's order). One payer
+    behind many buyers' orders is a fraud signal (app/orders/signals.py)."""
+
+    __tablename__ = "order_payers"
+
+    order_id: Mapped[int] = mapped_column(BigInt, ForeignKey("orders.id"), primary_key=True)
+    payer_openid: Mapped[str] = mapped_column(String(128), index=True)
+
+
 class OrderLine(Base):
     __tablename__ = "order_lines"
     __table_args__ = (

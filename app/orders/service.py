@@ -28,7 +28,7 @@ from app.ledger.service import insert_ignoring_conflicts
 from app.members.models import Identity, Member
 from app.members.service import get_member
 from app.orders.shop_events import BUYER_KEYS, ShopEvent, parse_shop_event
-from app.orders.models import Order, OrderLine, OrderRefund, ParkedOrderEvent
+from app.orders.models import Order, OrderLine, OrderPayer, OrderRefund, ParkedOrderEvent
 from app.referrals.binding import confirm_pending_referral
 from app.referrals.models import PendingReferral
 
@@ -233,6 +233,7 @@ def _paid(session: Session, event: ShopEvent, now: datetime) -> dict:
     session.execute(OrderLine.__table__.insert(), [
         {"order_id": order_id, "line_no": i, "product_id": ln.product_id, "category": ln.category,
          "quantity": ln.quantity, "paid_fen": ln.paid_fen} for i, ln in enumerate(event.lines, 1)])
+    _record_payers(session, [(order_id, event.payer_openid)])
     chain = session.execute(text(_CHAIN), {"b": buyer_id, "s": event.shop_order_id}).all()
     members = _chain_members(chain)
     commissions = []
@@ -397,12 +398,19 @@ def _paid_batch(session: Session, items: list[tuple[int, ShopEvent]], now: datet
         accrued.extend(rows_i)
         applied.append((i, e, head, members, rows_i))
     accrue_commissions(session, accrued, now)
+    _record_payers(session, [(head.order_id, e.payer_openid) for _i, e, head, _m, _r in applied])
     for i, e, head, _members, rows_i in applied:
         parked = _apply_parked(session, e.shop_order_id, now) if head.parked else []
         out[i] = _paid_result(e, head.order_id, buyers[i], bool(head.is_first_order), head.plan_id, rows_i, parked)
     record_many(session, [("order.paid", _paid_event(head.order_id, buyers[i], e.paid_fen, members))
                           for i, e, head, members, _rows in applied])
     return out
+
+
+def _record_payers(session: Session, pairs: list[tuple[int, str | None]]) -> None:
+    rows = [{"order_id": order_id, "payer_openid": payer} for order_id, payer in pairs if payer]
+    if rows:
+        session.execute(OrderPayer.__table__.insert(), rows)
 
 
 def _paid_event(order_id: int, buyer_id: int, paid_fen: int, chain: list[ChainMember]) -> dict:

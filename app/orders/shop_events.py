@@ -32,6 +32,7 @@ class ShopEvent:
     lines: tuple[Line, ...] = ()
     refund_id: str | None = None
     amount_fen: int | None = None
+    payer_openid: str | None = None  # paid: who paid at WeChat Pay (payer.openid), when the shop knows it
 
     @property
     def paid_fen(self) -> int:
@@ -114,7 +115,9 @@ def parse_shop_event(data, now: datetime) -> ShopEvent:
                   field=f"lines[{i}].category")
         lines.append(Line(_ident(item.get("product_id"), f"lines[{i}].product_id"), category, quantity,
                           _fen(item.get("paid_fen"), f"lines[{i}].paid_fen")))
-    event = ShopEvent(kind, shop_order_id, occurred_at, buyer=clean_buyer, lines=tuple(lines))
+    payer = data.get("payer_openid")
+    payer = _ident(payer, "payer_openid", 128) if payer not in (None, "") else None
+    event = ShopEvent(kind, shop_order_id, occurred_at, buyer=clean_buyer, lines=tuple(lines), payer_openid=payer)
     if event.paid_fen > MAX_FEN:
         _fail("The order total is out of range.", "amount_out_of_range", field="lines")
     return event

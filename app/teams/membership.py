@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 from app.commissions.models import Commission
 from app.db import utcnow
 from app.errors import Conflict, Forbidden, NotFound, ValidationFailed
+from app.events import record as record_event
 from app.members.models import Member
 from app.members.service import get_member, grant_role, revoke_role
 from app.orders.models import Order
@@ -74,12 +75,20 @@ def _seat(session: Session, member_id: int, team_id: int, via: str, actor_kind: 
         _history(session, member_id, "moved", current.team_id, team_id, actor_kind, actor_id)
         current.team_id, current.joined_at, current.via = team_id, utcnow(), via
         session.flush()
+        _joined(session, current)
         return current
     row = TeamMember(member_id=member_id, team_id=team_id, joined_at=utcnow(), via=via)
     session.add(row)
     _history(session, member_id, "joined", None, team_id, actor_kind, actor_id)
     session.flush()
+    _joined(session, row)
     return row
+
+
+def _joined(session: Session, seat: TeamMember) -> None:
+    captain = session.scalar(select(Team.captain_id).where(Team.id == seat.team_id))
+    record_event(session, "team.joined", team_id=seat.team_id, member_id=seat.member_id, captain_id=captain,
+                 via=seat.via)
 
 
 def _guard_captain_leaving(session: Session, current: TeamMember) -> None:

@@ -5,6 +5,7 @@ from datetime import datetime
 import pytest
 from sqlalchemy import select
 
+from app.audit.models import AuditEntry
 from app.boards import service as boards
 from app.boards.periods import SHANGHAI, periods_of
 from app.boards.store import PREFIX, clear_cache
@@ -167,7 +168,8 @@ def test_privacy_hide_amounts_anonymise_and_opt_out(client, rt, session, world, 
     r = client.patch("/api/admin/leaderboard/config/member/sales_fen", json={"hide_amounts": True,
                                                                              "anonymise": True},
                      headers=operator_headers)
-    assert r.get_json() == {"board": "member:sales_fen", "hide_amounts": True, "anonymise": True}
+    assert r.get_json() == {"board": "member:sales_fen", "enabled": True, "periods": ["day", "week", "month", "all"],
+                            "leagues": True, "hide_amounts": True, "anonymise": True}
     body = client.get("/api/mp/leaderboard", query_string={"period": "all"},
                       headers=member_headers(rt, second.id)).get_json()
     assert [r["score"] for r in body["items"]] == [None, 5000, None]  # only my own amount
@@ -177,6 +179,46 @@ def test_privacy_hide_amounts_anonymise_and_opt_out(client, rt, session, world, 
     # Operators see everything.
     admin = board(client, operator_headers, period="all")
     assert [(r["name"], r["score"]) for r in admin["items"]] == [("卖家0", 9000), ("卖家1", 5000), ("卖家2", 1000)]
+
+
+def test_operators_choose_what_members_are_offered_and_see_when_old_boards_expire(client, rt, session, world,
+                                                                                  work, operator_headers):
+    top, second, _ = _three_sellers(world, session)
+    work()
+    me = member_headers(rt, second.id)
+    r = client.patch("/api/admin/leaderboard/config/member/sales_fen", headers=operator_headers,
+                     json={"periods": ["month", "week"], "leagues": False})
+    assert r.status_code == 200 and r.get_json()["periods"] == ["week", "month"]
+    for query in ({"period": "day"}, {"period": "all"}, {"period": "week", "league": "true"}):
+        refused = client.get("/api/mp/leaderboard", query_string=query, headers=me)
+        assert refused.status_code == 404 and refused.get_json()["code"] == "board_not_offered", query
+    assert client.get("/api/mp/leaderboard", query_string={"period": "week"}, headers=me).status_code == 200
+    assert board(client, operator_headers, period="day")["size"] == 3  # operators see every period
+    client.patch("/api/admin/leaderboard/config/store/sales_fen", json={"enabled": False}, headers=operator_headers)
+    off = client.get("/api/mp/leaderboard", query_string={"board": "store", "period": "week"}, headers=me)
+    assert off.status_code == 404 and off.get_json()["details"]["periods"] == []
+    bad = client.patch("/api/admin/leaderboard/config/member/sales_fen", json={"periods": []},
+                       headers=operator_headers)
+    assert bad.status_code in (400, 422)
+    listed = client.get("/api/admin/leaderboard/config", headers=operator_headers).get_json()
+    assert len(listed["items"]) == 9
+    assert listed["retention"]["day"]["kept_after_end"] == {"count": rt.settings.boards.keep_days, "unit": "days"}
+    assert listed["retention"]["all"]["current_expires_at"] is None
+    actions = {a for (a,) in session.execute(select(AuditEntry.action))}
+    assert {"board.periods", "board.leagues", "board.enabled"} <= actions
+
+
+def test_badges_show_on_the_boards_unless_the_member_is_hidden(client, rt, session, world, work, operator_headers):
+    top, second, _ = _three_sellers(world, session)
+    work()  # each seller's first referral order: the first_referral_order badge
+    clear_cache()
+    rows = client.get("/api/mp/leaderboard", query_string={"period": "all"},
+                      headers=member_headers(rt, second.id)).get_json()["items"]
+    assert [r["badges"] for r in rows] == [["first_referral_order"]] * 3
+    client.put("/api/mp/leaderboard/opt-out", json={"opt_out": True}, headers=member_headers(rt, top.id))
+    rows = client.get("/api/mp/leaderboard", query_string={"period": "all"},
+                      headers=member_headers(rt, second.id)).get_json()["items"]
+    assert rows[0]["badges"] == [] and rows[1]["badges"] == ["first_referral_order"]
 
 
 def test_leagues_by_grade(client, rt, session, world, work):

@@ -58,13 +58,20 @@ def nw(rt, session, emulator, settings):
         session.commit()
         return event_id
 
-    def messages(member) -> list[NotificationMessage]:
+    def messages(member, moments=None) -> list[NotificationMessage]:
+        """The member's message rows, of `moments` only when given (a paid withdrawal also earns a badge)."""
         session.expire_all()
-        return list(session.scalars(select(NotificationMessage).where(NotificationMessage.member_id == member.id)
-                                    .order_by(NotificationMessage.id)))
+        q = select(NotificationMessage).where(NotificationMessage.member_id == member.id)
+        if moments is not None:
+            q = q.where(NotificationMessage.moment.in_(moments))
+        return list(session.scalars(q.order_by(NotificationMessage.id)))
 
-    def sent(p) -> list[dict]:
-        return emulator.sim(f"messages?pid={p['pid']}", method="GET")
+    def sent(p, moments=None) -> list[dict]:
+        out = emulator.sim(f"messages?pid={p['pid']}", method="GET")
+        if moments is not None:
+            templates = {t(m) for m in moments for t in (sub_tpl, oa_tpl)}
+            out = [m for m in out if m["template_id"] in templates]
+        return out
 
     def headers(member) -> dict:
         return {"Authorization": "Bearer " + tokens.issue(rt.settings.secret_key, "member", member.id)}

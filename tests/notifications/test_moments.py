@@ -39,10 +39,11 @@ def test_each_moment_sends_exactly_one_subscribe_message(nw, session, work):
     for _moment, name, data in events:
         nw.event(name, **data)
     work()
-    msgs = nw.messages(member)
+    moments = [moment for moment, *_ in events]  # the paid withdrawal also earns a badge: its own moment
+    msgs = nw.messages(member, moments)
     assert sorted((m.moment, m.status, m.channel) for m in msgs) == sorted(
         (moment, "sent", "subscribe") for moment, *_ in events)
-    sent = nw.sent(p)
+    sent = nw.sent(p, moments)
     assert sorted(m["template_id"] for m in sent) == sorted(sub_tpl(moment) for moment, *_ in events)
     assert all(m["kind"] == "subscribe" for m in sent)
     by_tpl = {m["template_id"]: m for m in sent}
@@ -106,8 +107,8 @@ def test_replays_send_nothing_twice(nw, session, work):
         emit(session, "events.deliver", sub.name, event_id, key=f"replay:{i}")
     session.commit()
     work()
-    assert len(nw.messages(member)) == 1
-    assert len(nw.sent(p)) == 1
+    assert len(nw.messages(member, ["withdrawal_paid"])) == 1
+    assert len(nw.sent(p, ["withdrawal_paid"])) == 1
 
 
 def test_muted_and_disabled_moments_are_recorded_not_sent(nw, session, work, client):
@@ -183,12 +184,12 @@ def test_transient_errors_are_retried_and_keep_the_grant(nw, session, work, emul
     emulator.faults.add("message.subscribe", "error", error=fault, count=2)
     nw.event("withdrawal.paid", withdrawal_id=5, member_id=member.id, net_fen=100)
     work()
-    [msg] = nw.messages(member)
+    [msg] = nw.messages(member, ["withdrawal_paid"])
     assert (msg.status, msg.channel) == ("sent", "subscribe")
     attempts = session.scalars(select(NotificationAttempt).where(NotificationAttempt.message_id == msg.id)
                                .order_by(NotificationAttempt.id)).all()
     assert [a.outcome for a in attempts] == ["retry", "retry", "sent"]
-    assert len(nw.sent(p)) == 1
+    assert len(nw.sent(p, ["withdrawal_paid"])) == 1
 
 
 def test_a_message_held_back_by_the_rate_limit_goes_out_once_later(nw, rt, session, work):
@@ -198,14 +199,15 @@ def test_a_message_held_back_by_the_rate_limit_goes_out_once_later(nw, rt, sessi
         nw.grant(member, p, "withdrawal_paid")
         nw.event("withdrawal.paid", withdrawal_id=member.id, member_id=member.id, net_fen=100)
     work()
-    assert sorted(m.status for member, _p in people for m in nw.messages(member)) == ["pending", "sent"]
+    paid = ["withdrawal_paid"]  # (each paid withdrawal also earns a badge, a message of its own)
+    assert sorted(m.status for member, _p in people for m in nw.messages(member, paid)) == ["pending", "sent"]
     rt.redis.delete(RATE_KEY)  # the wait is over
     outbox_due_now(session)
     session.commit()
     work()
     for member, p in people:
-        [msg] = nw.messages(member)
-        assert msg.status == "sent" and len(nw.sent(p)) == 1
+        [msg] = nw.messages(member, paid)
+        assert msg.status == "sent" and len(nw.sent(p, paid)) == 1
 
 
 def test_an_invalid_template_id_is_recorded_and_not_retried(nw, session, work):
@@ -216,7 +218,7 @@ def test_an_invalid_template_id_is_recorded_and_not_retried(nw, session, work):
     member, p = nw.person(following=True)
     nw.event("withdrawal.paid", withdrawal_id=5, member_id=member.id, net_fen=100)
     work()
-    [msg] = nw.messages(member)
+    [msg] = nw.messages(member, ["withdrawal_paid"])
     assert (msg.status, msg.errcode) == ("failed", 40037)
 
 
@@ -226,11 +228,12 @@ def test_template_delivery_reports_are_recorded_against_the_message(nw, session,
     emulator.sim(f"persons/{p['pid']}/block_templates", block=True)
     nw.event("withdrawal.paid", withdrawal_id=5, member_id=member.id, net_fen=100)
     work()
-    [msg] = nw.messages(member)
+    [msg] = nw.messages(member, ["withdrawal_paid"])
     assert (msg.status, msg.channel) == ("sent", "template")
-    [report] = emulator.sim("messages/reports")
-    assert report["delivered"]
-    [msg] = nw.messages(member)
+    reports = emulator.sim("messages/reports")  # this message's, and the first-withdrawal badge's
+    assert reports and all(r["delivered"] for r in reports)
+    [msg] = nw.messages(member, ["withdrawal_paid"])
     assert msg.delivery == "failed:user block"
     items = client.get(f"/api/admin/members/{member.id}/notifications", headers=operator_headers).get_json()["items"]
-    assert [a["outcome"] for a in items[0]["attempts"]] == ["sent", "undelivered"]
+    [paid] = [i for i in items if i["moment"] == "withdrawal_paid"]
+    assert [a["outcome"] for a in paid["attempts"]] == ["sent", "undelivered"]
