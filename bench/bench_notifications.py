@@ -33,6 +33,7 @@ account template messages to followers, whose send also asks WeChat's user/info)
 5432/liebian_bench_notify, dropped and recreated), BENCH_REDIS_URL (redis://127.0.0.1:6379/5, flushed)."""
 from __future__ import annotations
 
+import importlib
 import json
 import multiprocessing
 import os
@@ -366,10 +367,11 @@ def _baseline(rt, sim: Sim, env: dict, emulator_pids) -> dict:
         bodies.append(json.dumps(body, ensure_ascii=False).encode())
     appid, secret = (mini, env["WECHAT_MINIAPP_SECRET"]) if CHANNEL == "subscribe" else \
         (oa, env["WECHAT_APP_SECRET"])
-    ctx = multiprocessing.get_context("spawn")
+    sender = importlib.import_module("bench.bench_notifications")._raw_sender  # picklable by module name
+    ctx = multiprocessing.get_context("spawn")  # this process has threads (pools): no fork
     go, out = ctx.Event(), ctx.Queue()
     readies = [ctx.Event() for _ in range(WORKERS)]
-    procs = [ctx.Process(target=_raw_sender, args=(env["WECHAT_API_BASE"], appid, secret, SEND_PATH[CHANNEL],
+    procs = [ctx.Process(target=sender, args=(env["WECHAT_API_BASE"], appid, secret, SEND_PATH[CHANNEL],
                                                    bodies[w::WORKERS], readies[w], go, out))
              for w in range(WORKERS)]
     for p in procs:
@@ -487,7 +489,7 @@ def main() -> None:
             print(f"  (warm-up: only {warmed} of {n_warm} messages sent)")
 
         cpu = _Cpu({"workers": lambda: [p.pid for p in workers], "emulator": emulator_pids,
-                    "postgres": lambda: _pg_pids(rt.engine), "redis": lambda: _redis_pids(rt.redis)})
+                    "postgres": lambda: _pg_pids(rt.engine), "redis (whole server)": lambda: _redis_pids(rt.redis)})
         first = _next_event_id(rt)
         events = _events(world["earners"], world["orders"][n_warm:], 1_000_000)
         cpu.start()
