@@ -20,7 +20,8 @@ What it measures, in one run:
    - the real app signing the member in and answering a constant (bench/member_noop_app.py): the floor under
      any member read (the token, then the member's row in PostgreSQL);
    - raw Redis: as many redis-py clients as gunicorn has threads (BENCH_WORKERS processes x BENCH_THREADS threads)
-     sending the standing's commands (ZSCORE, ZREVRANK, ZCARD) in one round trip for random members.
+     sending a standing's commands (ZSCORE, ZREVRANK, ZCARD) in one round trip, for the same members, for 5 s.
+   Closed loops at saturation: p99 is mostly queueing, so it follows the rate.
 2. Board updates: BENCH_UPDATE_EVENTS sales (a credit each for member, team and store: day, week, month and
    all-time boards), written to board_credits first, then applied through app.boards.store.apply_credits, as the
    subscribers do after their commit, one call per event, by BENCH_UPDATE_PROCESSES processes.
