@@ -101,6 +101,11 @@ def _summary(c) -> dict:
             "ends_at": c.ends_at.isoformat(), "status": c.status}
 
 
+def _listed(query: dict) -> dict:
+    return {"items": [_summary(c) for c in contests.list_contests(db(), status=query["status"],
+                                                                   limit=query["limit"])]}
+
+
 def _contest(contest, private: bool, viewer: int | None) -> dict:
     rows = contests.standings(db(), contest)
     mine = prizes.prizes_of(db(), contest_id=contest.id, member_id=viewer) if viewer is not None else []
@@ -131,8 +136,7 @@ def create_contest(body):
 @bp.input(ContestListQuery, location="query", arg_name="query")
 @bp.doc(summary="Contests, latest deadline first", security=OPERATOR_AUTH, responses=ok("contests", ContestListOut))
 def admin_contests(query):
-    return {"items": [_summary(c) for c in contests.list_contests(db(), status=query["status"],
-                                                                   limit=query["limit"])]}
+    return _listed(query)
 
 
 @bp.get("/api/admin/contests/<int:contest_id>")
@@ -184,8 +188,7 @@ def reject_prize(prize_id: int):
 @bp.doc(summary="Contests: open ones with live standings, and finished ones", security=MEMBER_AUTH,
         responses=ok("contests", ContestListOut))
 def member_contests(query):
-    return {"items": [_summary(c) for c in contests.list_contests(db(), status=query["status"],
-                                                                   limit=query["limit"])]}
+    return _listed(query)
 
 
 @bp.get("/api/mp/contests/<int:contest_id>")
