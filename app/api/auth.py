@@ -4,7 +4,6 @@ Every member-facing handler reads the caller from here, never from an id in the 
 cannot reach member B's data by changing an id."""
 from __future__ import annotations
 
-import time
 from functools import wraps
 
 from flask import g, request, session
@@ -61,42 +60,6 @@ def current_member_id() -> int:
     if "member_id" not in g:
         _load_member()
     return g.member_id
-
-
-# Read-only public views (the leaderboards) may trust who a token's member was a few seconds ago: a launch-day
-# crowd reading boards then costs no database round trip per request for the sign-in. Every other endpoint reads
-# the member row (a merge takes effect at once there).
-_READER_TTL = 5.0
-_readers: dict[object, tuple[int, float]] = {}
-
-
-def reading_member_id() -> int:
-    if "member_id" in g:
-        return g.member_id
-    token = _bearer()
-    key = token or ("cookie", session.get("member_id"))
-    hit = _readers.get(key)
-    now = time.monotonic()
-    if hit is not None and hit[1] > now:
-        if token:
-            _verify("member", token)  # still checks the signature and expiry: a cached token may have expired
-        g.member_id = hit[0]
-        return hit[0]
-    member_id = _load_member()
-    if len(_readers) > 50_000:
-        _readers.clear()
-    _readers[key] = (member_id, now + _READER_TTL)
-    return member_id
-
-
-def reader_required(fn):
-    """member_required for read-only views that accept a sign-in checked up to a few seconds ago."""
-    @wraps(fn)
-    def wrapper(*args, **kwargs):
-        reading_member_id()
-        return fn(*args, **kwargs)
-
-    return wrapper
 
 
 def current_operator_id() -> int:

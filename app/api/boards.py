@@ -7,7 +7,7 @@ from apiflask.fields import Boolean, Date, Dict, Integer, List, Nested, String
 from apiflask.validators import Length, OneOf, Range
 
 from app.api.auth import (MEMBER_AUTH, OPERATOR_AUTH, current_member_id, current_operator_id, member_required,
-                          operator_actor, operator_required, reader_required)
+                          operator_actor, operator_required)
 from app.api.responses import ok
 from app.api.web import db, runtime
 from app.audit.service import record
@@ -115,7 +115,7 @@ def _read(q: dict, kind: str, me: int | None, viewer: int | None, league: str, p
 
 
 @bp.get("/api/mp/leaderboard")
-@reader_required
+@member_required
 @bp.input(MemberBoardQuery, location="query", arg_name="query")
 @bp.doc(summary="A leaderboard's top N with my own rank and score (or top X%)", security=MEMBER_AUTH,
         responses=ok("the board and my standing", BoardOut))
@@ -129,7 +129,7 @@ def member_board(query):
 
 
 @bp.get("/api/mp/team/leaderboard")
-@reader_required
+@member_required
 @bp.input(BoardQuery, location="query", arg_name="query")
 @bp.doc(summary="The team board with my team's rank and score", security=MEMBER_AUTH,
         responses=ok("the team board and my team's standing", BoardOut))
