@@ -24,6 +24,7 @@ from typing import Callable
 
 import click
 
+from app.boards import service as boards
 from app.health import record_periodic, record_tick
 from app.modules import load_plugins
 from app.outbox import resolve_job
@@ -106,12 +107,25 @@ class InProcessScheduler:
         return self
 
     def _loop(self) -> None:
+        restore = not self.rt.settings.redis_url
         while not self._stop.is_set():
             try:
                 tick(self.rt)
             except Exception:
                 log.exception("scheduler tick failed")
+            if restore:
+                restore = False
+                self._restore_boards()
             self._stop.wait(self.interval)
+
+    def _restore_boards(self) -> None:
+        """The in-process Redis starts empty in every process (the demo seed's boards went with the seed's
+        process): the leaderboards are rebuilt from the database once, as `flask boards rebuild` would."""
+        try:
+            with self.rt.session() as s:
+                boards.rebuild(s, self.rt.redis, self.rt.settings.boards)
+        except Exception:
+            log.exception("could not rebuild the leaderboards in the in-process Redis")
 
     def stop(self, timeout: float = 30.0) -> None:
         self._stop.set()

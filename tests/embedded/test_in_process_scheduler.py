@@ -72,3 +72,27 @@ def test_the_in_process_redis_runs_the_payout_pacing_script():
     limiter = RateLimiter(fakeredis.FakeRedis(server=fakeredis.FakeServer()), "rate", rate_per_s=1.0, burst=2)
     assert limiter.try_acquire() == 0 and limiter.try_acquire() == 0
     assert 0 < limiter.try_acquire() <= 1.0
+
+
+def test_the_served_process_restores_the_leaderboards_its_in_process_redis_started_without(tmp_path):
+    """The demo seed ran in another process, whose in-process Redis is gone: the boards come back from the
+    database when the served process's scheduler starts."""
+    import time
+    from datetime import datetime, timezone
+
+    from app.boards.models import BoardCredit
+
+    upgrade_database(f"sqlite:///{tmp_path / 'x.db'}")
+    app = _app(tmp_path)
+    rt = app.extensions["liebian"]
+    with rt.session() as s:
+        s.add(BoardCredit(event_id=1, ref="order:1", subject_kind="member", subject_id=7, metric="sales_fen",
+                          amount=4200, league="", at=datetime.now(timezone.utc)))
+    scheduler = start_for_served_app(app, interval=0.05)
+    try:
+        deadline = time.monotonic() + 10
+        while rt.redis.zscore("lb:member:sales_fen:all", "7") is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+    finally:
+        scheduler.stop()
+    assert rt.redis.zscore("lb:member:sales_fen:all", "7") == 4200
