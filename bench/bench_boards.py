@@ -45,8 +45,6 @@ import hashlib
 import multiprocessing as mp
 import os
 import random
-import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -57,6 +55,7 @@ from pathlib import Path
 
 import redis as redis_lib
 import requests
+from bench.procs import free_port, stop
 
 ROOT = Path(__file__).resolve().parent.parent
 DB_URL = os.environ.get("BENCH_DATABASE_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/liebian_bench_boards")
@@ -241,12 +240,6 @@ def _sessions(first: int, now) -> list[tuple[int, str]]:
 
 # -- HTTP ------------------------------------------------------------------------------------------------------
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _gunicorn(app: str, port: int, env: dict) -> subprocess.Popen:
     cmd = [sys.executable, "-m", "gunicorn", "-w", str(WORKERS), "-k", "gthread", "--threads", str(THREADS),
            "-b", f"127.0.0.1:{port}", "--log-level", "warning", "--keep-alive", "30", "--reuse-port", app]
@@ -260,16 +253,11 @@ def _gunicorn(app: str, port: int, env: dict) -> subprocess.Popen:
     raise RuntimeError(f"gunicorn for {app} did not start")
 
 
-def _stop(proc: subprocess.Popen) -> None:
-    os.killpg(proc.pid, signal.SIGTERM)
-    proc.wait(timeout=20)
-
-
 def _measure(app: str, env: dict, reqs: list, check=None) -> dict:
     from bench.loadgen import have_wrk
     from bench.loadgen import run as run_load
 
-    port = _free_port()
+    port = free_port()
     proc = _gunicorn(app, port, env)
     try:
         base = f"http://127.0.0.1:{port}"
@@ -278,7 +266,7 @@ def _measure(app: str, env: dict, reqs: list, check=None) -> dict:
         run_load(base, reqs[: min(2000, len(reqs))], seconds=2)  # warm up workers, pools and caches
         return run_load(base, reqs if have_wrk() else reqs[:REQUESTS], seconds=SECONDS)
     finally:
-        _stop(proc)
+        stop(proc)
 
 
 def _check_answer(tokens: list[tuple[int, str]], key: str):

@@ -37,8 +37,6 @@ import importlib
 import json
 import multiprocessing
 import os
-import signal
-import socket
 import subprocess
 import sys
 import time
@@ -46,6 +44,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import requests
+from bench.procs import cpu_seconds, free_port, stop, tree_pids
 
 ROOT = Path(__file__).resolve().parents[1]
 DB_URL = os.environ.get("BENCH_DATABASE_URL",
@@ -98,12 +97,6 @@ def emulator_app():
 
 # --- processes ---
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def _start_emulator(port: int, env: dict) -> subprocess.Popen:
     cmd = [sys.executable, "-m", "gunicorn", "-w", "1", "-k", "gthread", "--threads", str(EMULATOR_THREADS),
            "-b", f"127.0.0.1:{port}", "--log-level", "warning", "--keep-alive", "30",
@@ -117,7 +110,7 @@ def _start_emulator(port: int, env: dict) -> subprocess.Popen:
         except requests.RequestException:
             pass
         time.sleep(0.1)
-    _stop(proc)
+    stop(proc)
     raise RuntimeError("the emulator did not start")
 
 
@@ -139,39 +132,6 @@ def _wait_for_workers(redis, procs) -> None:
         if time.monotonic() > deadline:
             raise RuntimeError("the RQ workers did not start")
         time.sleep(0.1)
-
-
-def _stop(proc: subprocess.Popen) -> None:
-    try:
-        os.killpg(proc.pid, signal.SIGTERM)
-    except ProcessLookupError:
-        return
-    try:
-        proc.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait(timeout=20)
-
-
-def _tree(pid: int) -> list[int]:
-    out, todo = [], [pid]
-    while todo:
-        p = todo.pop()
-        out.append(p)
-        for task in Path(f"/proc/{p}/task").glob("*"):
-            try:
-                todo += [int(c) for c in (task / "children").read_text().split()]
-            except OSError:
-                pass
-    return out
-
-
-def _cpu(pid: int) -> float:
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return 0.0
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def _redis_pids(redis) -> list[int]:
@@ -196,11 +156,11 @@ class _Cpu:
         self.roles = roles  # name -> callable returning pids
 
     def start(self) -> None:
-        self.before = {pid: _cpu(pid) for get in self.roles.values() for pid in get()}
+        self.before = {pid: cpu_seconds(pid) for get in self.roles.values() for pid in get()}
         self.self0 = sum(os.times()[:2])
 
     def stop(self) -> dict[str, float]:
-        out = {name: sum(max(0.0, _cpu(pid) - self.before.get(pid, 0.0)) for pid in get())
+        out = {name: sum(max(0.0, cpu_seconds(pid) - self.before.get(pid, 0.0)) for pid in get())
                for name, get in self.roles.items()}
         out["bench"] = sum(os.times()[:2]) - self.self0
         return out
@@ -415,6 +375,8 @@ def _check(rt, sim: Sim, first_warm: int, n_events: int, baseline_pids: set) -> 
         msgids = list(s.scalars(select(M.msgid).where(M.event_id >= first_warm, M.status == "sent")))
         grants_left = s.scalar(select(func.count()).select_from(SubscriptionGrant).where(
             SubscriptionGrant.result == "accept", SubscriptionGrant.consumed_at.is_(None)))
+        grants_total = s.scalar(select(func.count()).select_from(SubscriptionGrant).where(
+            SubscriptionGrant.result == "accept"))
         grants_used = s.scalar(select(func.count(func.distinct(SubscriptionGrant.message_id))).where(
             SubscriptionGrant.consumed_at.is_not(None)))
         not_sent_attempts = s.scalar(select(func.count()).select_from(NotificationAttempt).where(
@@ -425,7 +387,8 @@ def _check(rt, sim: Sim, first_warm: int, n_events: int, baseline_pids: set) -> 
     by_status = dict(rows)
     ok = (events == n_events and by_status == {"sent": n_events} and keys == n_events and missing == 0
           and len(got) == n_events and len(set(got)) == n_events and set(got) == set(msgids)
-          and (CHANNEL != "subscribe" or (grants_left == 0 and grants_used == n_events)) and not dead)
+          and (CHANNEL != "subscribe" or (grants_used == n_events and grants_left == grants_total - n_events))
+          and not dead)
     line = (f"{events} events; messages by status {by_status}; {keys} distinct (moment, member, event); events "
             f"without their earner's sent message: {missing}; emulator received {len(got)} "
             f"({len(set(got))} distinct msgids, {'the same set as' if set(got) == set(msgids) else 'NOT'} "
@@ -450,7 +413,7 @@ def main() -> None:
     from wechat.keys import generate_private_pem
 
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
-    port = _free_port()
+    port = free_port()
     env = _env(f"http://127.0.0.1:{port}", generate_private_pem(), generate_private_pem())
     os.environ.update({k: v for k, v in env.items()})
 
@@ -476,7 +439,7 @@ def main() -> None:
         print(f"setup: {MEMBERS} earners ({world['per_member']} grants each) + {len(world['warm'])} warm-up "
               f"members, {BUYERS} buyers, {len(world['orders'])} orders in {time.perf_counter() - t:.1f}s "
               f"(not timed)", flush=True)
-        emulator_pids = lambda: _tree(emulator.pid)  # noqa: E731
+        emulator_pids = lambda: tree_pids(emulator.pid)  # noqa: E731
         base = _baseline(rt, sim, env, emulator_pids)
 
         workers = _start_workers(env)
@@ -504,13 +467,13 @@ def main() -> None:
         elapsed = (last.timestamp() - wall0) if last is not None and done >= EVENTS else time.perf_counter() - t0
         rate = done / elapsed
         for w in workers:
-            _stop(w)
+            stop(w)
         workers = []
         ok, check = _check(rt, sim, first_warm, n_warm + EVENTS, base["pids"])
     finally:
         for w in workers:
-            _stop(w)
-        _stop(emulator)
+            stop(w)
+        stop(emulator)
 
     delay = timedelta(seconds=world["digest_seconds"])
     kind = {"subscribe": "mini-program subscribe messages on one-time grants",

@@ -38,6 +38,7 @@ from pathlib import Path
 import redis as redis_lib
 import requests
 from sqlalchemy import func, select, text
+from bench.procs import free_port, stop, tree_pids
 
 ROOT = Path(__file__).resolve().parents[1]
 DB_URL = os.environ.get("BENCH_DATABASE_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/liebian_bench_payouts")
@@ -84,7 +85,6 @@ def _serve(wsgi):
         protocol_version = "HTTP/1.1"
 
         def setup(self):
-            import socket
 
             super().setup()
             self.rfile = _NoDrain(self.rfile)
@@ -100,12 +100,6 @@ def _serve(wsgi):
     server = make_server("127.0.0.1", 0, _drained(wsgi), threaded=True, request_handler=KeepAlive)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     return f"http://127.0.0.1:{server.port}", server
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def _world(web_url: str):
@@ -164,34 +158,8 @@ def _gunicorn(app: str, port: int, env: dict) -> subprocess.Popen:
             return proc
         except requests.RequestException:
             time.sleep(0.1)
-    _stop(proc)
+    stop(proc)
     raise RuntimeError(f"gunicorn for {app} did not start")
-
-
-def _stop(proc: subprocess.Popen) -> None:
-    try:
-        os.killpg(proc.pid, signal.SIGTERM)
-    except ProcessLookupError:
-        return
-    try:
-        proc.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait(timeout=20)
-
-
-def _tree_pids(pid: int) -> list[int]:
-    """pid and its descendants (gunicorn's master and its worker)."""
-    out, todo = [], [pid]
-    while todo:
-        p = todo.pop()
-        out.append(p)
-        for task in Path(f"/proc/{p}/task").glob("*"):
-            try:
-                todo += [int(c) for c in (task / "children").read_text().split()]
-            except OSError:
-                pass
-    return out
 
 
 class _Member(threading.Thread):
@@ -246,7 +214,7 @@ def baseline(env: dict, emulator, n: int, processes: int) -> tuple[float, dict]:
     client = importlib.import_module("bench.bench_payouts")._baseline_client  # picklable by module name
     miniapp = env["WECHAT_MINIAPP_ID"]
     openids = [emulator.create_person(nickname=f"b{i}")["openids"][miniapp] for i in range(n)]
-    port = _free_port()
+    port = free_port()
     web = _gunicorn("bench.trivial_app:app", port, env)
     ctx = multiprocessing.get_context("spawn")  # this process runs server threads: no fork
     go = ctx.Event()
@@ -268,7 +236,7 @@ def baseline(env: dict, emulator, n: int, processes: int) -> tuple[float, dict]:
             r.wait(60)
         member.start()
         cpu0 = sum(os.times()[:2])
-        web_pids = _tree_pids(web.pid)
+        web_pids = tree_pids(web.pid)
         _cpu_mark([p.pid for p in procs] + web_pids)
         t0 = time.perf_counter()
         go.set()
@@ -289,7 +257,7 @@ def baseline(env: dict, emulator, n: int, processes: int) -> tuple[float, dict]:
         member.stop.set()
         for p in procs:
             p.join(timeout=30)
-        _stop(web)
+        stop(web)
     pay.wait_idle(timeout=10)
     if done < n:
         print(f"  (baseline: only {done} of {n} bills paid and notified in {elapsed:.0f}s)")
@@ -418,7 +386,7 @@ def _phase(rt, emulator, env: dict, ids: list[int], args, web, rate: str | None)
             time.sleep(0.1)
         _warm_up(rt, args.workers)
         member.start()
-        web_pids = _tree_pids(web.pid)
+        web_pids = tree_pids(web.pid)
         with rt.session() as s:  # one commit approves all: outbox rows in it, handed to RQ right after
             for wid in ids:
                 approve_withdrawal(s, wid, actor="bench")
@@ -464,7 +432,7 @@ def main() -> None:
     import logging
 
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
-    web_port = _free_port()
+    web_port = free_port()
     env, emulator, server = _world(f"http://127.0.0.1:{web_port}")
     os.environ.update(env)
     _fresh_database()
@@ -493,7 +461,7 @@ def main() -> None:
         emulator.pay.wait_idle(timeout=20)
     finally:
         if web is not None:
-            _stop(web)
+            stop(web)
         server.shutdown()
     with rt.sessions() as s:
         ledger_ok = check_ledger(s).ok
