@@ -5,7 +5,6 @@ from __future__ import annotations
 from apiflask import APIBlueprint, Schema
 from apiflask.fields import Boolean, Integer, List, Nested, String
 from apiflask.validators import Length, OneOf, Range, Regexp
-from sqlalchemy import select
 
 from app.api.auth import (MEMBER_AUTH, OPERATOR_AUTH, current_member_id, member_required, operator_actor,
                           operator_required)
@@ -14,7 +13,6 @@ from app.api.responses import ok
 from app.api.web import db
 from app.audit.service import record
 from app.boards import badges
-from app.boards.models import BadgeFigure
 
 bp = APIBlueprint("badges", __name__, tag="badges")
 
@@ -64,12 +62,7 @@ class BadgePatch(Schema):
 @bp.doc(summary="Every active badge (and any I earned) with my figure and when I earned it", security=MEMBER_AUTH,
         responses=ok("badges", MyBadgesOut))
 def my_badges():
-    me = current_member_id()
-    earned = {b["code"]: b for b in badges.badges_of(db(), [me])[me]}
-    figures = dict(db().execute(select(BadgeFigure.figure, BadgeFigure.value).where(BadgeFigure.member_id == me)).all())
-    items = [{**d, "value": figures.get(d["figure"], 0), "earned_at": earned.get(d["code"], {}).get("earned_at")}
-             for d in badges.definitions(db()) if d["active"] or d["code"] in earned]
-    return {"items": items}
+    return {"items": badges.progress(db(), current_member_id())}
 
 
 @bp.get("/api/admin/badges")

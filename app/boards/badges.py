@@ -111,6 +111,15 @@ def badges_of(session: Session, member_ids: list[int]) -> dict[int, list[dict]]:
     return out
 
 
+def progress(session: Session, member_id: int) -> list[dict]:
+    """Every active badge (and any the member earned) with the member's figure and when they earned it."""
+    earned = {b["code"]: b for b in badges_of(session, [member_id])[member_id]}
+    figures = dict(session.execute(select(BadgeFigure.figure, BadgeFigure.value)
+                                   .where(BadgeFigure.member_id == member_id)).all())
+    return [{**d, "value": figures.get(d["figure"], 0), "earned_at": earned.get(d["code"], {}).get("earned_at")}
+            for d in definitions(session) if d["active"] or d["code"] in earned]
+
+
 def definitions(session: Session) -> list[dict]:
     return sorted(_all(session).values(), key=lambda d: (d["figure"], d["threshold"], d["code"]))
 
