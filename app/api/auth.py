@@ -40,18 +40,22 @@ def _verify(kind: str, token: str) -> dict:
         raise
 
 
-def _load_member() -> int:
+def _claimed_member_id() -> int:
+    """The member id the caller's credential names (bearer token or H5 session cookie), checked by signature
+    alone. It may name a member merged away since the token was signed."""
     token = _bearer()
     if token:
         claims = _verify("member", token)
         g.api_session_id = claims.get("sid")
-        member_id = claims["sub"]
-    elif session.get("member_id"):
+        return claims["sub"]
+    if session.get("member_id"):
         g.api_session_id = None
-        member_id = session["member_id"]
-    else:
-        raise Unauthorized("Sign in first.", code="auth_required")
-    member = get_member(db(), member_id)  # follows merges: an old token keeps working for the survivor
+        return session["member_id"]
+    raise Unauthorized("Sign in first.", code="auth_required")
+
+
+def _load_member() -> int:
+    member = get_member(db(), _claimed_member_id())  # follows merges: an old token keeps working for the survivor
     g.member_id = member.id
     return member.id
 
@@ -60,6 +64,15 @@ def current_member_id() -> int:
     if "member_id" not in g:
         _load_member()
     return g.member_id
+
+
+def signed_member_id() -> int:
+    """The signed-in member without the database, for reads served from Redis alone: the id the credential
+    names. Such a read follows a merge through app.identity.merged's mark in its own Redis call; every other
+    member endpoint uses current_member_id, which follows it in the database."""
+    if "member_id" in g:
+        return g.member_id
+    return _claimed_member_id()
 
 
 def current_operator_id() -> int:

@@ -173,16 +173,19 @@ def _seen_by(row: dict, settings: dict, kind: str, private: bool, secret: str, v
 
 def standings(session: Session, r: Redis, cfg: BoardSettings, *, kind: str, metric: str, period: str,
               day=None, league: str = "", limit: int = 50, me: int | None = None, viewer: int | None = None,
-              private: bool = True, secret: str = "") -> dict:
+              private: bool = True, secret: str = "", follow: str | None = None) -> dict:
     """The board's top `limit` with names and avatars, plus `me`'s own standing (rank, score, top X%).
 
     `private` applies the board's privacy for a member `viewer`: amounts hidden and names anonymised if the
     board says so, and members who opted out shown by pseudonym without avatar; the viewer always sees
-    themself. Operators read with private=False.
+    themself. Operators read with private=False. `follow`: a key that may hold the member `me` now lives on as
+    (a token signed before a merge, app.identity.merged); `me`, and the viewer if it is `me`, then follow it.
 
     The top with names, the board's privacy and the top as a bystander sees it are shared in the process for
     BOARDS_TOP_CACHE_SECONDS (cleared here when privacy or an opt-out changes); a read then costs one Redis
-    round trip for the caller's standing, and only the caller's own rows are redone."""
+    round trip for the caller's standing, and only the caller's own rows are redone; `session` is used only
+    then (a lazy session costs nothing on the other reads). The items' rows may be those shared ones: callers
+    read them, never change them."""
     board_name(kind, metric)
     pid = resolve_period(period, day)
     limit = max(1, min(limit, TOP_MAX))
@@ -195,9 +198,14 @@ def standings(session: Session, r: Redis, cfg: BoardSettings, *, kind: str, metr
                  "badges": [b["code"] for b in earned.get(subject, ())],
                  **names.get(subject, {"name": None, "avatar_url": "", "opted_out": False})}
                 for rank, subject, score in _ranked(top)]
-        return {"rows": rows, "settings": config(session, kind, metric), "views": {}}
+        return {"rows": rows, "ids": {row["id"] for row in rows}, "settings": config(session, kind, metric),
+                "views": {}}
 
-    standing, shared = read(r, key, limit, me, cache_seconds=cfg.top_cache_seconds, decorate=decorate)
+    standing, shared = read(r, key, limit, me, cache_seconds=cfg.top_cache_seconds, decorate=decorate,
+                            follow=follow)
+    if me is not None and standing.subject != me:
+        viewer = standing.subject if viewer == me else viewer
+        me = standing.subject
     if private:
         _offered(shared["settings"], period, league)
     settings = shared["settings"] if private else _OPEN
@@ -206,8 +214,10 @@ def standings(session: Session, r: Redis, cfg: BoardSettings, *, kind: str, metr
         view = shared["views"][(private, secret)] = [_seen_by(row, settings, kind, private, secret, None, None)
                                                      for row in shared["rows"]]
     mine = {viewer, me} - {None}
-    items = [_seen_by(row, settings, kind, private, secret, viewer, me) if row["id"] in mine else dict(seen)
-             for row, seen in zip(shared["rows"], view, strict=True)]
+    items = view
+    if mine & shared["ids"]:
+        items = [_seen_by(row, settings, kind, private, secret, viewer, me) if row["id"] in mine else seen
+                 for row, seen in zip(shared["rows"], view, strict=True)]
     standing_out = None
     if me is not None:
         standing_out = {"id": me, "rank": standing.rank, "score": standing.score or 0, "top_percent": None}

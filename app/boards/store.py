@@ -56,16 +56,25 @@ end
 return out
 """
 
+# KEYS: the board, then optionally a key that may hold the id the caller now lives on as (a merged member's
+# token: app.identity.merged). ARGV: the caller's id ('' for none), how many of the top to return.
+# Returns {top (id, score, ...), size, the caller's id as followed, [score, competition rank]}.
 _READ = """
 local out = {}
 local n = tonumber(ARGV[2])
 if n > 0 then out[1] = redis.call('ZREVRANGE', KEYS[1], 0, n - 1, 'WITHSCORES') else out[1] = {} end
 out[2] = redis.call('ZCARD', KEYS[1])
-if ARGV[1] ~= '' then
-  local score = redis.call('ZSCORE', KEYS[1], ARGV[1])
+local who = ARGV[1]
+if who ~= '' and KEYS[2] then
+  local moved = redis.call('GET', KEYS[2])
+  if moved then who = moved end
+end
+out[3] = who
+if who ~= '' then
+  local score = redis.call('ZSCORE', KEYS[1], who)
   if score then
-    out[3] = score
-    out[4] = redis.call('ZCOUNT', KEYS[1], '(' .. score, '+inf') + 1
+    out[4] = score
+    out[5] = redis.call('ZCOUNT', KEYS[1], '(' .. score, '+inf') + 1
   end
 end
 return out
@@ -197,6 +206,7 @@ class Standing:
     size: int
     score: int | None
     rank: int | None
+    subject: int | None = None  # whose standing this is: `me`, or the member `me` now lives on as
 
 
 _read_script = _Script(_READ)
@@ -205,9 +215,11 @@ _cache_lock = threading.Lock()
 
 
 def read(r: Redis, key: str, n: int, me: int | None, *, cache_seconds: float = 0.0,
-         decorate: Callable[[list[tuple[int, int]]], object] | None = None) -> tuple[Standing, object]:
+         decorate: Callable[[list[tuple[int, int]]], object] | None = None,
+         follow: str | None = None) -> tuple[Standing, object]:
     """The board's top n and `me`'s standing in one round trip. The top n (decorated with names by
-    `decorate`) is shared between callers for `cache_seconds`; then only the standing is read."""
+    `decorate`) is shared between callers for `cache_seconds`; then only the standing is read. `follow`: a key
+    that may hold the id `me` now lives on as, read in the same call; the standing is then that member's."""
     cached = None
     if cache_seconds > 0:
         with _cache_lock:
@@ -215,11 +227,13 @@ def read(r: Redis, key: str, n: int, me: int | None, *, cache_seconds: float = 0
         if hit is not None and hit[0] > time.monotonic():
             cached = hit[1]
     want = 0 if cached is not None else n
-    raw = _read_script(r, [key], ["" if me is None else str(me), want])
+    keys = [key, follow] if follow and me is not None else [key]
+    raw = _read_script(r, keys, ["" if me is None else str(me), want])
     pairs = raw[0]
     top = [(int(pairs[i]), int(float(pairs[i + 1]))) for i in range(0, len(pairs), 2)]
-    score = int(float(raw[2])) if len(raw) > 2 else None
-    rank = int(raw[3]) if len(raw) > 3 else None
+    subject = int(raw[2]) if me is not None else None
+    score = int(float(raw[3])) if len(raw) > 3 else None
+    rank = int(raw[4]) if len(raw) > 4 else None
     if cached is None:
         decorated = decorate(top) if decorate else top
         if cache_seconds > 0:
@@ -228,7 +242,7 @@ def read(r: Redis, key: str, n: int, me: int | None, *, cache_seconds: float = 0
                     _top_cache.clear()
                 _top_cache[(key, n)] = (time.monotonic() + cache_seconds, (top, decorated))
         cached = (top, decorated)
-    return Standing(cached[0], int(raw[1]), score, rank), cached[1]
+    return Standing(cached[0], int(raw[1]), score, rank, subject), cached[1]
 
 
 def clear_cache() -> None:

@@ -13,6 +13,7 @@ from app.outbox.jobs import QUEUES
 # The events the domains record. A subscriber to a name not listed here is a typo, refused at registration.
 EVENT_NAMES = frozenset({
     "member.bound",          # {member_id, referrer_id, previous_referrer_id, code_id, store_id, channel}
+    "member.merged",         # {kept_id, merged_id}: two members proven one person; merged_id lives on as kept_id
     "partner.activated",     # {member_id, source}
     "order.paid",            # {order_id, buyer_id, paid_fen, referrer_ids (level 1, level 2)}
     "order.refunded",        # {order_id, buyer_id, refund_id, amount_fen, refunded_total_fen}

@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 
 from app.audit.service import record
 from app.errors import Conflict
+from app.events import record as record_event
 from app.fraud.service import raise_flag
 from app.members.models import Identity, Member, MemberMerge, MemberRole
 from app.modules import load_plugins
@@ -87,6 +88,7 @@ def merge_members(session: Session, a_id: int, b_id: int, evidence: str) -> Memb
     merged.status, merged.merged_into_id = "merged", kept.id
     session.add(MemberMerge(kept_id=kept.id, merged_id=merged.id, evidence=evidence))
     record(session, "system", "member.merged", "member", kept.id, merged_id=merged.id, evidence=evidence)
+    record_event(session, "member.merged", kept_id=kept.id, merged_id=merged.id)
     session.flush()
     return kept
 
