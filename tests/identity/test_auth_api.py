@@ -89,3 +89,29 @@ def test_bad_inputs_get_the_error_envelope(client):
     assert (r.status_code, r.get_json()["code"]) == (413, "payload_too_large")
     r = client.get("/api/mp/me", headers={"Authorization": "Bearer forged"})
     assert (r.status_code, r.get_json()["code"]) == (401, "token_invalid")
+
+
+def test_a_member_token_already_verified_still_expires_and_a_forged_one_is_still_refused(client, session, rt,
+                                                                                         monkeypatch):
+    """Signatures are checked once per process; the token's age is checked on every request."""
+    import time as clock
+
+    from app.identity import tokens
+
+    m = make_member(session, "Poller")
+    session.commit()
+    token = tokens.issue(rt.settings.secret_key, "member", m.id)
+    headers = {"Authorization": "Bearer " + token}
+    assert client.get("/api/mp/leaderboard", headers=headers).status_code == 200
+    claims = tokens.verify(rt.settings.secret_key, "member", token)
+    claims["sub"] = 0  # a caller changing its copy does not change what the next request is told
+    assert tokens.verify(rt.settings.secret_key, "member", token)["sub"] == m.id
+
+    later = clock.time() + tokens.MEMBER_TTL + 1
+    monkeypatch.setattr(tokens.time, "time", lambda: later)
+    for path in ("/api/mp/leaderboard", "/api/mp/me"):
+        r = client.get(path, headers=headers)
+        assert (r.status_code, r.get_json()["code"]) == (401, "token_expired"), path
+    flipped = "A" if token[-5] != "A" else "B"  # inside the signature (the last character may be padding bits)
+    forged = {"Authorization": "Bearer " + token[:-5] + flipped + token[-4:]}
+    assert client.get("/api/mp/me", headers=forged).get_json()["code"] == "token_invalid"
