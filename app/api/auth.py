@@ -72,7 +72,9 @@ def signed_member_id() -> int:
     member endpoint uses current_member_id, which follows it in the database."""
     if "member_id" in g:
         return g.member_id
-    return _claimed_member_id()
+    if "signed_member_id" not in g:
+        g.signed_member_id = _claimed_member_id()
+    return g.signed_member_id
 
 
 def current_operator_id() -> int:

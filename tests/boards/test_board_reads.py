@@ -94,3 +94,19 @@ def test_the_same_query_from_two_members_answers_each_with_their_own_standing(cl
     assert _mine(client, member_headers(rt, top.id))["rank"] == 1
     assert _mine(client, member_headers(rt, third.id))["rank"] == 3
     assert _mine(client, member_headers(rt, top.id))["rank"] == 1
+
+
+def test_reads_go_on_when_redis_drops_the_connection_or_forgets_the_script(client, rt, redis, session, world, work):
+    from app.boards import store
+
+    top, second, _third = _three_sellers(world, session)
+    work()
+    headers = member_headers(rt, second.id)
+    assert _mine(client, headers)["rank"] == 2
+    held = store._held.conn
+    held.send_command("CLIENT", "ID")
+    redis.client_kill_filter(_id=held.read_response())  # the server closes this thread's board connection
+    assert _mine(client, headers)["rank"] == 2
+    redis.script_flush()  # a restarted server without the read script
+    assert _mine(client, headers)["rank"] == 2
+    assert _mine(client, member_headers(rt, top.id))["rank"] == 1
