@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 
 from app.boards.models import BoardCredit, BoardSource
 from app.grades.service import grade_of
+from app.members.service import get_member
 from app.orders.models import Order
 from app.referrals.stores import current_assignment
 from app.teams.models import Team, TeamMember
@@ -21,7 +22,9 @@ KINDS = ("member", "team", "store")
 
 
 def subjects_of(session: Session, member_id: int, at: datetime, store_id: int | None = None) -> list[tuple]:
-    """[(kind, id, league)] an event of `member_id` at `at` counts for."""
+    """[(kind, id, league)] an event of `member_id` at `at` counts for. An event about a member merged away
+    since it was recorded counts for the member it lives on as."""
+    member_id = get_member(session, member_id).id
     out = [("member", member_id, grade_of(session, member_id))]
     seat = session.scalar(select(TeamMember).join(Team, Team.id == TeamMember.team_id)
                           .where(TeamMember.member_id == member_id, Team.status == "active"))
@@ -110,6 +113,24 @@ def member_bound(session: Session, event_id: int, data: dict, at: datetime) -> N
     _insert(session, _rows(event_id, f"bind:{data['member_id']}", subjects_of(session, referrer, at,
                                                                               data.get("store_id")),
                            "new_members", 1, at))
+
+
+def member_merged(session: Session, event_id: int, data: dict) -> None:
+    """What the merged-away member counted moves to the survivor, ref by ref, in the periods and league it
+    counted in: a credit off the one and the same onto the other. The merged member's scores fall to 0 (it leaves
+    the boards), a later refund of its sales comes off the survivor (`_net_by_subject` by ref), and a rebuild,
+    which sums the credits, agrees. Team and store boards do not change: the same person sold for them."""
+    t = BoardCredit
+    groups = session.execute(
+        select(t.ref, t.metric, t.league, t.at, func.sum(t.amount))
+        .where(t.subject_kind == "member", t.subject_id == data["merged_id"])
+        .group_by(t.ref, t.metric, t.league, t.at)).all()
+    rows = []
+    for ref, metric, league, at, net in groups:
+        if net:
+            rows += _rows(event_id, ref, [("member", data["merged_id"], league)], metric, -int(net), at)
+            rows += _rows(event_id, ref, [("member", data["kept_id"], league)], metric, int(net), at)
+    _insert(session, rows)
 
 
 def credits_of(session: Session, event_id: int) -> list[BoardCredit]:

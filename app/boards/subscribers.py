@@ -63,6 +63,12 @@ def on_order_refunded(rt: Runtime, event: Event) -> str:
     return _run(rt, event, "boards.on_order_refunded", write)
 
 
+@subscriber("member.merged", name="boards.on_member_merged")
+def on_member_merged(rt: Runtime, event: Event) -> str:
+    return _run(rt, event, "boards.on_member_merged",
+                lambda s: board_credits.member_merged(s, event.id, event.data))
+
+
 @subscriber("commission.accrued", name="boards.on_commission_accrued")
 def on_commission_accrued(rt: Runtime, event: Event) -> str:
     return _run(rt, event, "boards.on_commission_accrued",
