@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session
 from app.boards.models import Contest, ContestPrize
 from app.db import utcnow
 from app.errors import Conflict, NotFound, ValidationFailed
+from app.events import record as record_event
 from app.fraud.service import has_open_flags, raise_flag
 from app.ledger.service import member_account, platform_account, post_entry
 from app.orders.signals import Thresholds, order_signals
@@ -140,6 +141,8 @@ def _pay(session: Session, prize: ContestPrize) -> None:
                "contest_prize", "contest_prize", prize.id, memo=f"contest {prize.contest_id} {prize.role}")
     prize.journal_key = key
     prize.status = "granted"
+    record_event(session, "prize.granted", prize_id=prize.id, member_id=prize.member_id,
+                 contest_id=prize.contest_id, amount_fen=prize.amount_fen)
 
 
 def check_and_grant(session: Session, prize_id: int, order_ids: list[int], t: Thresholds) -> str:

@@ -26,6 +26,7 @@ EVENT_NAMES = frozenset({
     "grade.changed",         # {member_id, from, to, actor}
     "team.joined",           # {team_id, member_id, captain_id, via}: joined or moved into a team
     "contest.frozen",        # {contest_id, kind, metric}: results (and the prizes they pay) are final
+    "prize.granted",         # {prize_id, member_id, contest_id, amount_fen}: a contest prize paid to the member
     "badge.earned",          # {member_id, badge, title, value}
 })
 

@@ -159,6 +159,18 @@ def contest_result(rt: Runtime, event: Event):
     return f"{planned} planned"
 
 
+@subscriber("prize.granted", name="notifications.prize_granted", queue=QUEUE)
+def prize_granted(rt: Runtime, event: Event):
+    """The prize's money arrived in the member's balance (at once, or when an operator granted a held prize)."""
+    d = event.data
+
+    def values(s: Session) -> dict:
+        contest = s.scalar(select(Contest.name).where(Contest.id == d["contest_id"]))
+        return {"title": "竞赛奖金已到账", "contest": contest or "", "amount_fen": int(d["amount_fen"])}
+
+    return _plan(rt, "prize_granted", event, d["member_id"], values)
+
+
 @subscriber("badge.earned", name="notifications.badge_earned", queue=QUEUE)
 def badge_earned(rt: Runtime, event: Event):
     d = event.data

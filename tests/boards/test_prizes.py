@@ -53,6 +53,12 @@ def finish(session, rt, work, c):
 
 
 @pytest.mark.sqlite
+def granted_to(session) -> list[int]:
+    """Whom a prize.granted event (the "prize arrived" message) was recorded for, in order."""
+    return [e.data["member_id"] for e in session.scalars(select(DomainEvent).where(DomainEvent.name == "prize.granted")
+                                                         .order_by(DomainEvent.id))]
+
+
 def test_winners_are_paid_through_the_ledger_once(client, rt, session, world, work, operator_headers):
     a, b, c3, d = (world.partner(n) for n in ("甲", "乙", "丙", "丁"))
     buyers = [world.member(f"买家{i}", referrer=p) for i, p in enumerate((a, b, c3, d))]
@@ -117,6 +123,7 @@ def test_a_winner_the_fraud_checks_flag_waits_for_an_operator(client, rt, sessio
     assert (held.status, fine.status) == ("held", "granted")
     assert [f["kind"] for f in held.findings] == [signal]
     assert balance(session, winner.id) == 0 and balance(session, honest.id) == 8800
+    assert granted_to(session) == [honest.id]  # the money's arrival is told only when it arrives
     flag = session.scalars(select(RiskFlag).where(RiskFlag.member_id == winner.id)).one()
     assert flag.kind == "contest_prize_review" and flag.details["prize_id"] == held.id
 
@@ -128,6 +135,7 @@ def test_a_winner_the_fraud_checks_flag_waits_for_an_operator(client, rt, sessio
     again = client.post(f"/api/admin/prizes/{held.id}/reject", headers=operator_headers)
     assert again.status_code == 409 and again.get_json()["code"] == "prize_not_held"
     assert balance(session, winner.id) == 8800
+    assert granted_to(session) == [honest.id, winner.id]
 
 
 def test_a_rejected_prize_pays_nothing(client, rt, session, world, work, operator_headers):
@@ -144,6 +152,7 @@ def test_a_rejected_prize_pays_nothing(client, rt, session, world, work, operato
     r = client.post(f"/api/admin/prizes/{prize.id}/reject", headers=operator_headers)
     assert r.get_json()["status"] == "rejected"
     assert balance(session, winner.id) == 0
+    assert granted_to(session) == []
 
 
 @pytest.mark.sqlite

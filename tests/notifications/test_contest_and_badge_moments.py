@@ -1,4 +1,5 @@
-"""The contest result and a badge earned reach the member once, with what they won, through the emulator."""
+"""The contest result, the prize's money and a badge earned reach the member once, with what they won, through
+the emulator."""
 from __future__ import annotations
 
 from datetime import timedelta
@@ -21,7 +22,7 @@ def test_contest_result_and_badges_reach_the_winner_once(nw, rt, session, work):
     make_member(session, "顾客2", referrer=runner, unionid="u-b2")
     session.commit()
     for member, p in ((winner, wp), (runner, rp)):
-        for moment in ("contest_result", "badge_earned"):
+        for moment in ("contest_result", "prize_granted", "badge_earned"):
             nw.grant(member, p, moment)
     c = contests.create_contest(session, name="十二月销售冲刺赛", kind="member", metric="sales_fen",
                                 starts_at=utcnow() - timedelta(days=1), ends_at=utcnow() + timedelta(hours=1),
@@ -43,6 +44,10 @@ def test_contest_result_and_badges_reach_the_winner_once(nw, rt, session, work):
     assert result["page"] == f"pages/contests/detail?id={c.id}"
     badge = sent[sub_tpl("badge_earned")]
     assert badge["data"]["thing2"]["value"] in ("首单推广", "竞赛冠军")
-    assert sorted(m.moment for m in nw.messages(winner)) == ["badge_earned", "badge_earned", "contest_result"]
+    money = sent[sub_tpl("prize_granted")]  # the prize passed the fraud checks: paid, and told so
+    assert money["data"]["amount2"]["value"] == "88.00元" and money["data"]["thing3"]["value"] == "十二月销售冲刺赛"
+    assert money["page"] == "pages/earnings/index"
+    assert sorted(m.moment for m in nw.messages(winner)) == ["badge_earned", "badge_earned", "contest_result",
+                                                             "prize_granted"]
     runner_msgs = {m["template_id"]: m for m in nw.sent(rp)}
     assert runner_msgs[sub_tpl("contest_result")]["data"]["thing2"]["value"] == "你获得第2名"

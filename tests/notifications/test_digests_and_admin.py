@@ -63,7 +63,7 @@ def test_operators_read_and_change_moments(nw, client, operator_headers):
     names = [m["moment"] for m in r.get_json()["items"]]
     assert names == ["commission_accrued", "commission_matured", "withdrawal_paid", "withdrawal_failed",
                      "withdrawal_confirm", "withdrawal_confirm_reminder", "grade_upgraded", "member_bound",
-                     "contest_result", "badge_earned"]
+                     "contest_result", "prize_granted", "badge_earned"]
     r = client.put("/api/admin/notifications/moments", headers=operator_headers, json={"moments": [
         {"moment": "withdrawal_paid", "enabled": False, "channels": ["template"], "page": "pages/w/index",
          "template": {"template_id": "T9", "fields": {"thing1": "title", "amount2": "amount_fen"}}}]})
