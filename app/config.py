@@ -127,6 +127,7 @@ class BoardSettings:
     top_cache_seconds: float = 2.0  # BOARDS_TOP_CACHE_SECONDS: a board's top N is shared this long between reads
     dedupe_days: int = 14  # BOARDS_DEDUPE_DAYS: how long an applied credit's dedupe key guards against replays
     freeze_every: float = 60.0  # CONTEST_FREEZE_SECONDS: how often the scheduler freezes contests past their deadline
+    live_seconds: float = 10.0  # CONTEST_LIVE_SECONDS: an open contest's live standings are shared this long
 
 
 @dataclass(frozen=True)
@@ -244,7 +245,8 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
             keep_months=_env.int("BOARDS_KEEP_MONTHS", 13),
             top_cache_seconds=_env.float("BOARDS_TOP_CACHE_SECONDS", 2.0),
             dedupe_days=_env.int("BOARDS_DEDUPE_DAYS", 14),
-            freeze_every=_env.float("CONTEST_FREEZE_SECONDS", 60.0)),
+            freeze_every=_env.float("CONTEST_FREEZE_SECONDS", 60.0),
+            live_seconds=_env.float("CONTEST_LIVE_SECONDS", 10.0)),
         fraud=FraudSettings(
             self_purchase_bp=_bp(_env.int("FRAUD_SELF_PURCHASE_BP", 3000), "FRAUD_SELF_PURCHASE_BP"),
             shared_payer_accounts=max(2, _env.int("FRAUD_SHARED_PAYER_ACCOUNTS", 3)),

@@ -16,6 +16,7 @@ from app.audit.service import record
 from app.boards import contests, prizes
 from app.boards import service as boards
 from app.boards.credits import METRICS
+from app.teams import membership
 
 bp = APIBlueprint("contests", __name__, tag="contests")
 
@@ -62,7 +63,11 @@ class ContestOut(Schema):
     prizes = List(Dict())
     status = String(metadata={"description": "open (live standings) or frozen (final results)"})
     frozen_at = String(allow_none=True)
-    standings = List(Nested(BoardRowOut))
+    size = Integer(metadata={"description": "how many members or teams are placed"})
+    standings = List(Nested(BoardRowOut), metadata={"description": "the first `limit` places"})
+    me = Nested(BoardRowOut, allow_none=True, metadata={
+        "description": "members: my own place (a team contest: my current team's), wherever it is; null if not "
+                       "placed"})
     my_prizes = List(Nested(PrizeOut), metadata={"description": "members: what I won in it"})
 
 
@@ -78,6 +83,10 @@ class ContestSummaryOut(Schema):
 
 class ContestListOut(Schema):
     items = List(Nested(ContestSummaryOut))
+
+
+class ContestQuery(Schema):
+    limit = Integer(load_default=50, validate=Range(1, 1000), metadata={"description": "places to list"})
 
 
 class ContestListQuery(Schema):
@@ -106,13 +115,22 @@ def _listed(query: dict) -> dict:
                                                                    limit=query["limit"])]}
 
 
-def _contest(contest, private: bool, viewer: int | None) -> dict:
-    rows = contests.standings(db(), contest)
+def _contest(contest, private: bool, viewer: int | None, limit: int = 50) -> dict:
+    """The contest with its first `limit` places and, for a member, their own (or their team's) place. Members
+    read live standings shared for CONTEST_LIVE_SECONDS; operators (few) read them fresh."""
+    rt = runtime()
+    rows = contests.standings(db(), contest, rt.settings.boards.live_seconds if viewer is not None else 0.0)
+    subject = viewer
+    if viewer is not None and contest.kind == "team":
+        seat = membership.membership(db(), viewer)
+        subject = seat.team_id if seat is not None else None
+    top, me = contests.page(rows, limit, subject)
+    named = boards.named_rows(db(), contest.kind, top + ([me] if me is not None else []),
+                              secret=rt.settings.secret_key, viewer=viewer, private=private)
     mine = prizes.prizes_of(db(), contest_id=contest.id, member_id=viewer) if viewer is not None else []
     return {**_summary(contest), "tie_rule": contest.tie_rule, "prizes": contest.prizes or [],
-            "frozen_at": contest.frozen_at.isoformat() if contest.frozen_at else None,
-            "standings": boards.named_rows(db(), contest.kind, rows, secret=runtime().settings.secret_key,
-                                           viewer=viewer, private=private),
+            "frozen_at": contest.frozen_at.isoformat() if contest.frozen_at else None, "size": len(rows),
+            "standings": named[:len(top)], "me": named[len(top)] if me is not None else None,
             "my_prizes": [prizes.prize_out(p) for p in mine]}
 
 
@@ -141,10 +159,11 @@ def admin_contests(query):
 
 @bp.get("/api/admin/contests/<int:contest_id>")
 @operator_required
+@bp.input(ContestQuery, location="query", arg_name="query")
 @bp.doc(summary="A contest with its live standings or frozen results", security=OPERATOR_AUTH,
         responses=ok("the contest", ContestOut))
-def admin_contest(contest_id: int):
-    return _contest(contests.get_contest(db(), contest_id), False, None)
+def admin_contest(contest_id: int, query):
+    return _contest(contests.get_contest(db(), contest_id), False, None, query["limit"])
 
 
 @bp.get("/api/admin/prizes")
@@ -193,7 +212,8 @@ def member_contests(query):
 
 @bp.get("/api/mp/contests/<int:contest_id>")
 @member_required
-@bp.doc(summary="A contest with its live standings or frozen results, and what I won", security=MEMBER_AUTH,
-        responses=ok("the contest", ContestOut))
-def member_contest(contest_id: int):
-    return _contest(contests.get_contest(db(), contest_id), True, current_member_id())
+@bp.input(ContestQuery, location="query", arg_name="query")
+@bp.doc(summary="A contest's first places (live, or frozen results), my own place and what I won",
+        security=MEMBER_AUTH, responses=ok("the contest", ContestOut))
+def member_contest(contest_id: int, query):
+    return _contest(contests.get_contest(db(), contest_id), True, current_member_id(), query["limit"])

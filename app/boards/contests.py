@@ -14,6 +14,8 @@ claims it (status open → frozen), and the results, the prizes they pay and the
 written in the same transaction, so two schedulers freeze it exactly once."""
 from __future__ import annotations
 
+import threading
+import time
 from collections import defaultdict
 from datetime import datetime
 
@@ -157,13 +159,46 @@ def live_standings(session: Session, contest: Contest) -> list[dict]:
     return _ranked(contest, totals)
 
 
-def standings(session: Session, contest: Contest) -> list[dict]:
-    """Frozen results once frozen, live standings before."""
+_shared: dict[int, tuple[float, list[dict]]] = {}
+_shared_locks: dict[int, threading.Lock] = defaultdict(threading.Lock)
+
+
+def shared_live_standings(session: Session, contest: Contest, seconds: float) -> list[dict]:
+    """live_standings, computed at most once per `seconds` per process and contest: they scan the window's
+    credits, which a crowd on a contest's page must not repeat per request. One thread computes while the others
+    of the process wait for its answer. Callers read the rows, never change them."""
+    if seconds <= 0:
+        return live_standings(session, contest)
+    hit = _shared.get(contest.id)
+    if hit is not None and hit[0] > time.monotonic():
+        return hit[1]
+    with _shared_locks[contest.id]:
+        hit = _shared.get(contest.id)
+        if hit is not None and hit[0] > time.monotonic():
+            return hit[1]
+        rows = live_standings(session, contest)
+        _shared[contest.id] = (time.monotonic() + seconds, rows)
+        return rows
+
+
+def clear_shared() -> None:
+    _shared.clear()
+
+
+def standings(session: Session, contest: Contest, live_seconds: float = 0.0) -> list[dict]:
+    """Frozen results once frozen, live standings before (shared for `live_seconds`, see
+    shared_live_standings)."""
     if contest.status == "frozen":
         return [{"rank": r.rank, "subject_id": r.subject_id, "score": r.score}
                 for r in session.scalars(select(ContestResult).where(ContestResult.contest_id == contest.id)
                                          .order_by(ContestResult.rank, ContestResult.subject_id))]
-    return live_standings(session, contest)
+    return shared_live_standings(session, contest, live_seconds)
+
+
+def page(rows: list[dict], limit: int, subject_id: int | None) -> tuple[list[dict], dict | None]:
+    """The first `limit` rows, and `subject_id`'s own row wherever it is (None: not placed)."""
+    mine = next((r for r in rows if r["subject_id"] == subject_id), None) if subject_id is not None else None
+    return rows[:limit], mine
 
 
 def _team_info(session: Session, contest: Contest, team_ids: list[int]) -> dict[int, tuple[int, dict[int, int]]]:

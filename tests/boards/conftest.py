@@ -36,9 +36,12 @@ def operator_headers(rt, session):
 
 @pytest.fixture(autouse=True)
 def fresh_top_cache():
-    """The shared top-N cache lives in the process; a test must not see the previous test's board."""
+    """The shared top-N and live contest standings live in the process; a test must not see the previous test's."""
+    from app.boards.contests import clear_shared
     from app.boards.store import clear_cache
 
     clear_cache()
+    clear_shared()
     yield
     clear_cache()
+    clear_shared()

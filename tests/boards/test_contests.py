@@ -88,3 +88,34 @@ def test_tie_rules(session, world, work):
     assert [r["rank"] for r in contests.live_standings(session, shared)] == [1, 1]
     ranked = contests.live_standings(session, earlier)
     assert [(r["rank"], r["subject_id"]) for r in ranked] == [(1, b.id), (2, a.id)]  # b's sale came an hour earlier
+
+
+def test_a_crowd_reads_the_first_places_and_each_their_own_from_standings_shared_for_seconds(
+        client, rt, session, world, work, operator_headers):
+    sellers = _sellers(world, session, n=4)
+    created = client.post("/api/admin/contests", json={
+        "name": "人人PK", "kind": "member", "metric": "sales_fen", "starts_at": sh(2026, 11, 29).isoformat(),
+        "ends_at": (utcnow() + timedelta(hours=1)).isoformat()}, headers=operator_headers)
+    cid = created.get_json()["id"]
+    for i, (_p, buyer) in enumerate(sellers):
+        sell(world, f"SO-{i}", buyer, 1000 * (i + 1))
+    work()
+    last = sellers[0][0]
+    body = client.get(f"/api/mp/contests/{cid}", query_string={"limit": 2},
+                      headers=member_headers(rt, last.id)).get_json()
+    assert body["size"] == 4 and [r["score"] for r in body["standings"]] == [4000, 3000]
+    assert (body["me"]["id"], body["me"]["rank"], body["me"]["score"]) == (last.id, 4, 1000)
+    outsider = world.partner("旁观者")
+    session.commit()
+    assert client.get(f"/api/mp/contests/{cid}", headers=member_headers(rt, outsider.id)).get_json()["me"] is None
+
+    # A new sale shows once the shared standings are CONTEST_LIVE_SECONDS old, not on every read before.
+    sell(world, "SO-late", sellers[0][1], 9000)
+    work()
+    stale = client.get(f"/api/mp/contests/{cid}", headers=member_headers(rt, last.id)).get_json()
+    assert stale["me"]["score"] == 1000
+    contests._shared[cid] = (0.0, contests._shared[cid][1])  # the shared answer's time runs out
+    fresh = client.get(f"/api/mp/contests/{cid}", headers=member_headers(rt, last.id)).get_json()
+    assert (fresh["me"]["rank"], fresh["me"]["score"]) == (1, 10000)
+    bad = client.get(f"/api/mp/contests/{cid}", query_string={"limit": 0}, headers=member_headers(rt, last.id))
+    assert bad.status_code == 422
