@@ -52,13 +52,13 @@ def finish(session, rt, work, c):
     return {(p.member_id, p.role): p for p in rows}
 
 
-@pytest.mark.sqlite
 def granted_to(session) -> list[int]:
     """Whom a prize.granted event (the "prize arrived" message) was recorded for, in order."""
     return [e.data["member_id"] for e in session.scalars(select(DomainEvent).where(DomainEvent.name == "prize.granted")
                                                          .order_by(DomainEvent.id))]
 
 
+@pytest.mark.sqlite
 def test_winners_are_paid_through_the_ledger_once(client, rt, session, world, work, operator_headers):
     a, b, c3, d = (world.partner(n) for n in ("甲", "乙", "丙", "丁"))
     buyers = [world.member(f"买家{i}", referrer=p) for i, p in enumerate((a, b, c3, d))]
