@@ -102,6 +102,16 @@ def member_required(fn):
     return wrapper
 
 
+def member_signed(fn):
+    """member_required without the database: for reads served from Redis alone (see signed_member_id)."""
+    @wraps(fn)
+    def wrapper(*args, **kwargs):
+        signed_member_id()
+        return fn(*args, **kwargs)
+
+    return wrapper
+
+
 def role_required(*roles: str):
     """Member must hold at least one of roles (e.g. role_required("partner"))."""
 

@@ -2,15 +2,13 @@
 board (any league, no privacy) and set each board's privacy."""
 from __future__ import annotations
 
-from functools import wraps
-
 from apiflask import APIBlueprint, Schema
 from apiflask.fields import Boolean, Date, Dict, Integer, List, Nested, String
 from apiflask.validators import Length, OneOf, Range
 from werkzeug.local import LocalProxy
 
 from app.api.auth import (MEMBER_AUTH, OPERATOR_AUTH, current_member_id, current_operator_id, member_required,
-                          operator_actor, operator_required, signed_member_id)
+                          member_signed, operator_actor, operator_required, signed_member_id)
 from app.api.query import cached_query
 from app.api.responses import fast_json, ok
 from app.api.web import db, runtime
@@ -123,18 +121,8 @@ def _read(q: dict, kind: str, me: int | None, viewer: int | None, league: str, p
                             private=private, secret=rt.settings.secret_key, follow=follow)
 
 
-def signed_in(fn):
-    """A member's signature, checked without the database (the board read follows a merge in Redis)."""
-    @wraps(fn)
-    def wrapper(*args, **kwargs):
-        signed_member_id()
-        return fn(*args, **kwargs)
-
-    return wrapper
-
-
 @bp.get("/api/mp/leaderboard")
-@signed_in
+@member_signed
 @cached_query(bp, MemberBoardQuery)
 @bp.doc(summary="A leaderboard's top N with my own rank and score (or top X%)", security=MEMBER_AUTH,
         responses=ok("the board and my standing", BoardOut))
