@@ -118,6 +118,8 @@ def _held_connection(r: Redis) -> AbstractConnection | None:
     server (fakeredis), which keeps its own pool."""
     if _held.client is r and _held.pid == os.getpid():
         return _held.conn
+    if _held.conn is not None and _held.pid == os.getpid():
+        _held.conn.disconnect()  # another client now (a new runtime): close this one's socket
     pool = r.connection_pool
     conn = None
     if pool.connection_class.__module__.startswith("redis."):
