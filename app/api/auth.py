@@ -93,23 +93,22 @@ def operator_actor() -> str:
     return f"operator:{current_operator_id()}"
 
 
-def member_required(fn):
-    @wraps(fn)
-    def wrapper(*args, **kwargs):
-        current_member_id()
-        return fn(*args, **kwargs)
+def _signed_in_first(check):
+    """A view decorator that runs `check` (which raises 401/403) before the view."""
+    def decorate(fn):
+        @wraps(fn)
+        def wrapper(*args, **kwargs):
+            check()
+            return fn(*args, **kwargs)
 
-    return wrapper
+        return wrapper
+
+    return decorate
 
 
-def member_signed(fn):
-    """member_required without the database: for reads served from Redis alone (see signed_member_id)."""
-    @wraps(fn)
-    def wrapper(*args, **kwargs):
-        signed_member_id()
-        return fn(*args, **kwargs)
-
-    return wrapper
+member_required = _signed_in_first(current_member_id)
+# member_required without the database: for reads served from Redis alone (see signed_member_id)
+member_signed = _signed_in_first(signed_member_id)
 
 
 def role_required(*roles: str):
@@ -127,13 +126,7 @@ def role_required(*roles: str):
     return decorate
 
 
-def operator_required(fn):
-    @wraps(fn)
-    def wrapper(*args, **kwargs):
-        current_operator_id()
-        return fn(*args, **kwargs)
-
-    return wrapper
+operator_required = _signed_in_first(current_operator_id)
 
 
 # OpenAPI security scheme names used in @bp.doc(security=...)
