@@ -17,6 +17,8 @@ What it measures, in one run:
      the caller's own standing, callers drawn at random among BENCH_SESSIONS members signed in up front (a login
      row each, a bearer token as the mini-program gets);
    - a trivial Flask endpoint (bench/trivial_app.py) on the same path;
+   the two served side by side and measured in turn, BENCH_ROUNDS rounds of BENCH_SECONDS each (the machine's
+   speed drifts within minutes: each round's pair shares its minute; the verdicts take the rounds' medians);
    - the real app checking the member's token and answering a constant (bench/member_noop_app.py): the floor
      under the leaderboard read, which adds one Redis call and its answer to it; and the same signing the member
      in through PostgreSQL, as every member endpoint that reads the database does (for comparison);
@@ -24,7 +26,8 @@ What it measures, in one run:
      sending a standing's commands (ZSCORE, ZREVRANK, ZCARD) in one round trip, for the same members, for 5 s.
    Closed loops at saturation (16 connections): p99 is mostly queueing (16 requests in flight over the rate),
    so it follows the rate. With wrk, the leaderboard is also measured at the target rate, half the trivial
-   endpoint's, offered steadily (64 connections each pausing between requests), for its latency at that load.
+   endpoint's, offered steadily (64 connections each pausing a random time between requests), for its latency
+   at that load.
 2. Board updates: BENCH_UPDATE_EVENTS sales (a credit each for member, team and store: day, week, month and
    all-time boards), written to board_credits first, then applied through app.boards.store.apply_credits, as the
    subscribers do after their commit, one call per event, by BENCH_UPDATE_PROCESSES processes.
@@ -38,8 +41,8 @@ update events/s; <= 100 bytes of Redis memory per member per board; the 1,000,00
 
 Env: BENCH_MEMBERS (1000000), BENCH_DAYS (60), BENCH_LEAGUES (0: no grades, as a fresh install; n: members
 spread over n grade leagues, which doubles the member boards), BENCH_SESSIONS (3000), BENCH_PERIOD (all),
-BENCH_REQUESTS (requests for the Python client: 20000; wrk runs BENCH_SECONDS, 10), BENCH_WORKERS (4),
-BENCH_THREADS (2), BENCH_UPDATE_EVENTS (60000), BENCH_UPDATE_PROCESSES (4), BENCH_SAMPLE (10000),
+BENCH_REQUESTS (requests for the Python client: 20000; wrk runs BENCH_SECONDS, 6), BENCH_ROUNDS (3),
+BENCH_WORKERS (4), BENCH_THREADS (1), BENCH_UPDATE_EVENTS (60000), BENCH_UPDATE_PROCESSES (4), BENCH_SAMPLE (10000),
 BENCH_DATABASE_URL (postgresql+psycopg://postgres@127.0.0.1:5432/liebian_bench_boards),
 BENCH_REDIS_URL (redis://127.0.0.1:6379/4)."""
 from __future__ import annotations
@@ -48,6 +51,7 @@ import hashlib
 import multiprocessing as mp
 import os
 import random
+import statistics
 import subprocess
 import sys
 import threading
@@ -69,9 +73,10 @@ LEAGUES = int(os.environ.get("BENCH_LEAGUES", "0"))
 SESSIONS = int(os.environ.get("BENCH_SESSIONS", "3000"))
 PERIOD = os.environ.get("BENCH_PERIOD", "all")
 REQUESTS = int(os.environ.get("BENCH_REQUESTS", "20000"))
-SECONDS = int(os.environ.get("BENCH_SECONDS", "10"))
-WORKERS = int(os.environ.get("BENCH_WORKERS", "4"))  # 4x2 gthread, as bench_scans and the README's deployment
-THREADS = int(os.environ.get("BENCH_THREADS", "2"))
+SECONDS = int(os.environ.get("BENCH_SECONDS", "6"))
+WORKERS = int(os.environ.get("BENCH_WORKERS", "4"))  # 4x1 gthread, as the README's deployment
+THREADS = int(os.environ.get("BENCH_THREADS", "1"))
+ROUNDS = int(os.environ.get("BENCH_ROUNDS", "3"))
 UPDATE_EVENTS = int(os.environ.get("BENCH_UPDATE_EVENTS", "60000"))
 UPDATE_PROCESSES = int(os.environ.get("BENCH_UPDATE_PROCESSES", "4"))
 SAMPLE = int(os.environ.get("BENCH_SAMPLE", "10000"))
@@ -256,7 +261,7 @@ def _gunicorn(app: str, port: int, env: dict) -> subprocess.Popen:
     raise RuntimeError(f"gunicorn for {app} did not start")
 
 
-def _measure(app: str, env: dict, reqs: list, check=None, pace_at: float | None = None) -> dict:
+def _measure(app: str, env: dict, reqs: list) -> dict:
     from bench.loadgen import have_wrk
     from bench.loadgen import run as run_load
 
@@ -264,15 +269,40 @@ def _measure(app: str, env: dict, reqs: list, check=None, pace_at: float | None 
     proc = _gunicorn(app, port, env)
     try:
         base = f"http://127.0.0.1:{port}"
-        if check:
-            check(base)
         run_load(base, reqs[: min(2000, len(reqs))], seconds=2)  # warm up workers, pools and caches
-        result = run_load(base, reqs if have_wrk() else reqs[:REQUESTS], seconds=SECONDS)
-        if pace_at and have_wrk():
-            result["paced"] = _paced(base, reqs, pace_at)
-        return result
+        return run_load(base, reqs if have_wrk() else reqs[:REQUESTS], seconds=SECONDS)
     finally:
         stop(proc)
+
+
+def _measure_reads(reqs: list, check) -> dict:
+    """The leaderboard and the trivial endpoint, both served (on their own ports) for the whole comparison and
+    measured in turn, BENCH_ROUNDS times: the machine's speed drifts by a third within minutes, so one pair can
+    land on a fast and a slow minute; each round's pair shares its minute. Then the leaderboard paced at half the
+    trivial endpoint's median rate."""
+    from bench.loadgen import have_wrk
+    from bench.loadgen import run as run_load
+
+    ports = free_port(), free_port()
+    procs = [_gunicorn("bench.trivial_app:app", ports[0], {}), _gunicorn("wsgi:app", ports[1], ENV)]
+    try:
+        trivial_base, board_base = (f"http://127.0.0.1:{port}" for port in ports)
+        if check:
+            check(board_base)
+        for base in (trivial_base, board_base):
+            run_load(base, reqs[: min(2000, len(reqs))], seconds=2)  # warm up workers, pools and caches
+        rounds = []
+        for _ in range(ROUNDS):
+            trivial = run_load(trivial_base, reqs if have_wrk() else reqs[:REQUESTS], seconds=SECONDS)
+            board = run_load(board_base, reqs if have_wrk() else reqs[:REQUESTS], seconds=SECONDS)
+            rounds.append({"trivial": trivial, "board": board, "ratio": board["rps"] / trivial["rps"]})
+        paced = None
+        if have_wrk():
+            paced = _paced(board_base, reqs, statistics.median(r["trivial"]["rps"] for r in rounds) / 2)
+        return {"rounds": rounds, "paced": paced}
+    finally:
+        for proc in procs:
+            stop(proc)
 
 
 def _paced(base: str, reqs: list, target: float) -> dict:
@@ -518,9 +548,7 @@ def main() -> None:
     rng = random.Random(11)
     count = max(REQUESTS, 200000) if have_wrk() else REQUESTS
     reqs = [(PATH, None, {"Authorization": f"Bearer {rng.choice(tokens)[1]}"}) for _ in range(count)]
-    trivial = _measure("bench.trivial_app:app", {}, reqs)
-    board = _measure("wsgi:app", ENV, reqs, check=_check_answer(tokens, key) if key else None,
-                     pace_at=trivial["rps"] / 2)
+    reads = _measure_reads(reqs, _check_answer(tokens, key) if key else None)
     floor = _measure("bench.member_noop_app:app", ENV, [("/bench/signed-noop", None, h) for _, _, h in reqs])
     signin = _measure("bench.member_noop_app:app", ENV, [("/bench/member-noop", None, h) for _, _, h in reqs])
     raw = _measure_redis(big, [m for m, _ in tokens])
@@ -540,18 +568,28 @@ def main() -> None:
     client = "wrk, 16 connections, 1 thread" if have_wrk() else "python loadgen, 4 processes x 4 threads"
     _say("")
     _say(f"load generator: {client}; gunicorn {WORKERS}x{THREADS} gthread; board {big}: {size} members")
-    _say(_line("trivial Flask endpoint", trivial))
-    _say(_line(f"GET /api/mp/leaderboard ({PERIOD})", board))
-    paced = board.get("paced")
+    rounds = reads["rounds"]
+    for i, rnd in enumerate(rounds, 1):
+        _say(_line(f"round {i}: trivial Flask endpoint", rnd["trivial"]))
+        _say(_line(f"round {i}: GET /api/mp/leaderboard ({PERIOD})", rnd["board"]) + f"  ratio {rnd['ratio']:.2f}")
+    paced = reads["paced"]
     if paced:
         _say(_line(f"  paced for {paced['target']:.0f}/s (64 conn.)", paced))
+    trivial_rps = statistics.median(r["trivial"]["rps"] for r in rounds)
+    board_rps = statistics.median(r["board"]["rps"] for r in rounds)
+    ratio_t = statistics.median(r["ratio"] for r in rounds)
+    p99 = statistics.median(r["board"]["p99_ms"] for r in rounds)
+    errors = sum(r["board"]["errors"] for r in rounds)
     _say(_line("member token only (real app)", floor))
     _say(_line("member sign-in through PostgreSQL (real app)", signin))
     _say(_line(f"raw Redis ZSCORE+ZREVRANK+ZCARD ({WORKERS}x{THREADS})", raw))
-    ratio_t, ratio_r = board["rps"] / trivial["rps"], board["rps"] / raw["rps"]
-    _say(f"  ratios: leaderboard/trivial {ratio_t:.2f}, leaderboard/redis {ratio_r:.2f}, "
-         f"token only/trivial {floor['rps'] / trivial['rps']:.2f}, leaderboard/token only "
-         f"{board['rps'] / floor['rps']:.2f}, sign-in through PostgreSQL/trivial {signin['rps'] / trivial['rps']:.2f}")
+    _say(f"  medians of {len(rounds)} rounds: trivial {trivial_rps:.0f} req/s, leaderboard {board_rps:.0f} req/s, "
+         f"p99 {p99:.1f} ms")
+    each = ", ".join(f"{r['ratio']:.2f}" for r in rounds)
+    _say(f"  ratios: leaderboard/trivial {ratio_t:.2f} (rounds {each}), "
+         f"leaderboard/redis {board_rps / raw['rps']:.2f}, token only/trivial {floor['rps'] / trivial_rps:.2f}, "
+         f"leaderboard/token only {board_rps / floor['rps']:.2f}, sign-in through PostgreSQL/trivial "
+         f"{signin['rps'] / trivial_rps:.2f}")
     _say(f"  updates: {updates['events']} events ({updates['credits']} credits, {updates['applied']} applied) by "
          f"{UPDATE_PROCESSES} processes in {updates['seconds']:.1f} s: {updates['eps']:.0f} events/s "
          f"({updates['credits'] / updates['seconds']:.0f} credits/s)")
@@ -562,10 +600,11 @@ def main() -> None:
          f"{len(before['boards'])} boards compared (size, expiry, top 100), {len(before['sample'])} sampled "
          f"members of {big}: {'identical' if not problems else '; '.join(problems[:5])}")
     _say("targets:")
-    _say(f"  {_verdict(ratio_t >= 0.5)} leaderboard reads >= 0.5 x trivial: {ratio_t:.2f}")
+    _say(f"  {_verdict(ratio_t >= 0.5)} leaderboard reads >= 0.5 x trivial: {ratio_t:.2f} (median of "
+         f"{len(rounds)} rounds; lowest {min(r['ratio'] for r in rounds):.2f})")
     at_half = f" (paced at half the trivial rate: {paced['p99_ms']:.1f} ms at {paced['rps']:.0f}/s)" if paced else ""
-    _say(f"  {_verdict(board['p99_ms'] < 20 and board['errors'] == 0)} leaderboard p99 < 20 ms: "
-         f"{board['p99_ms']:.1f} ms, {board['errors']} errors{at_half}")
+    _say(f"  {_verdict(p99 < 20 and errors == 0)} leaderboard p99 < 20 ms: {p99:.1f} ms (median of {len(rounds)} "
+         f"rounds; highest {max(r['board']['p99_ms'] for r in rounds):.1f} ms), {errors} errors{at_half}")
     _say(f"  {_verdict(updates['eps'] >= 5000 and updates['applied'] == updates['credits'])} updates >= 5,000 "
          f"events/s: {updates['eps']:.0f}")
     _say(f"  {_verdict(usage <= 100)} <= 100 bytes/member/board: {usage:.1f} by MEMORY USAGE "

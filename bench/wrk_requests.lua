@@ -4,12 +4,14 @@
 -- \1 byte ("path\1Name: value\1Name: value<TAB>body"); WRK_METHOD is POST (a text/xml body) or GET (no body).
 local file = os.getenv("WRK_REQUESTS")
 local method = os.getenv("WRK_METHOD") or "POST"
--- Paced mode: each connection waits WRK_DELAY_MS before each request (offered rate ~ connections / delay), so
--- latency is measured at a steady load instead of at saturation.
+-- Paced mode: each connection waits about WRK_DELAY_MS before each request (offered rate ~ connections / delay),
+-- so latency is measured at a steady load instead of at saturation. The pause is drawn uniformly from 0 to twice
+-- the mean: with one fixed pause, connections that start together stay in step and arrive in bursts of all of
+-- them at once, which measures the burst, not the load.
 local delay_ms = tonumber(os.getenv("WRK_DELAY_MS") or "0")
 if delay_ms > 0 then
   function delay()
-    return delay_ms
+    return math.random(0, 2 * delay_ms)
   end
 end
 local threads = {}
@@ -22,6 +24,7 @@ function setup(thread)
 end
 
 function init(args)
+  math.randomseed(os.time() + id)
   local nthreads = tonumber(os.getenv("WRK_THREADS"))
   reqs = {}
   local i = 0
