@@ -1,6 +1,7 @@
 """Writing outbox rows in the caller's transaction."""
 from __future__ import annotations
 
+import json
 from datetime import timedelta
 
 from sqlalchemy import text
@@ -36,6 +37,21 @@ def emit(session: Session, job: str, *args, queue: str | None = None, key: str |
     return ids[0] if ids else None
 
 
+# PostgreSQL: the rows as one JSON parameter. Bound row by row, a batch of hundreds (the binder queues a follower
+# lookup per new member) cost ~50 µs of client CPU per row in building and converting the statement; this text is
+# the same for every batch. Rows come back in the order given (`ord`).
+_EMIT_PG = text("""
+    INSERT INTO outbox_messages (func, args, queue, dedupe_key, attempts, failures, available_at, enqueued_at,
+                                 done_at, dead, last_error, created_at)
+    SELECT r.func, r.args, r.queue, r.key, :attempts, 0, CAST(:available_at AS timestamptz),
+           CAST(:enqueued_at AS timestamptz), NULL, false, '', CAST(:now AS timestamptz)
+    FROM jsonb_to_recordset(CAST(:rows AS jsonb)) AS r(ord int, func text, args jsonb, queue text, key text)
+    ORDER BY r.ord
+    ON CONFLICT (dedupe_key) WHERE done_at IS NULL DO NOTHING
+    RETURNING id, queue
+""")
+
+
 def emit_many(session: Session, rows: list[tuple[str, list, str | None]], *, queue: str | None = None,
               delay: float = 0.0) -> list[int]:
     """Write several jobs (name, args, dedupe key) in one statement. Returns the ids of the rows written (rows
@@ -45,6 +61,16 @@ def emit_many(session: Session, rows: list[tuple[str, list, str | None]], *, que
     now = utcnow()
     immediate = delay <= 0
     queues = {name: queue or resolve_job(name).queue for name, _a, _k in rows}
+    if session.get_bind().dialect.name == "postgresql":
+        written = session.execute(_EMIT_PG, {
+            "now": now, "available_at": now + timedelta(seconds=max(delay, 0)),
+            "enqueued_at": now if immediate else None, "attempts": 1 if immediate else 0,
+            "rows": json.dumps([{"ord": i, "func": name, "args": list(args), "queue": queues[name], "key": key}
+                                for i, (name, args, key) in enumerate(rows)])}).all()
+        if immediate:
+            for row_id, q in written:
+                hand_after_commit(session, row_id, q)
+        return [row_id for row_id, _q in written]
     values = [{"func": name, "args": list(args), "queue": queues[name], "dedupe_key": key,
                "attempts": 1 if immediate else 0, "failures": 0,
                "available_at": now + timedelta(seconds=max(delay, 0)), "enqueued_at": now if immediate else None,

@@ -7,7 +7,8 @@ from sqlalchemy import select, text
 from app.audit.models import AuditEntry
 from app.withdrawals.models import Withdrawal
 from app.withdrawals.service import request_withdrawal
-from app.outbox import emit, job
+from app.outbox import emit, emit_many, job
+from app.outbox.models import OutboxMessage
 from tests.conftest import outbox_due_now
 from tests.withdrawals.conftest import set_rule
 from workers.outbox import stats, sweep
@@ -90,6 +91,31 @@ def test_outbox_job_exists_only_if_the_transaction_committed(rt, session, redis,
     work()
     assert [v.decode() for v in redis.lrange("test:remembered", 0, -1)] == ["committed"]
     assert stats(rt) == {"live": 0, "dead": 0, "waiting": 0}
+
+
+def test_a_batch_of_jobs_skips_live_keys_keeps_its_order_and_runs_each_once(rt, session, redis, work):
+    """emit_many (the binder queues a follower lookup per new member this way): a key already live, or repeated
+    in the same batch, is written once; the ids come back in the order given; a delayed batch waits."""
+    with rt.session() as s:
+        live = emit(s, "tests.remember_in_redis", "earlier", key="k:1")
+    with rt.session() as s:
+        job_ = "tests.remember_in_redis"
+        ids = emit_many(s, [(job_, [f"v{i}"], f"k:{i}") for i in range(1, 6)]
+                        + [(job_, ["v3 again"], "k:3"), (job_, ["no key"], None)])
+        later = emit_many(s, [("tests.remember_in_redis", ["later"], "k:later")], delay=3600)
+    assert len(ids) == 5 and live not in ids and ids == sorted(ids)  # k:1 live, the second k:3 skipped
+    m = OutboxMessage
+    with rt.sessions() as s:
+        rows = s.execute(select(m.args, m.dedupe_key, m.attempts, m.enqueued_at.is_not(None))
+                         .where(m.id.in_(ids)).order_by(m.id)).all()
+        waiting = s.execute(select(m.attempts, m.enqueued_at).where(m.dedupe_key == "k:later")).one()
+    assert [tuple(r) for r in rows] == [(["v2"], "k:2", 1, True), (["v3"], "k:3", 1, True), (["v4"], "k:4", 1, True),
+                                        (["v5"], "k:5", 1, True), (["no key"], None, 1, True)]
+    assert len(later) == 1 and tuple(waiting) == (0, None)
+    work()
+    assert sorted(v.decode() for v in redis.lrange("test:remembered", 0, -1)) == \
+        ["earlier", "no key", "v2", "v3", "v4", "v5"]
+    assert stats(rt)["live"] == 1  # the delayed one
 
 
 def test_outbox_retries_a_failing_job_until_it_succeeds(rt, session, redis, work):
