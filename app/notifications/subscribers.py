@@ -136,23 +136,32 @@ def member_bound(rt: Runtime, event: Event):
 
 @subscriber("contest.frozen", name="notifications.contest_result", queue=QUEUE)
 def contest_result(rt: Runtime, event: Event):
-    """Everyone placed in the contest (each member of a placed team) hears their rank, and any prize."""
+    """Everyone placed in the contest (each member of a placed team) hears their rank, and any prize with where
+    its money is: already paid, or to be paid (it is still passing the fraud checks, or waits for an operator;
+    prize_granted tells when it arrives). A rejected prize is not announced."""
     with rt.session() as s:
         contest = s.get(Contest, event.data["contest_id"])
         if contest is None:
             return "no contest"
         placed = contests.placed_members(s, contest)
         won: dict[int, int] = {}
-        for member_id, amount in s.execute(select(ContestPrize.member_id, ContestPrize.amount_fen)
-                                           .where(ContestPrize.contest_id == contest.id,
-                                                  ContestPrize.status != "rejected")):
+        unpaid: set[int] = set()
+        for member_id, amount, status in s.execute(select(ContestPrize.member_id, ContestPrize.amount_fen,
+                                                          ContestPrize.status)
+                                                   .where(ContestPrize.contest_id == contest.id,
+                                                          ContestPrize.status != "rejected")):
             won[member_id] = won.get(member_id, 0) + int(amount)
+            if status != "granted":
+                unpaid.add(member_id)
         name = contest.name
     planned = 0
     for member_id, rank, _score, team_id in placed:
         prize = won.get(member_id, 0)
-        where = "你的团队" if team_id else "你"
-        result = f"{where}获得第{rank}名" + (f"，奖励{yuan(prize)}元" if prize else "")
+        if prize:  # short enough for a 20-character field: the money's state must not be cut off
+            result = (f"{'团队' if team_id else ''}第{rank}名，奖励{yuan(prize)}元"
+                      f"{'待发放' if member_id in unpaid else '已到账'}")
+        else:
+            result = f"{'你的团队' if team_id else '你'}获得第{rank}名"
         planned += _plan(rt, "contest_result", event, member_id,
                          {"title": "竞赛结果揭晓", "contest": name, "contest_id": contest.id, "rank": rank,
                           "result": result, "prize_fen": prize}) is not None

@@ -4,9 +4,13 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from sqlalchemy import select
+
 from app.boards import contests
+from app.boards.models import ContestPrize
 from app.boards.jobs import freeze_contests
 from app.db import utcnow
+from app.fraud.models import RiskFlag
 from app.orders.service import ingest_order_event
 from app.referrals import partners
 from tests.factories import make_member, paid
@@ -40,7 +44,8 @@ def test_contest_result_and_badges_reach_the_winner_once(nw, rt, session, work):
     sent = {m["template_id"]: m for m in nw.sent(wp)}
     result = sent[sub_tpl("contest_result")]
     assert result["data"]["thing1"]["value"] == "十二月销售冲刺赛"
-    assert result["data"]["thing2"]["value"] == "你获得第1名，奖励88.00元"
+    # the announcement and the prize's grant run side by side: it says paid or to be paid, as it found the prize
+    assert result["data"]["thing2"]["value"] in ("第1名，奖励88.00元已到账", "第1名，奖励88.00元待发放")
     assert result["page"] == f"pages/contests/detail?id={c.id}"
     badge = sent[sub_tpl("badge_earned")]
     assert badge["data"]["thing2"]["value"] in ("首单推广", "竞赛冠军")
@@ -51,3 +56,36 @@ def test_contest_result_and_badges_reach_the_winner_once(nw, rt, session, work):
                                                              "prize_granted"]
     runner_msgs = {m["template_id"]: m for m in nw.sent(rp)}
     assert runner_msgs[sub_tpl("contest_result")]["data"]["thing2"]["value"] == "你获得第2名"
+
+
+def test_a_held_prize_is_announced_as_to_be_paid_and_its_money_told_when_an_operator_grants_it(
+        nw, rt, session, work, client, operator_headers):
+    winner, wp = nw.person(nickname="冠军")
+    partners.make_partner(session, winner.id, "designated")
+    make_member(session, "顾客1", referrer=winner, unionid="u-h1")
+    session.add(RiskFlag(member_id=winner.id, kind="bind_velocity", details={}))  # an open flag holds a prize
+    session.commit()
+    for moment in ("contest_result", "prize_granted"):
+        nw.grant(winner, wp, moment)
+    c = contests.create_contest(session, name="周末冲刺", kind="member", metric="sales_fen",
+                                starts_at=utcnow() - timedelta(days=1), ends_at=utcnow() + timedelta(hours=1),
+                                prizes=[{"ranks": [1, 1], "amount_fen": 5000}])
+    session.commit()
+    ingest_order_event(session, paid("SO-h", "u-h1", 5000))
+    session.commit()
+    work()
+    c.ends_at = utcnow()
+    session.commit()
+    assert freeze_contests(rt) == 1
+    work()
+    work()
+    prize = session.scalars(select(ContestPrize).where(ContestPrize.contest_id == c.id)).one()
+    assert prize.status == "held"
+    sent = {m["template_id"]: m for m in nw.sent(wp)}
+    assert sent[sub_tpl("contest_result")]["data"]["thing2"]["value"] == "第1名，奖励50.00元待发放"
+    assert sub_tpl("prize_granted") not in sent  # no money yet, so no word of money
+    r = client.post(f"/api/admin/prizes/{prize.id}/grant", headers=operator_headers)
+    assert r.status_code == 200 and r.get_json()["status"] == "granted"
+    work()
+    money = {m["template_id"]: m for m in nw.sent(wp)}[sub_tpl("prize_granted")]
+    assert money["data"]["amount2"]["value"] == "50.00元"
