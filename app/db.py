@@ -65,6 +65,18 @@ def make_engine(url: str, **kwargs) -> Engine:
             cur.execute("PRAGMA journal_mode=WAL")
             cur.close()
 
+        @event.listens_for(engine, "before_execute")
+        def _sqlite_for_update(conn, clauseelement, _multiparams, _params, _options):
+            """SQLite has no row locks and drops FOR UPDATE; the Python driver also starts a transaction only at
+            the first write, so a balance read before it is not even in the transaction that spends it (parallel
+            withdrawals overdrew). A locking read therefore takes the database's write lock first (BEGIN
+            IMMEDIATE, waiting like any writer): the rows it reads stay as read until the commit."""
+            if getattr(clauseelement, "_for_update_arg", None) is None:
+                return
+            dbapi_conn = conn.connection.dbapi_connection
+            if not dbapi_conn.in_transaction:  # in one already: it has written, so it holds the lock
+                dbapi_conn.execute("BEGIN IMMEDIATE")
+
         return engine
     kwargs.setdefault("pool_pre_ping", True)
     kwargs.setdefault("pool_size", 10)
