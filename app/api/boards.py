@@ -5,13 +5,12 @@ from __future__ import annotations
 from apiflask import APIBlueprint, Schema
 from apiflask.fields import Boolean, Date, Dict, Integer, List, Nested, String
 from apiflask.validators import Length, OneOf, Range
-from werkzeug.local import LocalProxy
 
 from app.api.auth import (MEMBER_AUTH, OPERATOR_AUTH, current_member_id, current_operator_id, member_required,
                           member_signed, operator_actor, operator_required, signed_member_id)
 from app.api.query import cached_query
 from app.api.responses import fast_json, ok
-from app.api.web import db, runtime
+from app.api.web import db, lazy_db, runtime
 from app.audit.service import record
 from app.boards import service as boards
 from app.boards.credits import KINDS, METRICS
@@ -110,13 +109,10 @@ class BoardConfigsOut(Schema):
                                               "BOARDS_KEEP_WEEKS, BOARDS_KEEP_MONTHS)"})
 
 
-_lazy_db = LocalProxy(db)  # the request's session, opened only if the read needs the database (names, privacy)
-
-
 def _read(q: dict, kind: str, me: int | None, viewer: int | None, league: str, private: bool,
           follow: str | None = None) -> dict:
     rt = runtime()
-    return boards.standings(_lazy_db, rt.redis, rt.settings.boards, kind=kind, metric=q["metric"], period=q["period"],
+    return boards.standings(lazy_db, rt.redis, rt.settings.boards, kind=kind, metric=q["metric"], period=q["period"],
                             day=q["date"], league=league, limit=q["limit"], me=me, viewer=viewer,
                             private=private, secret=rt.settings.secret_key, follow=follow)
 

@@ -5,6 +5,7 @@ from functools import wraps
 
 from flask import current_app, g, request
 from sqlalchemy.orm import Session
+from werkzeug.local import LocalProxy
 
 from app.runtime import Runtime
 
@@ -19,6 +20,17 @@ def db() -> Session:
     if s is None:
         s = g.db_session = runtime().sessions()
     return s
+
+
+# The request's session, opened only when something uses it: for hot paths that touch the database only now and
+# then (a board read needs it for names once in a while; a stream-mode scan never), where opening and closing an
+# unused session is a tenth of the request.
+lazy_db = LocalProxy(db)
+
+
+def opened_db() -> Session | None:
+    """The request's session if anything opened it, else None."""
+    return g.get("db_session")
 
 
 def allow_body(limit: int):

@@ -9,7 +9,7 @@ import logging
 from apiflask import APIBlueprint
 from flask import Response, request
 
-from app.api.web import db, runtime
+from app.api.web import lazy_db, opened_db, runtime
 from wechat import push
 from wechat.errors import PushRejected
 from wechat.registry import handlers_claim_delivery, push_handlers, register_push_handler  # noqa: F401 - re-exported
@@ -53,15 +53,17 @@ def receive():
         return _text("success")  # WeChat's retry of a delivery we already took
     reply = None
     try:
-        session = db()
         for handler in handlers:
-            answer = handler(session, message, rt)  # text, or {"articles": [...]} for news
+            answer = handler(lazy_db, message, rt)  # text, or {"articles": [...]} for news
             if reply is None and answer:
                 reply = answer
-        if session.in_transaction():  # any use of the session began one; stream-mode scans never touch it
+        session = opened_db()  # stream-mode scans never open it
+        if session is not None and session.in_transaction():
             session.commit()
     except Exception:
-        db().rollback()
+        session = opened_db()
+        if session is not None:
+            session.rollback()
         if message.delivery_claimed:
             push.release_delivery(rt.redis, message)
         log.exception("wechat push handler failed for %s", push.handler_key(message))
