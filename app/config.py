@@ -88,6 +88,15 @@ class SchedulerSettings:
 
 
 @dataclass(frozen=True)
+class RetentionSettings:
+    """How long the bookkeeping of events and jobs is kept (the money, orders and boards' credits are kept
+    forever; these only say what was delivered)."""
+    events_days: int = 90  # EVENTS_KEEP_DAYS: a domain event and its receipts, once every delivery is done
+    outbox_days: int = 30  # OUTBOX_KEEP_DAYS: a finished outbox row (rows given up on are kept for operators)
+    every: float = 3600.0  # RETENTION_SECONDS: how often the scheduler prunes
+
+
+@dataclass(frozen=True)
 class HealthSettings:
     """When /healthz says degraded (503) although everything answers."""
     job_failures: int = 5  # HEALTH_JOB_FAILURES: a job (outbox row or periodic job) failing this many times in a row
@@ -181,6 +190,7 @@ class Settings:
     touch: TouchSettings = field(default_factory=TouchSettings)
     notify: NotifySettings = field(default_factory=NotifySettings)
     scheduler: SchedulerSettings = field(default_factory=SchedulerSettings)
+    retention: RetentionSettings = field(default_factory=RetentionSettings)
     health: HealthSettings = field(default_factory=HealthSettings)
     posters: PosterSettings = field(default_factory=lambda: PosterSettings(str(INSTANCE_DIR / "posters")))
     boards: BoardSettings = field(default_factory=BoardSettings)
@@ -265,6 +275,9 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
             confirm_remind_after=_env.float("NOTIFY_CONFIRM_REMIND_AFTER", 72000.0)),
         scheduler=SchedulerSettings(in_process=_env.bool("EMBEDDED_SCHEDULER", True),
                                     mature_every=_env.float("COMMISSION_MATURE_SECONDS", 600.0)),
+        retention=RetentionSettings(events_days=max(1, _env.int("EVENTS_KEEP_DAYS", 90)),
+                                    outbox_days=max(1, _env.int("OUTBOX_KEEP_DAYS", 30)),
+                                    every=_env.float("RETENTION_SECONDS", 3600.0)),
         health=HealthSettings(
             job_failures=max(1, _env.int("HEALTH_JOB_FAILURES", 5)),
             dead_window=_env.float("HEALTH_DEAD_WINDOW_SECONDS", 86400.0),

@@ -18,7 +18,7 @@ from app.identity.operators import create_operator
 from app.members.models import Operator
 from app.runtime import Runtime
 
-PERIODIC = ["boards.freeze_contests", "commissions.mature_due", "grades.evaluate_all",
+PERIODIC = ["boards.freeze_contests", "commissions.mature_due", "events.prune", "grades.evaluate_all",
             "referrals.renew_temporary_qr_codes", "withdrawals.reconcile"]
 
 

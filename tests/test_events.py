@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 from rq import Queue
-from sqlalchemy import func, select, text
+from sqlalchemy import func, select, text, update
 
 from app.events import first_receipt, record, subscriber
 from app.events.models import DomainEvent
@@ -155,3 +155,41 @@ def test_every_subscription_names_a_known_event_and_a_delivery_job():
     assert resolve_job(DELIVER).fn is deliver
     assert {s.name for s in subscribers_of("order.paid")} >= {"grades.after_order_paid"}
     assert {s.name for s in subscribers_of("partner.activated")} >= {"posters.prerender_new_partner"}
+
+
+def test_old_events_receipts_and_finished_jobs_are_pruned_and_nothing_still_owed(rt, session):
+    """events.prune: an event older than EVENTS_KEEP_DAYS goes with its receipts once its deliveries are done;
+    one whose delivery is still to run, or was given up on, stays; finished outbox rows older than
+    OUTBOX_KEEP_DAYS go, rows given up on and live rows stay; anything recent stays."""
+    from datetime import timedelta
+
+    from app.db import utcnow
+    from app.events.jobs import prune
+    from app.events.models import EventReceipt
+
+    ids = [record(session, "grade.changed", member_id=i, **{"from": "", "to": "g"}) for i in range(1, 6)]
+    done_job = emit(session, "tests.remember", "old and done", key="prune:done")
+    dead_job = emit(session, "tests.remember", "old and given up", key="prune:dead")
+    live_job = emit(session, "tests.remember", "old and owed", key="prune:live")
+    session.commit()
+    old, now = utcnow() - timedelta(days=100), utcnow()
+    m = OutboxMessage
+    deliveries = {int(args[1]): row_id for row_id, args in session.execute(
+        select(m.id, m.args).where(m.func == DELIVER, m.args.is_not(None)))}
+    old_events, owed, given_up, recent = ids[:2], ids[2], ids[3], ids[4]
+    session.execute(update(DomainEvent).where(DomainEvent.id.in_(ids[:4])).values(occurred_at=old))
+    session.execute(update(m).values(created_at=old, done_at=old))  # every row old and finished ...
+    session.execute(update(m).where(m.id.in_([deliveries[owed], live_job])).values(done_at=None))  # ... but these
+    session.execute(update(m).where(m.id.in_([deliveries[given_up], dead_job])).values(dead=True))
+    session.execute(update(m).where(m.id == deliveries[recent]).values(created_at=now, done_at=now))
+    session.add_all([EventReceipt(subscriber="notifications.grade_upgraded", event_id=i) for i in ids])
+    session.commit()
+
+    assert prune(rt) == "2 events, 3 outbox rows pruned"
+    session.expire_all()
+    assert sorted(session.scalars(select(DomainEvent.id).where(DomainEvent.id.in_(ids)))) == [owed, given_up, recent]
+    assert sorted(session.scalars(select(EventReceipt.event_id))) == [owed, given_up, recent]
+    left = set(session.scalars(select(m.id)))
+    assert {deliveries[owed], deliveries[given_up], deliveries[recent], dead_job, live_job} <= left
+    assert not {deliveries[e] for e in old_events} & left and done_job not in left
+    assert prune(rt) == "0 events, 0 outbox rows pruned"  # again: nothing more

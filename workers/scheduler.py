@@ -50,6 +50,7 @@ def periodic_jobs(rt: Runtime) -> list[Periodic]:
         Periodic("grades-evaluate", 86400.0, job="grades.evaluate_all"),
         Periodic("referrals-renew-qr", 3600.0, job="referrals.renew_temporary_qr_codes"),
         Periodic("boards-freeze-contests", rt.settings.boards.freeze_every, job="boards.freeze_contests"),
+        Periodic("events-prune", rt.settings.retention.every, job="events.prune"),
     ]
 
 

@@ -27,7 +27,8 @@ class EventReceipt(Base):
     apply once however often the event is delivered."""
 
     __tablename__ = "event_receipts"
-    __table_args__ = (PrimaryKeyConstraint("subscriber", "event_id"),)
+    __table_args__ = (PrimaryKeyConstraint("subscriber", "event_id"),
+                      Index("ix_event_receipts_event_id", "event_id"))  # retention deletes an event's receipts
 
     subscriber: Mapped[str] = mapped_column(String(64))
     event_id: Mapped[int] = mapped_column(BigInteger)
