@@ -17,6 +17,24 @@ from tests.factories import make_member, paid
 from tests.notifications.conftest import sub_tpl
 
 
+def _contest_run(session, rt, work, name: str, prize_fen: int, sales: list[tuple[str, str, int]]):
+    """A one-winner-prize contest over these sales (order id, buyer unionid, fen), frozen at its deadline, every
+    subscriber run twice over (a second pass changes nothing: one message per moment, member and event)."""
+    c = contests.create_contest(session, name=name, kind="member", metric="sales_fen",
+                                starts_at=utcnow() - timedelta(days=1), ends_at=utcnow() + timedelta(hours=1),
+                                prizes=[{"ranks": [1, 1], "amount_fen": prize_fen}])
+    session.commit()
+    for order_id, unionid, fen in sales:
+        ingest_order_event(session, paid(order_id, unionid, fen))
+    session.commit()
+    work()
+    c.ends_at = utcnow()
+    session.commit()
+    assert freeze_contests(rt) == 1
+    work()
+    work()
+    return c
+
 def test_contest_result_and_badges_reach_the_winner_once(nw, rt, session, work):
     winner, wp = nw.person(nickname="冠军")
     partners.make_partner(session, winner.id, "designated")
@@ -28,19 +46,7 @@ def test_contest_result_and_badges_reach_the_winner_once(nw, rt, session, work):
     for member, p in ((winner, wp), (runner, rp)):
         for moment in ("contest_result", "prize_granted", "badge_earned"):
             nw.grant(member, p, moment)
-    c = contests.create_contest(session, name="十二月销售冲刺赛", kind="member", metric="sales_fen",
-                                starts_at=utcnow() - timedelta(days=1), ends_at=utcnow() + timedelta(hours=1),
-                                prizes=[{"ranks": [1, 1], "amount_fen": 8800}])
-    session.commit()
-    ingest_order_event(session, paid("SO-w", "u-b1", 5000))
-    ingest_order_event(session, paid("SO-r", "u-b2", 3000))
-    session.commit()
-    work()
-    c.ends_at = utcnow()
-    session.commit()
-    assert freeze_contests(rt) == 1
-    work()
-    work()  # a second pass changes nothing: every message is one per (moment, member, event)
+    c = _contest_run(session, rt, work, "十二月销售冲刺赛", 8800, [("SO-w", "u-b1", 5000), ("SO-r", "u-b2", 3000)])
     sent = {m["template_id"]: m for m in nw.sent(wp)}
     result = sent[sub_tpl("contest_result")]
     assert result["data"]["thing1"]["value"] == "十二月销售冲刺赛"
@@ -67,18 +73,7 @@ def test_a_held_prize_is_announced_as_to_be_paid_and_its_money_told_when_an_oper
     session.commit()
     for moment in ("contest_result", "prize_granted"):
         nw.grant(winner, wp, moment)
-    c = contests.create_contest(session, name="周末冲刺", kind="member", metric="sales_fen",
-                                starts_at=utcnow() - timedelta(days=1), ends_at=utcnow() + timedelta(hours=1),
-                                prizes=[{"ranks": [1, 1], "amount_fen": 5000}])
-    session.commit()
-    ingest_order_event(session, paid("SO-h", "u-h1", 5000))
-    session.commit()
-    work()
-    c.ends_at = utcnow()
-    session.commit()
-    assert freeze_contests(rt) == 1
-    work()
-    work()
+    c = _contest_run(session, rt, work, "周末冲刺", 5000, [("SO-h", "u-h1", 5000)])
     prize = session.scalars(select(ContestPrize).where(ContestPrize.contest_id == c.id)).one()
     assert prize.status == "held"
     sent = {m["template_id"]: m for m in nw.sent(wp)}
