@@ -61,25 +61,22 @@ def emit_many(session: Session, rows: list[tuple[str, list, str | None]], *, que
     now = utcnow()
     immediate = delay <= 0
     queues = {name: queue or resolve_job(name).queue for name, _a, _k in rows}
+    available_at, enqueued_at, attempts = now + timedelta(seconds=max(delay, 0)), now if immediate else None, \
+        1 if immediate else 0
     if session.get_bind().dialect.name == "postgresql":
         written = session.execute(_EMIT_PG, {
-            "now": now, "available_at": now + timedelta(seconds=max(delay, 0)),
-            "enqueued_at": now if immediate else None, "attempts": 1 if immediate else 0,
+            "now": now, "available_at": available_at, "enqueued_at": enqueued_at, "attempts": attempts,
             "rows": json.dumps([{"ord": i, "func": name, "args": list(args), "queue": queues[name], "key": key}
                                 for i, (name, args, key) in enumerate(rows)])}).all()
-        if immediate:
-            for row_id, q in written:
-                hand_after_commit(session, row_id, q)
-        return [row_id for row_id, _q in written]
-    values = [{"func": name, "args": list(args), "queue": queues[name], "dedupe_key": key,
-               "attempts": 1 if immediate else 0, "failures": 0,
-               "available_at": now + timedelta(seconds=max(delay, 0)), "enqueued_at": now if immediate else None,
-               "done_at": None, "dead": False, "last_error": "", "created_at": now} for name, args, key in rows]
-    stmt = _insert(session).on_conflict_do_nothing(index_elements=["dedupe_key"],
-                                                   index_where=text("done_at IS NULL"))
-    table = OutboxMessage.__table__
-    written = session.execute(stmt.returning(table.c.id, table.c.queue), values).all() if len(values) > 1 else \
-        session.execute(stmt.values(values[0]).returning(table.c.id, table.c.queue)).all()
+    else:
+        values = [{"func": name, "args": list(args), "queue": queues[name], "dedupe_key": key, "attempts": attempts,
+                   "failures": 0, "available_at": available_at, "enqueued_at": enqueued_at, "done_at": None,
+                   "dead": False, "last_error": "", "created_at": now} for name, args, key in rows]
+        stmt = _insert(session).on_conflict_do_nothing(index_elements=["dedupe_key"],
+                                                       index_where=text("done_at IS NULL"))
+        table = OutboxMessage.__table__
+        written = session.execute(stmt.returning(table.c.id, table.c.queue), values).all() if len(values) > 1 else \
+            session.execute(stmt.values(values[0]).returning(table.c.id, table.c.queue)).all()
     if immediate:
         for row_id, q in written:
             hand_after_commit(session, row_id, q)
