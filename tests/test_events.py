@@ -193,3 +193,24 @@ def test_old_events_receipts_and_finished_jobs_are_pruned_and_nothing_still_owed
     assert {deliveries[owed], deliveries[given_up], deliveries[recent], dead_job, live_job} <= left
     assert not {deliveries[e] for e in old_events} & left and done_job not in left
     assert prune(rt) == "0 events, 0 outbox rows pruned"  # again: nothing more
+
+
+def test_pruning_walks_a_long_history_chunk_by_chunk_and_stops_at_the_recent_part(rt, session):
+    from datetime import timedelta
+
+    from app.db import utcnow
+    from app.events.retention import prune_events
+
+    ids = [record(session, "grade.changed", member_id=i, **{"from": "", "to": "g"}) for i in range(1, 9)]
+    session.commit()
+    session.execute(update(DomainEvent).where(DomainEvent.id.in_(ids[:6]))
+                    .values(occurred_at=utcnow() - timedelta(days=100)))
+    session.commit()
+    held = {ids[3]}
+    walked, after = [], 0
+    while after is not None:
+        n, after = prune_events(session, keep_days=90, now=utcnow(), after=after, chunk=2, held=held)
+        walked.append(n)
+        session.commit()
+    assert sorted(session.scalars(select(DomainEvent.id).where(DomainEvent.id.in_(ids)))) == [ids[3], ids[6], ids[7]]
+    assert walked == [2, 1, 2, 0]  # the fourth chunk holds the first recent event: the walk ends there
