@@ -42,7 +42,7 @@ update events/s; <= 100 bytes of Redis memory per member per board; the 1,000,00
 Env: BENCH_MEMBERS (1000000), BENCH_DAYS (60), BENCH_LEAGUES (0: no grades, as a fresh install; n: members
 spread over n grade leagues, which doubles the member boards), BENCH_SESSIONS (3000), BENCH_PERIOD (all),
 BENCH_REQUESTS (requests for the Python client: 20000; wrk runs BENCH_SECONDS, 6), BENCH_ROUNDS (3),
-BENCH_WORKERS (4), BENCH_THREADS (1), BENCH_UPDATE_EVENTS (60000), BENCH_UPDATE_PROCESSES (4), BENCH_SAMPLE (10000),
+BENCH_WORKERS (3), BENCH_THREADS (1), BENCH_UPDATE_EVENTS (60000), BENCH_UPDATE_PROCESSES (4), BENCH_SAMPLE (10000),
 BENCH_DATABASE_URL (postgresql+psycopg://postgres@127.0.0.1:5432/liebian_bench_boards),
 BENCH_REDIS_URL (redis://127.0.0.1:6379/4)."""
 from __future__ import annotations
@@ -74,7 +74,7 @@ SESSIONS = int(os.environ.get("BENCH_SESSIONS", "3000"))
 PERIOD = os.environ.get("BENCH_PERIOD", "all")
 REQUESTS = int(os.environ.get("BENCH_REQUESTS", "20000"))
 SECONDS = int(os.environ.get("BENCH_SECONDS", "6"))
-WORKERS = int(os.environ.get("BENCH_WORKERS", "4"))  # 4x1 gthread, as the README's deployment
+WORKERS = int(os.environ.get("BENCH_WORKERS", "3"))  # 3x1 gthread, as the README's deployment
 THREADS = int(os.environ.get("BENCH_THREADS", "1"))
 ROUNDS = int(os.environ.get("BENCH_ROUNDS", "3"))
 UPDATE_EVENTS = int(os.environ.get("BENCH_UPDATE_EVENTS", "60000"))

@@ -10,7 +10,7 @@ stream and replies, while `workers.touch_consumer` binds in batches; its end-to-
 
 Target on the 2-core machine: ≥ 1,000 events/s, p99 < 50 ms, zero duplicate bindings. Also printed: CPU time per
 event charged to each process role (gunicorn, consumer, the bench database's PostgreSQL backends, Redis, wrk).
-Env: BENCH_EVENTS, BENCH_MODES, BENCH_WORKERS (4), BENCH_THREADS (2), BENCH_CONSUMERS (1), BENCH_CONSUMER_NICE (10),
+Env: BENCH_EVENTS, BENCH_MODES, BENCH_WORKERS (3), BENCH_THREADS (1), BENCH_CONSUMERS (1), BENCH_CONSUMER_NICE (10),
 TOUCH_LINGER_MS (the consumer's, 100)."""
 from __future__ import annotations
 
@@ -29,8 +29,8 @@ from sqlalchemy import create_engine, text
 ROOT = Path(__file__).resolve().parent.parent
 DB_URL = os.environ.get("BENCH_DATABASE_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/liebian_bench_scans")
 REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/9")
-WORKERS = int(os.environ.get("BENCH_WORKERS", "4"))  # 4x2 gthread: measured best on 2 cores (docs/referrals.md)
-THREADS = int(os.environ.get("BENCH_THREADS", "2"))
+WORKERS = int(os.environ.get("BENCH_WORKERS", "3"))  # 3x1 gthread: measured best on 2 cores (docs/referrals.md)
+THREADS = int(os.environ.get("BENCH_THREADS", "1"))
 EXTRA_GUNICORN = os.environ.get("BENCH_GUNICORN_ARGS", "").split()
 CONSUMERS = int(os.environ.get("BENCH_CONSUMERS", "1"))
 # BENCH_RATE=<events/s> also measures stream mode at a paced offered load (wrk pausing each of 64 connections);
