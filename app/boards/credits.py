@@ -12,8 +12,7 @@ from sqlalchemy.orm import Session
 
 from app.boards.models import BoardCredit, BoardSource
 from app.grades.service import grade_of
-from app.errors import NotFound
-from app.members.models import Member
+from app.members.service import get_member
 from app.orders.models import Order
 from app.referrals.stores import current_assignment
 from app.teams.models import Team, TeamMember
@@ -22,26 +21,12 @@ METRICS = ("sales_fen", "new_members", "commission_fen")
 KINDS = ("member", "team", "store")
 
 
-def _live_member_id(session: Session, member_id: int) -> int:
-    """The member `member_id` lives on as, its row share-locked until this transaction ends. A merge locks both
-    rows for update first, so it and this credit take turns: a merge under way finishes and is then followed
-    here; one that starts later waits for these credits, and its own subscriber then moves them to the
-    survivor. Without the lock a credit could land on the merged id after the move and stay there."""
-    for _ in range(8):
-        row = session.execute(select(Member.status, Member.merged_into_id).where(Member.id == member_id)
-                              .with_for_update(read=True)).first()
-        if row is None:
-            raise NotFound("No such member.", code="member_not_found")
-        if row.status != "merged":
-            return member_id
-        member_id = row.merged_into_id
-    return member_id
-
-
 def subjects_of(session: Session, member_id: int, at: datetime, store_id: int | None = None) -> list[tuple]:
     """[(kind, id, league)] an event of `member_id` at `at` counts for. An event about a member merged away
-    since it was recorded counts for the member it lives on as."""
-    member_id = _live_member_id(session, member_id)
+    since it was recorded counts for the member it lives on as; the member's row stays share-locked, so a merge
+    running now and these credits take turns (without it a credit could land on the merged id after the merge's
+    subscriber moved its credits, and stay there)."""
+    member_id = get_member(session, member_id, share_lock=True).id
     out = [("member", member_id, grade_of(session, member_id))]
     seat = session.scalar(select(TeamMember).join(Team, Team.id == TeamMember.team_id)
                           .where(TeamMember.member_id == member_id, Team.status == "active"))

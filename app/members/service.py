@@ -9,12 +9,18 @@ from app.errors import NotFound, ValidationFailed
 from app.members.models import IDENTITY_KINDS, ROLES, Identity, Member, MemberRole
 
 
-def get_member(session: Session, member_id: int) -> Member:
-    """The live member for an id, following merges (an old id keeps working after a merge)."""
-    member = session.get(Member, member_id)
+def get_member(session: Session, member_id: int, *, share_lock: bool = False) -> Member:
+    """The live member for an id, following merges (an old id keeps working after a merge).
+
+    `share_lock`: each row on the way is read fresh and share-locked until the transaction ends. A merge locks
+    both members' rows for update first, so the two take turns: a merge under way finishes and is then followed;
+    one that starts later waits for this transaction (whatever it records for the member is then there for the
+    merge's subscribers to move)."""
+    lock = {"read": True} if share_lock else None
+    member = session.get(Member, member_id, with_for_update=lock)
     seen = 0
     while member is not None and member.status == "merged" and seen < 8:
-        member = session.get(Member, member.merged_into_id)
+        member = session.get(Member, member.merged_into_id, with_for_update=lock)
         seen += 1
     if member is None:
         raise NotFound("No such member.", code="member_not_found")
