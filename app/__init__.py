@@ -79,7 +79,8 @@ class _CookieOnDemand(SecureCookieSessionInterface):
     and Flask otherwise builds an itsdangerous serializer for every request."""
 
     def open_session(self, app, request):
-        if not request.cookies.get(self.get_cookie_name(app)) and app.secret_key:
+        if app.secret_key and ("HTTP_COOKIE" not in request.environ  # parsing no cookies costs too
+                               or not request.cookies.get(self.get_cookie_name(app))):
             return self.session_class()
         return super().open_session(app, request)
 

@@ -72,6 +72,8 @@ def reads_raw_json(fn):
 def install(app: APIFlask) -> None:
     @app.before_request
     def _check_json_body():
+        if not request.environ.get("CONTENT_TYPE"):  # no JSON body without a content type (most GETs)
+            return
         if not request.is_json or request.content_length == 0:
             return
         view = app.view_functions.get(request.endpoint)
