@@ -7,7 +7,6 @@ Every money movement is a ledger entry keyed on the business event:
   commission:<id>:cancel                         member pending → commission_expense (confirmed fraud)"""
 from __future__ import annotations
 
-import json
 from datetime import datetime, timedelta
 
 from sqlalchemy import select, text, update
@@ -17,7 +16,7 @@ from app.commissions.models import Commission
 from app.commissions.plans import PlanSnapshot
 from app.commissions.rules import (ChainMember, commission_fen, earners, money_account_for,
                                    remaining_after_refunds, resolve_bps, transition)
-from app.db import utcnow
+from app.db import json_param, utcnow
 from app.events import deliver_recorded, record_many
 from app.events import record as record_event
 from app.fraud.service import has_open_flags
@@ -109,7 +108,7 @@ def accrue_commissions(session: Session, rows: list[dict], now: datetime) -> lis
     ids = sorted(a for a, d in deltas.items() if d)
     out = session.execute(_ACCRUE_PG, {
         "now": now, "expense": expense, "ids": ids, "deltas": [deltas[a] for a in ids],
-        "rows": json.dumps([{"order_id": r["order_id"], "level": r["level"], "earner_id": r["earner_id"],
+        "rows": json_param([{"order_id": r["order_id"], "level": r["level"], "earner_id": r["earner_id"],
                              "plan_id": r["plan_id"], "grade": r["grade"], "base_fen": r["base_fen"],
                              "amount_fen": r["amount_fen"], "state": r["state"], "key": _accrual_key(r),
                              "account_id": accounts[(r["earner_id"], "pending")]} for r in rows])}).all()

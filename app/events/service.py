@@ -7,7 +7,7 @@ from sqlalchemy import insert, select, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from app.db import utcnow
+from app.db import json_param, utcnow
 from app.events.models import DomainEvent, EventReceipt
 from app.events.registry import EVENT_NAMES, Event, subscriber_named, subscribers_of
 from app.outbox import emit_many, job
@@ -70,8 +70,8 @@ def _record_many_pg(session: Session, events: list[tuple[str, dict]], now) -> li
     subs = [{"event": name, "sub": s.name, "queue": s.queue} for name in {n for n, _d in events}
             for s in subscribers_of(name)]
     row = session.execute(_RECORD_PG, {
-        "now": now, "deliver": DELIVER, "subs": json.dumps(subs),
-        "rows": json.dumps([{"ord": i, "name": name, "data": data} for i, (name, data) in enumerate(events)])}).one()
+        "now": now, "deliver": DELIVER, "subs": json_param(subs),
+        "rows": json_param([{"ord": i, "name": name, "data": data} for i, (name, data) in enumerate(events)])}).one()
     for row_id, queue in row.deliveries or []:
         hand_after_commit(session, row_id, queue)
     return list(row.event_ids)

@@ -9,7 +9,6 @@ Ordering rules (docs/ledger.md):
   refund of money we never saw paid cannot be checked against the paid amount, so we do not guess)."""
 from __future__ import annotations
 
-import json
 from datetime import datetime
 
 from sqlalchemy import func, select, text
@@ -20,7 +19,7 @@ from app.commissions.plans import active_plan_id_sql, plan_snapshot
 from app.commissions.rules import ChainMember
 from app.commissions.service import (accrue_commissions, accrue_for_paid_order, commission_rows,
                                      reverse_for_refund, start_hold_period)
-from app.db import utcnow
+from app.db import json_param, utcnow
 from app.events import record as record_event
 from app.events import record_many
 from app.errors import Conflict, DomainError, NotFound, ValidationFailed
@@ -369,10 +368,10 @@ def _paid_batch(session: Session, items: list[tuple[int, ShopEvent]], now: datet
     # JSON, not a dozen arrays: one C-speed dump instead of psycopg quoting every array element in Python.
     rows = session.execute(_ORDERS_PG, {
         "now": now, "buyers": sorted(set(buyers.values())),
-        "orders": json.dumps([{"s": e.shop_order_id, "b": buyers[i], "p": e.paid_fen,
+        "orders": json_param([{"s": e.shop_order_id, "b": buyers[i], "p": e.paid_fen,
                                "paid_at": e.occurred_at.isoformat(), "rank": rank[i], "idx": n}
                               for n, (i, e) in enumerate(live)]),
-        "lines": json.dumps([{"s": e.shop_order_id, "line_no": n, "product_id": ln.product_id,
+        "lines": json_param([{"s": e.shop_order_id, "line_no": n, "product_id": ln.product_id,
                               "category": ln.category, "quantity": ln.quantity, "paid_fen": ln.paid_fen}
                              for _, e in live for n, ln in enumerate(e.lines, 1)])}).all()
     chains: dict[str, list] = {}

@@ -1,14 +1,13 @@
 """Writing outbox rows in the caller's transaction."""
 from __future__ import annotations
 
-import json
 from datetime import timedelta
 
 from sqlalchemy import text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from app.db import utcnow
+from app.db import json_param, utcnow
 from app.outbox.after_commit import hand_after_commit
 from app.outbox.jobs import resolve_job
 from app.outbox.models import OutboxMessage
@@ -66,7 +65,7 @@ def emit_many(session: Session, rows: list[tuple[str, list, str | None]], *, que
     if session.get_bind().dialect.name == "postgresql":
         written = session.execute(_EMIT_PG, {
             "now": now, "available_at": available_at, "enqueued_at": enqueued_at, "attempts": attempts,
-            "rows": json.dumps([{"ord": i, "func": name, "args": list(args), "queue": queues[name], "key": key}
+            "rows": json_param([{"ord": i, "func": name, "args": list(args), "queue": queues[name], "key": key}
                                 for i, (name, args, key) in enumerate(rows)])}).all()
     else:
         values = [{"func": name, "args": list(args), "queue": queues[name], "dedupe_key": key, "attempts": attempts,

@@ -7,7 +7,6 @@ members.referrer_id is written only here, with a conditional UPDATE (compare-and
 so concurrent touches for one person bind exactly one referrer whatever the timing: the database decides."""
 from __future__ import annotations
 
-import json
 
 import logging
 from dataclasses import dataclass, field
@@ -18,7 +17,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
-from app.db import utcnow
+from app.db import json_param, utcnow
 from app.events import record_many
 from app.members.models import Identity, Member, MemberRole
 from app.referrals.models import Binding, Partner, PendingReferral, ReferralCode, StaffAssignment, Touch
@@ -93,14 +92,8 @@ def _insert_rows(session: Session, model, rows: list[dict], *, conflict: str = "
     sql = (f"INSERT INTO {table.name} ({', '.join(names)}) SELECT {', '.join(names)} "
            f"FROM jsonb_to_recordset(CAST(:rows AS jsonb)) AS x({spec}) {conflict}"
            + (f" RETURNING {returning}" if returning else ""))
-    result = session.execute(text(sql), {"rows": json.dumps(rows, default=_json_default)})
+    result = session.execute(text(sql), {"rows": json_param(rows)})
     return result.all() if returning else []
-
-
-def _json_default(value):
-    if isinstance(value, datetime):
-        return value.isoformat()
-    raise TypeError(f"cannot send {type(value).__name__} as JSON")
 
 
 def touch(session: Session, *, scene: str | None, member_id: int, channel: str, new_follower: bool = False,
@@ -298,7 +291,7 @@ class _MemberState:
             "UPDATE members m SET referrer_id = v.r, bound_at = v.a "
             "FROM jsonb_to_recordset(CAST(:rows AS jsonb)) AS v(m bigint, r bigint, o bigint, a timestamptz) "
             "WHERE m.id = v.m AND m.referrer_id IS NOT DISTINCT FROM v.o RETURNING m.id"),
-            {"rows": json.dumps(rows)}).scalars())
+            {"rows": json_param(rows)}).scalars())
         return {r["m"] for r in rows if r["m"] not in changed}
 
 
