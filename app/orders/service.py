@@ -396,13 +396,15 @@ def _paid_batch(session: Session, items: list[tuple[int, ShopEvent]], now: datet
                 referrers_referrer=members[2] if len(members) > 2 else None, now=now)
         accrued.extend(rows_i)
         applied.append((i, e, head, members, rows_i))
-    accrue_commissions(session, accrued, now)
+    # The accrual locks the platform's commission_expense row, which every batch updates, until the commit: what
+    # does not need the commissions goes first, so concurrent batches wait on each other for less.
     _record_payers(session, [(head.order_id, e.payer_openid) for _i, e, head, _m, _r in applied])
+    record_many(session, [("order.paid", _paid_event(head.order_id, buyers[i], e.paid_fen, members))
+                          for i, e, head, members, _rows in applied])
+    accrue_commissions(session, accrued, now)
     for i, e, head, _members, rows_i in applied:
         parked = _apply_parked(session, e.shop_order_id, now) if head.parked else []
         out[i] = _paid_result(e, head.order_id, buyers[i], bool(head.is_first_order), head.plan_id, rows_i, parked)
-    record_many(session, [("order.paid", _paid_event(head.order_id, buyers[i], e.paid_fen, members))
-                          for i, e, head, members, _rows in applied])
     return out
 
 
