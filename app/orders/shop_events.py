@@ -12,6 +12,7 @@ EVENTS = ("paid", "completed", "refunded")
 BUYER_KEYS = ("unionid", "mini_openid", "oa_openid")
 MAX_FEN = 10 ** 12  # ten billion yuan: anything above is a unit mistake, not an order
 MAX_LINES = 500
+MAX_QUANTITY = 1_000_000  # of one product on one line; the column is a 32-bit integer
 CLOCK_SKEW = timedelta(minutes=10)
 
 
@@ -107,8 +108,9 @@ def parse_shop_event(data, now: datetime) -> ShopEvent:
         if not isinstance(item, dict):
             _fail("Each line must be an object.", "order_event_invalid", field=f"lines[{i}]")
         quantity = item.get("quantity")
-        if type(quantity) is not int or quantity < 1:
-            _fail("quantity must be a positive integer.", "order_event_invalid", field=f"lines[{i}].quantity")
+        if type(quantity) is not int or not 1 <= quantity <= MAX_QUANTITY:
+            _fail(f"quantity must be a positive integer of at most {MAX_QUANTITY}.", "order_event_invalid",
+                  field=f"lines[{i}].quantity")
         category = item.get("category") or ""
         if not isinstance(category, str) or len(category) > 64:
             _fail("category must be a string of at most 64 characters.", "order_event_invalid",

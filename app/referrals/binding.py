@@ -7,7 +7,6 @@ members.referrer_id is written only here, with a conditional UPDATE (compare-and
 so concurrent touches for one person bind exactly one referrer whatever the timing: the database decides."""
 from __future__ import annotations
 
-
 import logging
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta

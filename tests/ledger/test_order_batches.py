@@ -130,9 +130,12 @@ def test_refused_events_change_nothing_and_the_rest_of_the_batch_applies(session
     session.commit()
     bad_amount = paid("SO2", u, 100)
     bad_amount["lines"][0]["paid_fen"] = 100.5
+    bad_quantity = paid("SO3", u, 100)
+    bad_quantity["lines"][0]["quantity"] = 10 ** 30  # beyond any integer column: refused, not a database error
     results = ingest_order_events(session, [
         paid("SO1", u, 20000),
         bad_amount,
+        bad_quantity,
         paid("OLD", u, 99999),             # same order id, other lines: a conflict, not a replay
         paid("SO1", u, 20000),             # its twin in the same batch: a replay
         refunded("SO1", "R1", 30000),      # above the paid amount
@@ -141,12 +144,13 @@ def test_refused_events_change_nothing_and_the_rest_of_the_batch_applies(session
     ])
     session.commit()
     statuses = [r["status"] if r["status"] != "rejected" else r["error"]["code"] for r in results]
-    assert statuses == ["applied", "amount_not_integer", "order_event_conflict", "duplicate",
+    assert statuses == ["applied", "amount_not_integer", "order_event_invalid", "order_event_conflict", "duplicate",
                         "refund_exceeds_paid", "order_not_found", "order_event_invalid"]
-    assert results[4]["error"]["status"] == 422 and results[4]["error"]["message"]
+    assert results[5]["error"]["status"] == 422 and results[5]["error"]["message"]
     session.expire_all()
     assert session.scalar(select(Order.refunded_fen).where(Order.shop_order_id == "SO1")) == 0
     assert session.scalar(select(Order).where(Order.shop_order_id == "SO2")) is None
+    assert session.scalar(select(Order).where(Order.shop_order_id == "SO3")) is None
     assert member_balances(session, parent.id)["pending"] == 3000  # 10 % of 10,000 + 20,000
     assert check_ledger(session).ok
 
