@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import func, select, text
+from sqlalchemy import func, insert, select, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -331,22 +331,28 @@ _ORDERS_PG = text(f"""
 
 
 def _paid_batch(session: Session, items: list[tuple[int, ShopEvent]], now: datetime) -> dict[int, dict | DomainError]:
-    """`paid` events of distinct shop order ids, set-based: the locks and buyers, then the orders, lines and
-    chains, then every commission with its ledger entry, each in one round trip for the whole batch. The rare
-    cases (a buyer seen for the first time or merged away, a remembered touch to bind, a replay, an earner
-    merged while we waited) take the one-order path for that order only."""
+    """`paid` events of distinct shop order ids, set-based: the locks and buyers, the buyers seen for the first
+    time, then the orders, lines and chains, then every commission with its ledger entry, each in one round trip
+    for the whole batch. The rare cases (a buyer merged away, a new buyer another order is creating right now, a
+    remembered touch to bind, a replay, an earner merged while we waited) take the one-order path for that order
+    only."""
     out: dict[int, dict | DomainError] = {}
     idents = [(k, e.buyer[k]) for _, e in items for k in BUYER_KEYS if e.buyer.get(k)]
     found = {(r.kind, r.value): r for r in session.execute(_LOCK_AND_FIND, {
         "keys": [e.shop_order_id for _, e in items], "kinds": [k for k, _ in idents],
         "values": [v for _, v in idents]})}
+    hits = {i: next((found[(k, e.buyer[k])] for k in BUYER_KEYS if (k, e.buyer.get(k)) in found), None)
+            for i, e in items}
+    created = _create_buyers(session, [(i, e) for i, e in items if hits[i] is None], now)
     buyers: dict[int, int] = {}
     to_confirm: set[int] = set()
     for i, e in items:
-        hit = next((found[(k, e.buyer[k])] for k in BUYER_KEYS if (k, e.buyer.get(k)) in found), None)
+        hit = hits[i]
         if hit is not None and hit.status != "merged":
             buyer_id, pending = hit.id, hit.pending_referral
-        else:  # first sight (create) or merged away (follow): the one-buyer path, under the same locks
+        elif i in created:
+            buyer_id, pending = created[i], False  # a member created just now has no remembered touch
+        else:  # merged away (follow), or first sight not created above: the one-buyer path, under the same locks
             try:
                 buyer_id, pending = _find_or_create_buyer(session, e.buyer, lock_order=e.shop_order_id)
             except DomainError as err:
@@ -406,6 +412,40 @@ def _paid_batch(session: Session, items: list[tuple[int, ShopEvent]], now: datet
         parked = _apply_parked(session, e.shop_order_id, now) if head.parked else []
         out[i] = _paid_result(e, head.order_id, buyers[i], bool(head.is_first_order), head.plan_id, rows_i, parked)
     return out
+
+
+def _create_buyers(session: Session, items: list[tuple[int, ShopEvent]], now: datetime) -> dict[int, int]:
+    """Members for buyers none of whose identities exists yet, in two statements for the batch: {item: member}.
+
+    Orders of one new buyer (the same identities) share one member. Left out, for the one-buyer path: buyers
+    whose identities overlap another new buyer's without being the same, and all of them when an identity was
+    created meanwhile by a concurrent first order (the unique (kind, value) refuses it and the savepoint undoes
+    the lot; that path then finds the winner)."""
+    groups: dict[tuple, list[int]] = {}
+    for i, e in items:
+        groups.setdefault(tuple((k, e.buyer[k]) for k in BUYER_KEYS if e.buyer.get(k)), []).append(i)
+    owner: dict[tuple[str, str], tuple] = {}
+    overlapping = set()
+    for key in groups:
+        for ident in key:
+            if owner.setdefault(ident, key) != key:
+                overlapping.update((key, owner[ident]))
+    todo = [(key, members) for key, members in groups.items() if key not in overlapping]
+    if not todo:
+        return {}
+    nickname = {i: e.buyer.get("nickname") or "" for i, e in items}
+    members_t, identities_t = Member.__table__, Identity.__table__
+    try:
+        with session.begin_nested():
+            ids = session.scalars(insert(members_t).returning(members_t.c.id, sort_by_parameter_order=True), [
+                {"nickname": nickname[members[0]], "avatar_url": "", "status": "active", "created_at": now,
+                 "updated_at": now} for _key, members in todo]).all()
+            session.execute(insert(identities_t), [
+                {"member_id": member_id, "kind": kind, "value": value, "created_at": now}
+                for (key, _members), member_id in zip(todo, ids, strict=True) for kind, value in key])
+    except IntegrityError:
+        return {}
+    return {i: member_id for (_key, members), member_id in zip(todo, ids, strict=True) for i in members}
 
 
 def _record_payers(session: Session, pairs: list[tuple[int, str | None]]) -> None:

@@ -5,7 +5,7 @@ import random
 import time
 
 import pytest
-from sqlalchemy import select, text
+from sqlalchemy import func, select, text
 
 from app.commissions.models import Commission
 from app.db import Base
@@ -18,7 +18,7 @@ from app.referrals import binding, codes
 from app.referrals.saved_rules import update_rules
 from tests.conftest import empty_tables
 from tests.factories import completed, days_ago, paid, refunded
-from tests.racing import errors, race
+from tests.racing import Background, errors, in_transaction, race
 
 SETTLEMENT_TABLES = ("journal_lines", "journal_entries", "ledger_accounts", "commissions", "order_refunds",
                      "order_lines", "parked_order_events", "orders")
@@ -268,4 +268,49 @@ def test_the_webhook_retries_a_batch_postgresql_aborted_as_a_deadlock_and_applie
     session.expire_all()
     assert session.execute(text("SELECT COUNT(*) FROM orders")).scalar() == 1
     assert member_balances(session, parent.id)["pending"] == 1000
+    assert check_ledger(session).ok
+
+
+@pytest.mark.sqlite
+def test_first_seen_buyers_in_a_batch_become_one_member_each(session, world):
+    world.plan()
+    known = world.member("K", unionid="u-known")
+    session.commit()
+    before = session.scalar(select(func.count()).select_from(Member))
+    results = ingest_order_events(session, [
+        paid("SO1", "u-new", 100), paid("SO2", None, 200, unionid="u-both", mini_openid="m-both"),
+        paid("SO3", "u-new", 300), paid("SO4", "u-known", 400),
+        paid("SO5", None, 500, mini_openid="m-shared"),  # these two overlap without being the same identities:
+        paid("SO6", None, 600, mini_openid="m-shared", oa_openid="oa-shared"),  # the first one's member buys again
+    ])
+    session.commit()
+    assert [r["status"] for r in results] == ["applied"] * 6
+    owner = dict(session.execute(select(Identity.value, Identity.member_id)).all())
+    buyer = {r["shop_order_id"]: r["buyer_id"] for r in results}
+    assert buyer["SO1"] == buyer["SO3"] == owner["u-new"]
+    assert buyer["SO2"] == owner["u-both"] == owner["m-both"]
+    assert buyer["SO4"] == known.id
+    assert buyer["SO5"] == buyer["SO6"] == owner["m-shared"]
+    assert session.scalar(select(func.count()).select_from(Member)) == before + 3
+    assert [r["is_first_order"] for r in results] == [True, True, False, True, True, False]
+
+
+def test_a_new_buyer_another_order_is_creating_is_found_not_duplicated(rt, session, world):
+    world.plan()
+    session.commit()
+    before = session.scalar(select(func.count()).select_from(Member))
+    first = rt.sessions()
+    ingest_order_event(first, paid("SO-A", "u-race", 100))  # creates the buyer, not committed yet
+    batch = Background(in_transaction(rt, lambda s: ingest_order_events(s, [
+        paid("SO-B", "u-race", 200), paid("SO-C", "u-other", 300)])))
+    time.sleep(1.0)  # the batch is creating the same buyer and waits on the identity's unique index
+    first.commit()
+    first.close()
+    results = batch.result(timeout=20)
+    assert [r["status"] for r in results] == ["applied", "applied"]
+    owner = dict(session.execute(select(Identity.value, Identity.member_id)).all())
+    a = session.scalar(select(Order.buyer_id).where(Order.shop_order_id == "SO-A"))
+    assert results[0]["buyer_id"] == a == owner["u-race"] and results[0]["is_first_order"] is False
+    assert results[1]["buyer_id"] == owner["u-other"] and results[1]["is_first_order"] is True
+    assert session.scalar(select(func.count()).select_from(Member)) == before + 2  # nothing left of the undone try
     assert check_ledger(session).ok
