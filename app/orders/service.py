@@ -440,9 +440,11 @@ def _create_buyers(session: Session, items: list[tuple[int, ShopEvent]], now: da
             ids = session.scalars(insert(members_t).returning(members_t.c.id, sort_by_parameter_order=True), [
                 {"nickname": nickname[members[0]], "avatar_url": "", "status": "active", "created_at": now,
                  "updated_at": now} for _key, members in todo]).all()
-            session.execute(insert(identities_t), [
+            # in (kind, value) order: two batches creating the same new buyers wait on each other, never deadlock
+            session.execute(insert(identities_t), sorted((
                 {"member_id": member_id, "kind": kind, "value": value, "created_at": now}
-                for (key, _members), member_id in zip(todo, ids, strict=True) for kind, value in key])
+                for (key, _members), member_id in zip(todo, ids, strict=True) for kind, value in key),
+                key=lambda row: (row["kind"], row["value"])))
     except IntegrityError:
         return {}
     return {i: member_id for (_key, members), member_id in zip(todo, ids, strict=True) for i in members}

@@ -314,3 +314,18 @@ def test_a_new_buyer_another_order_is_creating_is_found_not_duplicated(rt, sessi
     assert results[1]["buyer_id"] == owner["u-other"] and results[1]["is_first_order"] is True
     assert session.scalar(select(func.count()).select_from(Member)) == before + 2  # nothing left of the undone try
     assert check_ledger(session).ok
+
+
+def test_batches_creating_the_same_new_buyers_in_opposite_orders_never_deadlock(rt, session, world):
+    world.plan()
+    session.commit()
+    for round_ in range(8):
+        a, b = f"u-a{round_}", f"u-b{round_}"
+        batches = [[paid(f"SO{round_}-1a", a, 100), paid(f"SO{round_}-1b", b, 100)],
+                   [paid(f"SO{round_}-2b", b, 100), paid(f"SO{round_}-2a", a, 100)]]
+        outcomes = race(2, lambda i: in_transaction(rt, ingest_order_events)(batches[i]))
+        assert not errors(outcomes), errors(outcomes)  # a deadlock would abort one batch
+        owner = dict(session.execute(select(Identity.value, Identity.member_id)
+                                     .where(Identity.value.in_([a, b]))).all())
+        assert {r["buyer_id"] for r in outcomes[0] + outcomes[1] if r["shop_order_id"].endswith("a")} == {owner[a]}
+        assert {r["buyer_id"] for r in outcomes[0] + outcomes[1] if r["shop_order_id"].endswith("b")} == {owner[b]}
