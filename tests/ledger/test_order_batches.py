@@ -323,7 +323,7 @@ def test_batches_creating_the_same_new_buyers_in_opposite_orders_never_deadlock(
         a, b = f"u-a{round_}", f"u-b{round_}"
         batches = [[paid(f"SO{round_}-1a", a, 100), paid(f"SO{round_}-1b", b, 100)],
                    [paid(f"SO{round_}-2b", b, 100), paid(f"SO{round_}-2a", a, 100)]]
-        outcomes = race(2, lambda i: in_transaction(rt, ingest_order_events)(batches[i]))
+        outcomes = race(2, lambda i, batches=batches: in_transaction(rt, ingest_order_events)(batches[i]))
         assert not errors(outcomes), errors(outcomes)  # a deadlock would abort one batch
         owner = dict(session.execute(select(Identity.value, Identity.member_id)
                                      .where(Identity.value.in_([a, b]))).all())
