@@ -74,15 +74,26 @@ def make_engine(url: str, **kwargs) -> Engine:
             IMMEDIATE, waiting like any writer): the rows it reads stay as read until the commit."""
             if getattr(clauseelement, "_for_update_arg", None) is None:
                 return
-            dbapi_conn = conn.connection.dbapi_connection
-            if not dbapi_conn.in_transaction:  # in one already: it has written, so it holds the lock
-                dbapi_conn.execute("BEGIN IMMEDIATE")
+            _begin_immediate(conn)
+
+        @event.listens_for(engine, "savepoint")
+        def _sqlite_savepoint(conn, _name):
+            """A SAVEPOINT outside a transaction starts a deferred one, which reads from a snapshot; in WAL mode a
+            write after another connection's commit then fails at once ("database is locked", no busy wait). A
+            savepoint (work that reads, then writes) therefore takes the write lock first too."""
+            _begin_immediate(conn)
 
         return engine
     kwargs.setdefault("pool_pre_ping", True)
     kwargs.setdefault("pool_size", 10)
     kwargs.setdefault("max_overflow", 20)
     return create_engine(url, **kwargs)
+
+
+def _begin_immediate(conn) -> None:
+    dbapi_conn = conn.connection.dbapi_connection
+    if not dbapi_conn.in_transaction:  # in one already: it has written, so it holds the lock
+        dbapi_conn.execute("BEGIN IMMEDIATE")
 
 
 def make_session_factory(engine: Engine) -> sessionmaker[Session]:
