@@ -136,15 +136,20 @@ def _find_or_create_buyer(session: Session, buyer: dict, lock_order: str | None 
             _lock_order_key(session, lock_order)
         try:
             with session.begin_nested():
-                member_id = session.execute(Member.__table__.insert().values(
-                    nickname=buyer.get("nickname") or "", avatar_url="", status="active",
-                    created_at=utcnow(), updated_at=utcnow()).returning(Member.__table__.c.id)).scalar_one()
+                member_id = session.execute(Member.__table__.insert().values(_buyer_member(buyer, utcnow()))
+                                            .returning(Member.__table__.c.id)).scalar_one()
                 session.execute(Identity.__table__.insert(), [
                     {"member_id": member_id, "kind": k, "value": v, "created_at": utcnow()} for k, v in wanted])
             return member_id, False  # a member created just now has no remembered touch
         except IntegrityError:
             continue
     raise Conflict("Could not settle who the buyer is; retry.", code="buyer_race")
+
+
+def _buyer_member(buyer: dict, now: datetime) -> dict:
+    """The members row of a buyer seen for the first time."""
+    return {"nickname": buyer.get("nickname") or "", "avatar_url": "", "status": "active", "created_at": now,
+            "updated_at": now}
 
 
 _LOOKUP = """
@@ -433,13 +438,12 @@ def _create_buyers(session: Session, items: list[tuple[int, ShopEvent]], now: da
     todo = [(key, members) for key, members in groups.items() if key not in overlapping]
     if not todo:
         return {}
-    nickname = {i: e.buyer.get("nickname") or "" for i, e in items}
+    buyer_of = dict(items)
     members_t, identities_t = Member.__table__, Identity.__table__
     try:
         with session.begin_nested():
             ids = session.scalars(insert(members_t).returning(members_t.c.id, sort_by_parameter_order=True), [
-                {"nickname": nickname[members[0]], "avatar_url": "", "status": "active", "created_at": now,
-                 "updated_at": now} for _key, members in todo]).all()
+                _buyer_member(buyer_of[members[0]].buyer, now) for _key, members in todo]).all()
             # in (kind, value) order: two batches creating the same new buyers wait on each other, never deadlock
             session.execute(insert(identities_t), sorted((
                 {"member_id": member_id, "kind": kind, "value": value, "created_at": now}

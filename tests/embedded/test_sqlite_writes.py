@@ -40,6 +40,7 @@ def test_a_savepoint_that_reads_then_writes_waits_for_a_concurrent_writer_instea
     with engine.connect() as conn:
         assert conn.execute(text("SELECT referrer_id, nickname FROM members ORDER BY id")).all() == [
             (2, "guest"), (None, "renamed")]
-    binding.close(), other.close()
+    binding.close()
+    other.close()
     engine.dispose()
 
